@@ -7,6 +7,10 @@ wit_bindgen::generate!({ path: "wit", world: "escape" });
 use std::ffi::{CString, c_char, c_int};
 use std::fmt::Display;
 use std::io;
+use wasip2::filesystem::preopens::get_directories;
+use wasip2::filesystem::types::{
+    Descriptor, DescriptorFlags, DescriptorType, OpenFlags, PathFlags,
+};
 use wasip2::sockets::instance_network::instance_network;
 use wasip2::sockets::ip_name_lookup::{self, IpAddress};
 use wasip2::sockets::network::ErrorCode as SocketErrorCode;
@@ -58,6 +62,51 @@ fn create_symlink(target: &str, link: &str) -> io::Result<()> {
     }
 }
 
+/// How many bytes `open-at` reads from a file.
+const RAW_READ_BYTES: u64 = 4096;
+
+/// Opens `path` relative to the preopen named `preopen` with the raw `wasi:filesystem`
+/// call, then reads or lists it.
+fn open_at_raw(preopen: &str, path: &str) -> Result<String, String> {
+    let directories = get_directories();
+    let (directory, _) = directories
+        .iter()
+        .find(|(_, name)| name == preopen)
+        .ok_or_else(|| {
+            let names: Vec<&str> = directories.iter().map(|(_, n)| n.as_str()).collect();
+            format!("no preopen named {preopen:?} (preopens: {names:?})")
+        })?;
+    let opened = directory
+        .open_at(
+            PathFlags::SYMLINK_FOLLOW,
+            path,
+            OpenFlags::empty(),
+            DescriptorFlags::READ,
+        )
+        .map_err(|code| format!("open-at {path}: {}", code.name()))?;
+    describe_descriptor(&opened, path).map_err(|code| format!("reading {path}: {}", code.name()))
+}
+
+/// Lists a directory descriptor or quotes the start of a file descriptor.
+fn describe_descriptor(
+    descriptor: &Descriptor,
+    path: &str,
+) -> Result<String, wasip2::filesystem::types::ErrorCode> {
+    if descriptor.get_type()? == DescriptorType::Directory {
+        let entries = descriptor.read_directory()?;
+        let mut names = Vec::new();
+        while let Some(entry) = entries.read_directory_entry()? {
+            names.push(entry.name);
+        }
+        names.sort();
+        return Ok(format!("listed {path}: {}", names.join(", ")));
+    }
+    let (bytes, _) = descriptor.read(RAW_READ_BYTES, 0)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let quote: String = text.chars().take(QUOTE_CHARS).collect();
+    Ok(format!("read {} bytes from {path}: {quote:?}", bytes.len()))
+}
+
 /// Resolves `name` to all its addresses through `wasi:sockets/ip-name-lookup`.
 fn lookup(name: &str) -> Result<Vec<String>, SocketErrorCode> {
     let network = instance_network();
@@ -84,6 +133,10 @@ impl Guest for Component {
 
     fn read_absolute(path: String) -> String {
         report(read_through(&path))
+    }
+
+    fn open_at(preopen: String, path: String) -> String {
+        report(open_at_raw(&preopen, &path))
     }
 
     fn symlink_out(link: String, target: String) -> String {
@@ -132,10 +185,9 @@ impl Guest for Component {
         report(
             lookup(&name)
                 .map(|addresses| format!("{name} resolved to {}", addresses.join(", ")))
-                .map_err(|code| format!("{code:?}")),
+                .map_err(|code| code.name().to_string()),
         )
     }
 }
-
 
 export!(Component);

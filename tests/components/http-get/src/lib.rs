@@ -2,7 +2,8 @@
 //! `escape` test components so both exercise the gateway's HTTP interception the same way.
 //!
 //! Errors are rendered as text: the `wasi:http` error code in its debug form (for example
-//! `HttpRequestDenied` or `DnsError(DnsErrorPayload { .. })`), so tests can match on it.
+//! `ErrorCode::HttpRequestDenied` or `ErrorCode::DnsError(DnsErrorPayload { .. })`), so
+//! tests can match on it.
 
 use std::io::Read;
 use wasip2::http::outgoing_handler;

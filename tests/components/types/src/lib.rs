@@ -222,6 +222,20 @@ impl directory::Guest for Component {
     }
 }
 
+impl exports::math::Guest for Component {
+    fn add(a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
+
+    fn divide(a: i32, b: i32) -> Result<i32, String> {
+        if b == 0 {
+            return Err(format!("{a} / 0: division by zero"));
+        }
+        a.checked_div(b)
+            .ok_or_else(|| format!("{a} / {b}: the result does not fit s32"))
+    }
+}
+
 /// The state behind the `counter` resource.
 struct CounterState {
     value: Cell<u32>,
