@@ -2,14 +2,13 @@
 //!
 //! `component("types")` builds all components once per test process with
 //! `scripts/build-components` and returns the path of `types.wasm`. Concurrent test
-//! processes are safe: cargo's own lock on the target directory serialises their builds.
+//! processes are safe: the script holds a lock around its cargo build and docs step.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 /// The names of the test components, in `tests/components/`.
-#[allow(dead_code)] // Not every test binary that includes this module lists them.
 pub const COMPONENTS: [&str; 6] = ["types", "fetch", "files", "echo", "misbehave", "escape"];
 
 /// The absolute path of the built test component `name` (e.g. `"fetch"`), building all of
