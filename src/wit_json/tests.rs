@@ -1526,3 +1526,315 @@ fn converted_arguments_type_check_in_wasmtime() {
     let refused = wasmtime_accepts(&component, "draw", &vals).unwrap_err();
     assert!(refused.contains("expected field `x`"), "{refused}");
 }
+
+// ---------------------------------------------------------------- composite schema shapes
+
+#[test]
+fn composite_schema_shapes() {
+    assert_eq!(
+        schema(&shape()),
+        json!({
+            "oneOf": [
+                {"type": "object", "properties": {"circle": schema(&WitType::F64)},
+                 "required": ["circle"], "additionalProperties": false},
+                {"type": "object", "properties": {"point": {"type": "null"}},
+                 "required": ["point"], "additionalProperties": false},
+            ],
+            "title": "shape",
+        })
+    );
+    assert_eq!(
+        schema(&WitType::Result {
+            ok: Some(Box::new(WitType::Bool)),
+            err: None
+        }),
+        json!({"oneOf": [
+            {"type": "object", "properties": {"ok": {"type": "boolean"}},
+             "required": ["ok"], "additionalProperties": false},
+            {"type": "object", "properties": {"err": {"type": "null"}},
+             "required": ["err"], "additionalProperties": false},
+        ]})
+    );
+    assert_eq!(
+        schema(&option(option(WitType::Bool))),
+        json!({"anyOf": [
+            {"type": "null"},
+            {"type": "object", "properties": {"some": {"anyOf": [{"type": "null"}, {"type": "boolean"}]}},
+             "required": ["some"], "additionalProperties": false},
+        ]})
+    );
+    assert_eq!(
+        schema(&record(
+            "point",
+            &[("x", WitType::Bool), ("long-name", WitType::String)]
+        )),
+        json!({
+            "type": "object",
+            "properties": {"x": {"type": "boolean"}, "long-name": {"type": "string"}},
+            "required": ["x", "long-name"],
+            "additionalProperties": false,
+            "title": "point",
+        })
+    );
+    assert_eq!(
+        schema(&WitType::Map(
+            Box::new(WitType::Char),
+            Box::new(WitType::Bool)
+        )),
+        json!({
+            "type": "array",
+            "items": {"type": "array", "prefixItems": [schema(&WitType::Char), {"type": "boolean"}],
+                      "minItems": 2, "maxItems": 2, "items": false},
+            "description": "a map, as [key, value] pairs",
+        })
+    );
+    assert_eq!(
+        schema(&WitType::S64),
+        json!({
+            "anyOf": [
+                {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+                {"type": "string", "pattern": "^(0|-?[1-9][0-9]{0,18})$"},
+            ],
+            "description": "64-bit signed integer (-9223372036854775808..=9223372036854775807); integers beyond ±2^53−1 as decimal strings",
+        })
+    );
+    // Text `-0` is a float zero with its sign.
+    let minus_zero: Value = serde_json::from_str("-0").unwrap();
+    match json_to_val(&WitType::F64, &minus_zero).unwrap() {
+        Val::Float64(v) => assert!(v == 0.0 && v.is_sign_negative()),
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- generated types and values
+
+/// A small deterministic PRNG (xorshift64*), so the generated cases are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+}
+
+fn gen_type(rng: &mut Rng, depth: usize) -> WitType {
+    let leaf = depth >= 4 || rng.below(3) == 0;
+    let choice = if leaf {
+        rng.below(13)
+    } else {
+        13 + rng.below(12)
+    };
+    let mut inner = |rng: &mut Rng| Box::new(gen_type(rng, depth + 1));
+    let names = |rng: &mut Rng, prefix: &str| -> Vec<Named> {
+        (0..1 + rng.below(4))
+            .map(|i| Named {
+                name: format!("{prefix}-{i}"),
+                docs: None,
+            })
+            .collect()
+    };
+    match choice {
+        0 => WitType::Bool,
+        1 => WitType::S8,
+        2 => WitType::U8,
+        3 => WitType::S16,
+        4 => WitType::U16,
+        5 => WitType::S32,
+        6 => WitType::U32,
+        7 => WitType::S64,
+        8 => WitType::U64,
+        9 => WitType::F32,
+        10 => WitType::F64,
+        11 => WitType::Char,
+        12 => WitType::String,
+        13 => WitType::List(inner(rng)),
+        14 => WitType::FixedList(inner(rng), rng.below(3) as u32),
+        15 => {
+            let key = if rng.below(2) == 0 {
+                Box::new(WitType::String)
+            } else {
+                inner(rng)
+            };
+            WitType::Map(key, inner(rng))
+        }
+        16 => WitType::Tuple(
+            (0..rng.below(4))
+                .map(|_| gen_type(rng, depth + 1))
+                .collect(),
+        ),
+        17 => WitType::Record(Record {
+            name: Some("r".into()),
+            docs: Some("a record".into()),
+            fields: (0..1 + rng.below(3))
+                .map(|i| Field {
+                    name: format!("f-{i}"),
+                    docs: None,
+                    ty: gen_type(rng, depth + 1),
+                })
+                .collect(),
+        }),
+        18 => WitType::Variant(Variant {
+            name: Some("v".into()),
+            docs: None,
+            cases: (0..1 + rng.below(3))
+                .map(|i| Case {
+                    name: format!("c-{i}"),
+                    docs: Some(format!("case {i}")),
+                    ty: (rng.below(2) == 0).then(|| gen_type(rng, depth + 1)),
+                })
+                .collect(),
+        }),
+        19 => WitType::Enum(Enum {
+            name: Some("e".into()),
+            docs: None,
+            cases: names(rng, "e"),
+        }),
+        20 | 21 => WitType::Option(inner(rng)),
+        22 => WitType::Result {
+            ok: (rng.below(2) == 0).then(|| inner(rng)),
+            err: (rng.below(2) == 0).then(|| inner(rng)),
+        },
+        _ => WitType::Flags(Flags {
+            name: None,
+            docs: None,
+            names: names(rng, "f"),
+        }),
+    }
+}
+
+fn gen_val(rng: &mut Rng, ty: &WitType) -> Val {
+    const SAFE: i64 = (1 << 53) - 1;
+    let r = rng.next();
+    let mut many = |rng: &mut Rng, ty: &WitType, n: usize| -> Vec<Val> {
+        (0..n).map(|_| gen_val(rng, ty)).collect()
+    };
+    match ty {
+        WitType::Bool => Val::Bool(rng.below(2) == 0),
+        WitType::S8 => Val::S8(rng.next() as i8),
+        WitType::U8 => Val::U8(rng.next() as u8),
+        WitType::S16 => Val::S16(rng.next() as i16),
+        WitType::U16 => Val::U16(rng.next() as u16),
+        WitType::S32 => Val::S32(rng.next() as i32),
+        WitType::U32 => Val::U32(rng.next() as u32),
+        WitType::S64 => Val::S64(rng.pick(&[
+            i64::MIN,
+            i64::MAX,
+            SAFE,
+            -SAFE,
+            SAFE + 1,
+            -SAFE - 1,
+            0,
+            r as i64,
+        ])),
+        WitType::U64 => Val::U64(rng.pick(&[u64::MAX, SAFE as u64, SAFE as u64 + 1, 0, r])),
+        WitType::F32 => Val::Float32(rng.pick(&[
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            f32::MAX,
+            f32::from_bits(r as u32),
+        ])),
+        WitType::F64 => Val::Float64(rng.pick(&[
+            f64::NAN,
+            f64::NEG_INFINITY,
+            -0.0,
+            f64::MIN,
+            f64::from_bits(r),
+        ])),
+        WitType::Char => {
+            Val::Char(char::from_u32(rng.next() as u32 % 0x11_0000).unwrap_or('\u{FFFD}'))
+        }
+        WitType::String => Val::String(rng.pick(&["", "a", "😀 é", "\"\\\n", "null"]).to_string()),
+        WitType::List(item) => {
+            let n = rng.below(4);
+            Val::List(many(rng, item, n))
+        }
+        WitType::FixedList(item, n) => Val::FixedLengthList(many(rng, item, *n as usize)),
+        WitType::Map(key, value) => {
+            let n = rng.below(4);
+            Val::Map(
+                (0..n)
+                    .map(|i| {
+                        // Object keys are unique, so string-keyed maps get distinct keys.
+                        let k = if **key == WitType::String {
+                            Val::String(format!("k{i}"))
+                        } else {
+                            gen_val(rng, key)
+                        };
+                        (k, gen_val(rng, value))
+                    })
+                    .collect(),
+            )
+        }
+        WitType::Tuple(types) => Val::Tuple(types.iter().map(|t| gen_val(rng, t)).collect()),
+        WitType::Record(r) => Val::Record(
+            r.fields
+                .iter()
+                .map(|f| (f.name.clone(), gen_val(rng, &f.ty)))
+                .collect(),
+        ),
+        WitType::Variant(v) => {
+            let case = &v.cases[rng.below(v.cases.len())];
+            Val::Variant(
+                case.name.clone(),
+                case.ty.as_ref().map(|t| Box::new(gen_val(rng, t))),
+            )
+        }
+        WitType::Enum(e) => Val::Enum(e.cases[rng.below(e.cases.len())].name.clone()),
+        WitType::Option(inner) => {
+            Val::Option((rng.below(3) != 0).then(|| Box::new(gen_val(rng, inner))))
+        }
+        WitType::Result { ok, err } => {
+            let payload = |rng: &mut Rng, t: &Option<Box<WitType>>| {
+                t.as_ref().map(|t| Box::new(gen_val(rng, t)))
+            };
+            if rng.below(2) == 0 {
+                Val::Result(Ok(payload(rng, ok)))
+            } else {
+                Val::Result(Err(payload(rng, err)))
+            }
+        }
+        WitType::Flags(f) => Val::Flags(
+            f.names
+                .iter()
+                .filter(|_| rng.below(2) == 0)
+                .map(|n| n.name.clone())
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn generated_values_round_trip_and_match_their_schema() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut checked = 0;
+    for _ in 0..300 {
+        let ty = gen_type(&mut rng, 0);
+        let sch = schema(&ty);
+        jsonschema::draft202012::meta::validate(&sch).unwrap_or_else(|e| panic!("{e}: {sch:#}"));
+        let validator = jsonschema::draft202012::new(&sch).unwrap();
+        for _ in 0..10 {
+            let val = gen_val(&mut rng, &ty);
+            let json = val_to_json(&ty, &val).unwrap_or_else(|e| panic!("{ty:?} {val:?}: {e}"));
+            assert!(validator.is_valid(&json), "{json} vs {sch:#}");
+            let text = json.to_string();
+            let back = json_to_val(&ty, &serde_json::from_str(&text).unwrap())
+                .unwrap_or_else(|e| panic!("{ty:?}: {text}: {e}"));
+            assert_eq!(back, val, "{ty:?} via {text}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3000);
+}
