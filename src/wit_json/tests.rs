@@ -1635,7 +1635,7 @@ fn gen_type(rng: &mut Rng, depth: usize) -> WitType {
     } else {
         13 + rng.below(12)
     };
-    let mut inner = |rng: &mut Rng| Box::new(gen_type(rng, depth + 1));
+    let inner = |rng: &mut Rng| Box::new(gen_type(rng, depth + 1));
     let names = |rng: &mut Rng, prefix: &str| -> Vec<Named> {
         (0..1 + rng.below(4))
             .map(|i| Named {
@@ -1716,7 +1716,7 @@ fn gen_type(rng: &mut Rng, depth: usize) -> WitType {
 fn gen_val(rng: &mut Rng, ty: &WitType) -> Val {
     const SAFE: i64 = (1 << 53) - 1;
     let r = rng.next();
-    let mut many = |rng: &mut Rng, ty: &WitType, n: usize| -> Vec<Val> {
+    let many = |rng: &mut Rng, ty: &WitType, n: usize| -> Vec<Val> {
         (0..n).map(|_| gen_val(rng, ty)).collect()
     };
     match ty {
