@@ -1157,6 +1157,8 @@ world callable {
     export numbers: func(a: s8, b: u8, c: s16, d: u16, e: s32, f: u32, g: s64, h: u64, i: f32, j: f64, k: char, l: string, m: bool) -> tuple<u64, f32>;
     export nested: func(o: option<option<u32>>, l: list<tuple<string, option<point>>>, r: result, q: result<_, color>) -> option<point>;
     export fixed: func(rgb: list<u8, 3>, tags: map<string, u32>, ids: map<u32, string>);
+    /// Returns a constant (the test component's only function that does not trap).
+    export sample: func() -> tuple<u64, style, color, string>;
 }
 
 /// The above and functions that cannot be called with JSON.
@@ -1371,6 +1373,10 @@ fn deeply_nested_wit_is_refused() {
 /// it is entered, with a working allocator so that wasmtime can lower strings and lists. A call
 /// whose arguments wasmtime type-checks and lowers successfully therefore ends in that trap; a
 /// call with ill-typed arguments fails before entering.
+///
+/// The exception is `sample`, which returns a constant laid out in memory at 1024 by hand
+/// (canonical ABI of `tuple<u64, style, color, string>`: u64 at 0, flags byte at 8, enum byte at
+/// 9, string pointer and length at 12 and 16), so that we see what wasmtime lifts.
 fn trapping_component(resolve: &Resolve, world: WorldId) -> Vec<u8> {
     use wit_parser::abi::{AbiVariant, WasmType};
     use wit_parser::{LiftLowerAbi, ManglingAndAbi, WasmExport, WasmExportKind};
@@ -1401,8 +1407,13 @@ fn trapping_component(resolve: &Resolve, world: WorldId) -> Vec<u8> {
         );
         let params: Vec<&str> = sig.params.iter().map(core).collect();
         let results: Vec<&str> = sig.results.iter().map(core).collect();
+        let body = if func.name == "sample" {
+            "i32.const 1024"
+        } else {
+            "unreachable"
+        };
         wat.push_str(&format!(
-            "(func (export {name:?}) (param {}) (result {}) unreachable)\n",
+            "(func (export {name:?}) (param {}) (result {}) {body})\n",
             params.join(" "),
             results.join(" ")
         ));
@@ -1411,6 +1422,8 @@ fn trapping_component(resolve: &Resolve, world: WorldId) -> Vec<u8> {
     let realloc = resolve.wasm_export_name(mangling, WasmExport::Realloc);
     wat.push_str(&format!(
         r#"(memory (export {memory:?}) 16)
+        (data (i32.const 1024) "\ff\ff\ff\ff\ff\ff\ff\ff\03\01\00\00\4c\04\00\00\07\00\00\00")
+        (data (i32.const 1100) "hi \f0\9f\98\80")
         (global $next (mut i32) (i32.const 16))
         (func (export {realloc:?}) (param i32 i32 i32 i32) (result i32)
           (local $p i32)
@@ -1437,28 +1450,58 @@ fn trapping_component(resolve: &Resolve, world: WorldId) -> Vec<u8> {
         .unwrap()
 }
 
-/// Calls `func` of the component with `args`: `Ok(())` when wasmtime accepted the arguments (the
-/// guest then traps as designed), `Err(message)` when it refused them.
-fn wasmtime_accepts(component: &[u8], func: &str, args: &[Val]) -> Result<(), String> {
+/// Instantiates the component afresh and calls `func` with `args`.
+fn call_export(component: &[u8], func: &str, args: &[Val]) -> wasmtime::Result<Vec<Val>> {
     use wasmtime::component::{Component, Linker};
-    use wasmtime::{Config, Engine, Store, Trap};
+    use wasmtime::{Config, Engine, Store};
 
     let mut config = Config::new();
     config.wasm_component_model_map(true);
     config.wasm_component_model_fixed_length_lists(true);
-    let engine = Engine::new(&config).unwrap();
-    let component = Component::new(&engine, component).unwrap();
+    let engine = Engine::new(&config)?;
+    let component = Component::new(&engine, component)?;
     let mut store = Store::new(&engine, ());
-    let instance = Linker::<()>::new(&engine)
-        .instantiate(&mut store, &component)
-        .unwrap();
-    let f = instance.get_func(&mut store, func).unwrap();
+    let instance = Linker::<()>::new(&engine).instantiate(&mut store, &component)?;
+    let f = instance
+        .get_func(&mut store, func)
+        .ok_or_else(|| wasmtime::format_err!("no export {func}"))?;
     let mut results = vec![Val::Bool(false); f.ty(&store).results().len()];
-    let err = f.call(&mut store, args, &mut results).unwrap_err();
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::UnreachableCodeReached) => Ok(()),
+    f.call(&mut store, args, &mut results)?;
+    Ok(results)
+}
+
+/// `Ok(())` when wasmtime accepted the arguments (the guest then traps as designed),
+/// `Err(message)` when it refused them.
+fn wasmtime_accepts(component: &[u8], func: &str, args: &[Val]) -> Result<(), String> {
+    let err = match call_export(component, func, args) {
+        Ok(results) => return Err(format!("{func} returned {results:?}")),
+        Err(err) => err,
+    };
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::UnreachableCodeReached) => Ok(()),
         _ => Err(format!("{err:?}")),
     }
+}
+
+#[test]
+fn values_lifted_by_wasmtime_convert_to_json() {
+    let (resolve, world) = parse(SHAPES_WIT, "callable");
+    let component = trapping_component(&resolve, world);
+    let results = call_export(&component, "sample", &[]).unwrap();
+    let signature = sig(&resolve, world, "sample").unwrap();
+    let structured = result_to_json(&signature, &results).unwrap().unwrap();
+    let structured = Value::Object(structured);
+    assert_eq!(
+        structured,
+        json!({"result": ["18446744073709551615", ["bold", "italic"], "green", "hi 😀"]})
+    );
+    assert_schema_accepts(
+        &Value::Object(output_schema(&signature).unwrap()),
+        &structured,
+    );
+    // And back: the JSON converts to the very value wasmtime lifted.
+    let ty = signature.result.as_ref().unwrap();
+    assert_eq!(json_to_val(ty, &structured["result"]).unwrap(), results[0]);
 }
 
 #[test]
