@@ -2,8 +2,15 @@
 //! as MCP tools.
 //!
 //! The modules follow the call path (see `README.md` and `../shared/ARCHITECTURE.md`):
-//! `mcp` speaks the protocol, `gateway` sequences policy → audit → runtime, `runtime` and `host`
-//! run the component inside the limits and doors we guard, `policy` decides, `audit` records.
+//! `mcp` speaks the protocol, `gateway` sequences the pipeline, `runtime` and `host` run the
+//! component inside the limits and doors we guard, `wit_json` converts values and schemas.
 
 pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod host;
+pub mod identity;
+pub mod logging;
+pub mod mcp;
+pub mod runtime;
 pub mod wit_json;

@@ -28,16 +28,16 @@ fn an_unknown_component_name_is_a_clear_panic() {
 }
 
 /// The build puts the WIT doc comments into each component (`package-docs`), where
-/// `wit_component::decode` finds them: every world-level export function has its docs.
+/// `wit_parser::decoding::decode` (what the gateway uses) finds them: every world-level export function has its docs.
 #[test]
 fn world_level_functions_carry_their_docs() {
     for name in common::COMPONENTS {
         let path = common::component(name);
         let bytes =
             std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let decoded = wit_component::decode(&bytes)
+        let decoded = wit_parser::decoding::decode(&bytes)
             .unwrap_or_else(|e| panic!("decoding {}: {e:#}", path.display()));
-        let wit_component::DecodedWasm::Component(resolve, world) = decoded else {
+        let wit_parser::decoding::DecodedWasm::Component(resolve, world) = decoded else {
             panic!(
                 "{} decodes as a WIT package, not a component",
                 path.display()

@@ -1,23 +1,93 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
+mod call;
+mod serve;
+mod tools;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, MountConfig};
+use crate::logging::{self, LogFormat};
 
 /// Gatehouse: serve WebAssembly components to AI agents as MCP tools, behind Rego policies and
 /// an append-only audit log.
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about)]
 pub struct Cli {
+    /// Log line format (logs always go to stderr; filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Serve components as MCP tools over stdio (default) or streamable HTTP.
+    Serve(serve::ServeArgs),
+    /// Print the tools and JSON schemas a component yields.
+    Tools(tools::ToolsArgs),
+    /// Call one function of a component, with WAVE or JSON arguments.
+    Call(call::CallArgs),
+}
+
+/// How components reach the host; shared by `serve` and `call`.
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    /// Mount a host directory: HOST_DIR::GUEST_DIR (read-only) or HOST_DIR::GUEST_DIR::rw.
+    #[arg(long = "dir", value_name = "HOST::GUEST[::rw]")]
+    pub dirs: Vec<MountConfig>,
+    /// Allow outgoing HTTP to HOST or HOST:PORT (everything else is denied).
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
+    /// Directory for compiled components (default: $XDG_CACHE_HOME/gatehouse).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl HostArgs {
+    /// Adds the flags to a config (flags extend what the file says).
+    pub fn apply(&self, config: &mut Config) {
+        config.mounts.extend(self.dirs.iter().cloned());
+        config
+            .http
+            .allow_hosts
+            .extend(self.allow_hosts.iter().cloned());
+        if self.cache_dir.is_some() {
+            config.cache.dir = self.cache_dir.clone();
+        }
+    }
+}
 
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    // The server logs its life; one-shot commands only speak up when something is wrong.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "error",
+    };
+    logging::init(cli.log_format, default_level);
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Tools(args) => tools::run(args),
+        Command::Call(args) => call::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime for the commands that need one.
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gatehouse")
+        .build()?)
 }

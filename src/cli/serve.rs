@@ -1,0 +1,196 @@
+//! `gatehouse serve`: load the components and speak MCP on stdio or streamable HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::HostArgs;
+use crate::config::{ComponentConfig, Config};
+use crate::gateway::Gateway;
+use crate::identity::Transport;
+use crate::mcp::http::HttpOptions;
+use crate::mcp::{AuthenticatedPrincipal, McpServer};
+use crate::runtime::cache::CompileSource;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A gatehouse.toml; the flags below add to it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A component to serve: PATH or NAME=PATH (repeatable).
+    #[arg(long = "component", value_name = "[NAME=]PATH")]
+    pub components: Vec<String>,
+    /// Serve streamable HTTP on this address (endpoint /mcp) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// Reads the config file (if any) and applies the flags on top.
+pub(super) fn load_config(
+    config: Option<&PathBuf>,
+    components: &[String],
+    host: &HostArgs,
+) -> anyhow::Result<Config> {
+    let mut config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    for spec in components {
+        let (name, path) = match spec.split_once('=') {
+            Some((name, path)) => (Some(name.to_owned()), path),
+            None => (None, spec.as_str()),
+        };
+        config.components.push(ComponentConfig {
+            name,
+            path: PathBuf::from(path),
+            sha256: None,
+            exclude: Vec::new(),
+        });
+    }
+    host.apply(&mut config);
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(args.config.as_ref(), &args.components, &args.host)?;
+    if args.http.is_some() {
+        config.server.http = args.http;
+    }
+    if config.components.is_empty() {
+        anyhow::bail!("no components to serve: pass --component PATH or --config FILE");
+    }
+    let runtime = super::tokio_runtime()?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let gateway = Arc::new(Gateway::from_config(&config)?);
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_termination().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+    match config.server.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            print_banner(
+                &gateway,
+                &config,
+                &format!("streamable HTTP at http://{local}/mcp"),
+            );
+            let options = HttpOptions {
+                extra_hosts: config.server.allowed_hosts.clone(),
+                api_keys: config.api_keys.clone(),
+                allow_anonymous: config.server.allow_anonymous,
+                max_argument_bytes: usize::try_from(config.limits.max_argument_bytes)
+                    .unwrap_or(usize::MAX),
+            };
+            crate::mcp::http::serve(gateway, listener, options, shutdown).await?;
+        }
+        None => {
+            print_banner(&gateway, &config, "stdio");
+            let server = McpServer::new(
+                gateway,
+                Transport::Stdio,
+                AuthenticatedPrincipal {
+                    principal: config.server.stdio_principal.clone(),
+                    authenticated: true,
+                },
+            );
+            let max_line = usize::try_from(config.limits.max_argument_bytes).unwrap_or(usize::MAX)
+                + (64 << 10);
+            let service = rmcp::ServiceExt::serve(server, crate::mcp::stdio::transport(max_line))
+                .await
+                .context("MCP session on stdio failed to start")?;
+            tokio::select! {
+                result = service.waiting() => { result.context("MCP session on stdio failed")?; }
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_termination() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// A short summary on stderr: where we listen, what we serve, which files we use.
+fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
+    let mut banner = format!(
+        "gatehouse {} — MCP over {listening}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for component in gateway.components() {
+        let how = match component.compiled {
+            CompileSource::Cached => "loaded from cache",
+            CompileSource::Compiled => "compiled",
+        };
+        banner.push_str(&format!(
+            "  component {} — {} ({} KiB, {}, {how} in {} ms)\n",
+            component.name,
+            component.source.display(),
+            component.size_bytes.div_ceil(1024),
+            &component.digest[..19],
+            component.load_time.as_millis(),
+        ));
+        let names: Vec<&str> = component
+            .functions
+            .iter()
+            .map(|f| f.tool_name.as_str())
+            .collect();
+        banner.push_str(&format!("    tools: {}\n", names.join(", ")));
+        for skipped in &component.skipped {
+            banner.push_str(&format!(
+                "    not offered: {} — {}\n",
+                skipped.name, skipped.reason
+            ));
+        }
+    }
+    let mounts: Vec<String> = config
+        .mounts
+        .iter()
+        .map(|m| {
+            format!(
+                "{}→{}{}",
+                m.host.display(),
+                m.guest,
+                if m.writable { " (rw)" } else { "" }
+            )
+        })
+        .collect();
+    banner.push_str(&format!(
+        "  mounts: {}\n  outgoing HTTP allowed to: {}\n",
+        if mounts.is_empty() {
+            "none".to_owned()
+        } else {
+            mounts.join(", ")
+        },
+        if config.http.allow_hosts.is_empty() {
+            "nobody".to_owned()
+        } else {
+            config.http.allow_hosts.join(", ")
+        },
+    ));
+    eprint!("{banner}");
+}

@@ -1,0 +1,323 @@
+//! The `gatehouse.toml` file and the command-line flags that extend it.
+//!
+//! Relative paths in a config file are resolved against the file's own directory, so a config
+//! works the same whatever directory the gateway is started from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything the gateway needs to start, after the config file and the flags are merged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default, rename = "components")]
+    pub components: Vec<ComponentConfig>,
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default, rename = "api_keys")]
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+/// How the gateway listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Streamable HTTP listener (`127.0.0.1:8787`); without it the gateway speaks MCP on stdio.
+    pub http: Option<SocketAddr>,
+    /// Extra `Host` names the HTTP listener accepts besides its own address and `localhost`
+    /// (DNS-rebinding protection: anything else is refused).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Principal given to the single client on stdio (the process that started us).
+    #[serde(default = "default_stdio_principal")]
+    pub stdio_principal: String,
+    /// Whether HTTP requests without an API key are served as principal `anonymous`.
+    #[serde(default = "default_true")]
+    pub allow_anonymous: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: None,
+            allowed_hosts: Vec::new(),
+            stdio_principal: default_stdio_principal(),
+            allow_anonymous: true,
+        }
+    }
+}
+
+fn default_stdio_principal() -> String {
+    "local".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One component served as tools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Prefix of the component's tool names; defaults to the file name without extension.
+    pub name: Option<String>,
+    pub path: PathBuf,
+    /// Expected `sha256:<hex>` digest; a mismatch refuses the load.
+    pub sha256: Option<String>,
+    /// Exported function names that are not offered as tools (toolchain entry points, helpers).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// A host directory made visible to components (`--dir HOST::GUEST[::rw]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    pub host: PathBuf,
+    pub guest: String,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+impl std::str::FromStr for MountConfig {
+    type Err = String;
+
+    /// Parses wasmtime's `HOST::GUEST` convention, with an optional `::rw` (or `::ro`) suffix.
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = spec.split("::").collect();
+        let (host, guest, writable) = match parts.as_slice() {
+            [host] => (*host, *host, false),
+            [host, guest] => (*host, *guest, false),
+            [host, guest, "rw"] => (*host, *guest, true),
+            [host, guest, "ro"] => (*host, *guest, false),
+            [_, _, mode] => {
+                return Err(format!(
+                    "--dir {spec:?}: unknown mode {mode:?} (expected `rw` or `ro`)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "--dir {spec:?}: expected HOST_DIR::GUEST_DIR[::rw]"
+                ));
+            }
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!(
+                "--dir {spec:?}: host and guest directories must not be empty"
+            ));
+        }
+        Ok(MountConfig {
+            host: PathBuf::from(host),
+            guest: guest.to_owned(),
+            writable,
+        })
+    }
+}
+
+/// Outgoing HTTP until per-request policy decides: deny all but these `host` or `host:port`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+}
+
+/// Per-call sandbox limits (defaults; a policy decision may tighten them later).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_memory_bytes")]
+    pub memory_bytes: u64,
+    #[serde(default = "default_max_result_bytes")]
+    pub max_result_bytes: u64,
+    /// Largest arguments object accepted from an agent, in bytes of JSON.
+    #[serde(default = "default_max_argument_bytes")]
+    pub max_argument_bytes: u64,
+    /// Calls running at once across all components; further calls wait for a slot.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            timeout_ms: default_timeout_ms(),
+            memory_bytes: default_memory_bytes(),
+            max_result_bytes: default_max_result_bytes(),
+            max_argument_bytes: default_max_argument_bytes(),
+            max_concurrent_calls: default_max_concurrent_calls(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_memory_bytes() -> u64 {
+    256 << 20
+}
+fn default_max_result_bytes() -> u64 {
+    4 << 20
+}
+fn default_max_argument_bytes() -> u64 {
+    1 << 20
+}
+fn default_max_concurrent_calls() -> u32 {
+    64
+}
+
+/// Where compiled components are kept between runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Defaults to `$XDG_CACHE_HOME/gatehouse` (or `~/.cache/gatehouse`).
+    pub dir: Option<PathBuf>,
+}
+
+impl CacheConfig {
+    /// The cache directory to use; `None` only when no home directory can be found.
+    pub fn resolved_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("gatehouse"))
+    }
+}
+
+/// An HTTP API key and the principal it authenticates. Only the key's SHA-256 is configured,
+/// so the config file holds no secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    pub principal: String,
+    /// Hex SHA-256 of the key (`printf %s KEY | sha256sum`).
+    pub key_sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads a `gatehouse.toml`, resolving its relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_relative_to(base);
+        Ok(config)
+    }
+
+    fn resolve_relative_to(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for component in &mut self.components {
+            resolve(&mut component.path);
+        }
+        for mount in &mut self.mounts {
+            resolve(&mut mount.host);
+        }
+        if let Some(dir) = &mut self.cache.dir {
+            resolve(dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_specs_follow_wasmtime_convention() {
+        let m: MountConfig = "/data::/in".parse().unwrap();
+        assert_eq!(
+            (m.host.to_str(), m.guest.as_str(), m.writable),
+            (Some("/data"), "/in", false)
+        );
+        let m: MountConfig = "./out::/out::rw".parse().unwrap();
+        assert!(m.writable);
+        let m: MountConfig = "/same".parse().unwrap();
+        assert_eq!(m.guest, "/same");
+        assert!(
+            "/a::/b::rx"
+                .parse::<MountConfig>()
+                .unwrap_err()
+                .contains("unknown mode")
+        );
+        assert!("::/b".parse::<MountConfig>().is_err());
+    }
+
+    #[test]
+    fn config_paths_resolve_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gatehouse.toml");
+        std::fs::write(
+            &file,
+            r#"
+            [server]
+            http = "127.0.0.1:8787"
+            [[components]]
+            path = "c/types.wasm"
+            [[mounts]]
+            host = "data"
+            guest = "/data"
+            writable = true
+            [limits]
+            timeout_ms = 500
+            "#,
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.components[0].path, dir.path().join("c/types.wasm"));
+        assert_eq!(config.mounts[0].host, dir.path().join("data"));
+        assert_eq!(config.limits.timeout_ms, 500);
+        assert_eq!(config.limits.memory_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gatehouse.toml");
+        std::fs::write(&file, "[limits]\ntimeout = 5\n").unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("unknown field `timeout`"), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! Streamable HTTP transport: `POST/GET/DELETE /mcp` on a local listener.
+//!
+//! Two guards run before MCP sees a request: DNS-rebinding protection (the `Host` must be the
+//! listener's own authority or an operator-listed name; a browser `Origin` must match it) and
+//! caller authentication (an API key as `Authorization: Bearer KEY`; without one the caller is
+//! `anonymous`, or refused when anonymous access is off).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{AuthenticatedPrincipal, McpServer};
+use crate::config::ApiKeyConfig;
+use crate::gateway::Gateway;
+use crate::identity::{Caller, Transport};
+
+/// Room for the JSON-RPC envelope around the largest arguments object we accept.
+const ENVELOPE_BYTES: usize = 64 << 10;
+
+/// How the HTTP listener admits requests.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Extra `Host` names (besides the listener's own address) that are accepted.
+    pub extra_hosts: Vec<String>,
+    pub api_keys: Vec<ApiKeyConfig>,
+    pub allow_anonymous: bool,
+    pub max_argument_bytes: usize,
+}
+
+/// API keys by the SHA-256 of the key: hashing before the lookup keeps the comparison free of
+/// timing leaks about the key itself, and the config never holds the key.
+#[derive(Debug, Clone)]
+struct Authenticator {
+    keys: Arc<HashMap<String, String>>,
+    allow_anonymous: bool,
+}
+
+impl Authenticator {
+    fn authenticate(&self, request: &Request) -> Result<AuthenticatedPrincipal, &'static str> {
+        let Some(header) = request.headers().get(http::header::AUTHORIZATION) else {
+            return if self.allow_anonymous {
+                Ok(AuthenticatedPrincipal {
+                    principal: Caller::ANONYMOUS.to_owned(),
+                    authenticated: false,
+                })
+            } else {
+                Err("an API key is required: send `Authorization: Bearer <key>`")
+            };
+        };
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or("malformed Authorization header: expected `Bearer <key>`")?;
+        let digest = hex::encode(Sha256::digest(key.trim().as_bytes()));
+        self.keys
+            .get(&digest)
+            .map(|principal| AuthenticatedPrincipal {
+                principal: principal.clone(),
+                authenticated: true,
+            })
+            .ok_or("unknown API key")
+    }
+}
+
+async fn authenticate(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match auth.authenticate(&request) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "HTTP request refused");
+            let mut response =
+                json_rpc_error(http::StatusCode::UNAUTHORIZED, -32001, reason.to_owned());
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+/// Answers a POST whose body is not JSON-RPC with a JSON-RPC error (`-32700` parse error,
+/// `-32600` invalid request) instead of the transport's plain-text 400, so every client gets
+/// an error it can parse. Valid messages pass through unchanged.
+async fn require_json_rpc(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    if request.method() != http::Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return json_rpc_error(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                format!("request body is larger than {limit} bytes"),
+            );
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(error) => {
+            return json_rpc_error(
+                http::StatusCode::BAD_REQUEST,
+                -32700,
+                format!("parse error: {error}"),
+            );
+        }
+    };
+    if let Err(error) = serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
+        return json_rpc_error(
+            http::StatusCode::BAD_REQUEST,
+            -32600,
+            format!("invalid JSON-RPC request: {error}"),
+        );
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn json_rpc_error(status: http::StatusCode, code: i32, message: String) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The `Host` authorities and browser origins the listener at `addr` answers to.
+fn own_authorities(addr: SocketAddr, extra_hosts: &[String]) -> (Vec<String>, Vec<String>) {
+    let port = addr.port();
+    let mut hosts = vec![match addr {
+        SocketAddr::V4(v4) => format!("{}:{port}", v4.ip()),
+        SocketAddr::V6(v6) => format!("[{}]:{port}", v6.ip()),
+    }];
+    if addr.ip().is_loopback() {
+        hosts.push(format!("localhost:{port}"));
+    }
+    hosts.extend(extra_hosts.iter().cloned());
+    let origins = hosts
+        .iter()
+        .flat_map(|host| [format!("http://{host}"), format!("https://{host}")])
+        .collect();
+    (hosts, origins)
+}
+
+/// Serves MCP on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let (hosts, origins) = own_authorities(addr, &options.extra_hosts);
+    let max_body_bytes = options.max_argument_bytes + ENVELOPE_BYTES;
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .with_max_request_body_bytes(max_body_bytes)
+        .with_cancellation_token(shutdown.child_token());
+    let anonymous = AuthenticatedPrincipal {
+        principal: Caller::ANONYMOUS.to_owned(),
+        authenticated: false,
+    };
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(McpServer::new(
+                gateway.clone(),
+                Transport::Http,
+                anonymous.clone(),
+            ))
+        },
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let auth = Authenticator {
+        keys: Arc::new(
+            options
+                .api_keys
+                .iter()
+                .map(|k| (k.key_sha256.to_ascii_lowercase(), k.principal.clone()))
+                .collect(),
+        ),
+        allow_anonymous: options.allow_anonymous,
+    };
+    let router = Router::new()
+        .route_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(
+            max_body_bytes,
+            require_json_rpc,
+        ))
+        .layer(middleware::from_fn_with_state(auth, authenticate))
+        .fallback(|| async {
+            (
+                http::StatusCode::NOT_FOUND,
+                "not found: the MCP endpoint is /mcp",
+            )
+        });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,178 @@
+//! The MCP face of the gateway: an rmcp `ServerHandler` that lists the gateway's tools and
+//! hands every `tools/call` to [`Gateway::call`]. It knows callers and JSON, not wasmtime.
+//!
+//! Protocol errors (unknown method, malformed JSON-RPC, a request before `initialize`) are
+//! answered by rmcp with JSON-RPC errors; unknown tools get `-32602`; everything that happens
+//! to a known tool (bad arguments, a trap, a limit) is a tool result with `isError: true`, so
+//! the agent can read it and correct itself.
+
+pub mod http;
+pub mod stdio;
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool as McpTool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use crate::gateway::{CallResult, Gateway, Tool};
+use crate::identity::{Caller, ClientInfo, Transport};
+
+/// What the HTTP layer learned about the caller before the request reached MCP.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedPrincipal {
+    pub principal: String,
+    pub authenticated: bool,
+}
+
+/// One MCP session's view of the gateway.
+#[derive(Clone)]
+pub struct McpServer {
+    gateway: Arc<Gateway>,
+    transport: Transport,
+    /// Principal for transports without per-request authentication (stdio).
+    default_principal: AuthenticatedPrincipal,
+}
+
+impl McpServer {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        transport: Transport,
+        default_principal: AuthenticatedPrincipal,
+    ) -> Self {
+        McpServer {
+            gateway,
+            transport,
+            default_principal,
+        }
+    }
+
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        let from_http = context
+            .extensions
+            .get::<::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<AuthenticatedPrincipal>());
+        let principal = from_http.unwrap_or(&self.default_principal);
+        Caller {
+            principal: principal.principal.clone(),
+            authenticated: principal.authenticated,
+            transport: self.transport,
+            client: context.client_info().map(|info| ClientInfo {
+                name: info.name,
+                version: info.version,
+            }),
+        }
+    }
+}
+
+/// The MCP description of a tool: name, WIT docs, schemas, and where it comes from.
+pub fn describe_tool(tool: &Tool) -> McpTool {
+    let function = tool.function();
+    let component = &tool.component;
+    let origin = match &function.interface {
+        Some(interface) => format!("`{interface}#{}`", function.function),
+        None => format!("`{}`", function.function),
+    };
+    let description = match &function.signature.docs {
+        Some(docs) => format!(
+            "{docs}\n\n(WebAssembly component `{}`, export {origin})",
+            component.name
+        ),
+        None => format!(
+            "Export {origin} of the WebAssembly component `{}`.",
+            component.name
+        ),
+    };
+    let mut mcp_tool = McpTool::new(
+        tool.name().to_owned(),
+        description,
+        function.input_schema.clone(),
+    )
+    .with_title(format!("{}: {}", component.name, function.function))
+    .with_annotations(ToolAnnotations::new().open_world(reaches_network(component)));
+    if let Some(output) = &function.output_schema {
+        mcp_tool = mcp_tool.with_raw_output_schema(output.clone());
+    }
+    mcp_tool
+}
+
+/// Whether a component can reach beyond the host (MCP's `openWorldHint`).
+fn reaches_network(component: &crate::runtime::LoadedComponent) -> bool {
+    component
+        .imports
+        .iter()
+        .any(|import| import.starts_with("wasi:http/") || import.starts_with("wasi:sockets/"))
+}
+
+/// Shapes a gateway result as the MCP answer.
+pub fn to_mcp_result(result: CallResult) -> Result<CallToolResult, ErrorData> {
+    Ok(match result {
+        CallResult::Completed {
+            structured,
+            text,
+            is_error,
+        } => {
+            let mut answer = if is_error {
+                CallToolResult::error(vec![ContentBlock::text(text)])
+            } else {
+                CallToolResult::success(vec![ContentBlock::text(text)])
+            };
+            answer.structured_content = structured;
+            answer
+        }
+        CallResult::InvalidArguments(message) => CallToolResult::error(vec![ContentBlock::text(
+            format!("invalid arguments: {message}"),
+        )]),
+        CallResult::Failed(error) => {
+            CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+        }
+        CallResult::UnknownTool(name) => {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{name}`"),
+                None,
+            ));
+        }
+    })
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("gatehouse", env!("CARGO_PKG_VERSION")).with_title("Gatehouse"),
+            )
+            .with_instructions(
+                "Tools served by Gatehouse are WebAssembly components. Every call is checked by \
+                 policy before it runs and recorded in an audit log; a refused or failed call \
+                 comes back as a tool error whose text says why.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context);
+        Ok(ListToolsResult::with_all_items(
+            self.gateway.tools(&caller).map(describe_tool).collect(),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context);
+        let result = self
+            .gateway
+            .call(&caller, &request.name, request.arguments)
+            .await;
+        to_mcp_result(result).map(Into::into)
+    }
+}

@@ -1,0 +1,142 @@
+//! `gatehouse call` and `gatehouse tools` on the real test components: WAVE and JSON
+//! arguments, WAVE and JSON output, and the errors a user sees.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn gatehouse(args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join("gatehouse-test-cache");
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running gatehouse")
+}
+
+fn call(component: &str, call_args: &[&str]) -> (i32, String, String) {
+    let path = common::component(component);
+    let mut args = vec!["call", path.to_str().unwrap()];
+    args.extend_from_slice(call_args);
+    let output = gatehouse(&args);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    )
+}
+
+#[test]
+fn wave_arguments_and_wave_output() {
+    let (code, out, err) = call(
+        "types",
+        &["area(circle({center: {x: 0.0, y: 0.0}, radius: 1.0}))"],
+    );
+    assert_eq!((code, out.as_str()), (0, "3.141592653589793"), "{err}");
+    let (code, out, _) = call("types", &["echo-u64(18446744073709551615)"]);
+    assert_eq!((code, out.as_str()), (0, "18446744073709551615"));
+    let (code, out, _) = call("types", &["scale(point, 2.0)"]);
+    assert_eq!((code, out.as_str()), (0, "point"));
+    let (code, out, _) = call("types", &["next-char('a')"]);
+    assert_eq!((code, out.as_str()), (0, "'b'"));
+    // An interface function, by its WIT name.
+    let (code, out, _) = call("types", &["add(2, 3)"]);
+    assert_eq!((code, out.as_str()), (0, "5"));
+    let (code, out, _) = call("types", &["permissions-for(editor)"]);
+    assert_eq!((code, out.as_str()), (0, "{read, write}"));
+}
+
+#[test]
+fn json_arguments_and_json_output() {
+    let (code, out, err) = call(
+        "types",
+        &[
+            "area",
+            "--json",
+            r#"{"s": {"rectangle": {"min": {"x": 0, "y": 0}, "max": {"x": 2, "y": 3}}}}"#,
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "6"), "{err}");
+    let (code, out, _) = call("types", &["max-u64()", "--output", "json"]);
+    assert_eq!((code, out.as_str()), (0, "\"18446744073709551615\""));
+    let (code, out, _) = call(
+        "types",
+        &[
+            "types_directory_nested-option",
+            "--json",
+            r#"{"depth": 1}"#,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!({"some": null})
+    );
+}
+
+#[test]
+fn errors_are_specific() {
+    let (code, _, err) = call(
+        "types",
+        &[
+            "area",
+            "--json",
+            r#"{"s": {"circle": {"center": {"x": 0, "y": 0}, "radius": "x"}}}"#,
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(r#"s.circle.radius: expected f64"#) && err.contains(r#"got string "x""#),
+        "{err}"
+    );
+    let (code, _, err) = call("types", &["area(circle({radius: 1.0}))"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("arguments of `area`"), "{err}");
+    let (code, _, err) = call("types", &["no-such-function()"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("has no function `no-such-function`") && err.contains("types_area"),
+        "{err}"
+    );
+    // The function's own error case: printed, exit status 1.
+    let (code, out, _) = call("types", &["parse-port(\"x\")"]);
+    assert_eq!((code, out.as_str()), (1, "err(not-a-number)"));
+    // A trap is a failure with the reason, not a crash.
+    let (code, _, err) = call("misbehave", &["trap()"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("trapped"), "{err}");
+}
+
+#[test]
+fn tools_lists_schemas_and_what_was_skipped() {
+    let path = common::component("types");
+    let output = gatehouse(&["tools", path.to_str().unwrap(), "--json"]);
+    assert!(output.status.success());
+    let tools: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let area = tools
+        .iter()
+        .find(|t| t["name"] == "types_area")
+        .expect("types_area listed");
+    assert_eq!(area["inputSchema"]["required"], serde_json::json!(["s"]));
+    assert!(
+        area["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("The area of a shape.")
+    );
+    assert!(
+        !tools
+            .iter()
+            .any(|t| t["name"].as_str().unwrap().contains("read-counter"))
+    );
+    let text = gatehouse(&["tools", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("not offered: example:types/counters#read-counter"),
+        "{text}"
+    );
+}

@@ -1,0 +1,165 @@
+"""Shared fixtures for the end-to-end tests: the gateway binary, the test components, a local
+HTTP server for tools to fetch from, and gateways started over stdio or streamable HTTP.
+
+Every server here listens on 127.0.0.1 only and is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+REPO = Path(__file__).resolve().parents[2]
+COMPONENT_NAMES = ("types", "fetch", "files", "echo", "misbehave", "escape")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def gatehouse() -> Path:
+    path = Path(os.environ.get("GATEHOUSE_BIN", REPO / "target" / "debug" / "gatehouse"))
+    assert path.is_file(), f"{path} is missing: build it with `cargo build` (scripts/test does)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def components() -> dict[str, Path]:
+    """Builds the test components from source (a no-op when they are up to date)."""
+    subprocess.run([REPO / "scripts" / "build-components"], check=True, capture_output=True)
+    out = REPO / "target" / "components" / "wasm32-wasip2" / "release"
+    paths = {name: out / f"{name}.wasm" for name in COMPONENT_NAMES}
+    for name, path in paths.items():
+        assert path.is_file(), f"component {name} was not built at {path}"
+    return paths
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One compiled-component cache for the session, so each component compiles once."""
+    return tmp_path_factory.mktemp("compile-cache")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """A tiny web server for tools to reach: /hello answers, anything else is 404."""
+
+    def do_GET(self):  # noqa: N802 (the stdlib's naming)
+        if self.path == "/hello":
+            body = b"hello from the test server"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("X-Test", "yes")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def web():
+    """A real HTTP server on 127.0.0.1 with an ephemeral port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_args(components: dict[str, Path], cache_dir: Path, *extra: str, names=("types", "fetch", "files", "echo", "misbehave")) -> list[str]:
+    args = ["serve", "--cache-dir", str(cache_dir)]
+    for name in names:
+        args += ["--component", str(components[name])]
+    return args + list(extra)
+
+
+class HttpGateway:
+    """`gatehouse serve --http 127.0.0.1:0`, with the port read from its banner on stderr."""
+
+    BANNER = re.compile(r"MCP over streamable HTTP at (http://127\.0\.0\.1:\d+/mcp)")
+
+    def __init__(self, binary: Path, args: list[str], env: dict[str, str] | None = None):
+        self.process = subprocess.Popen(
+            [binary, *args, "--http", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.stderr_lines: list[str] = []
+        self.url = self._wait_for_banner()
+        # Keep draining stderr so the gateway never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _wait_for_banner(self, timeout: float = 120.0) -> str:
+        deadline = time.monotonic() + timeout
+        assert self.process.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                raise AssertionError(f"gateway exited before listening:\n{''.join(self.stderr_lines)}")
+            self.stderr_lines.append(line)
+            if match := self.BANNER.search(line):
+                return match.group(1)
+        raise AssertionError("gateway did not print its banner in time")
+
+    def _drain(self):
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr_lines.append(line)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextlib.contextmanager
+def http_gateway(binary: Path, args: list[str], env: dict[str, str] | None = None):
+    gateway = HttpGateway(binary, args, env)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+def client_for(transport: str, binary: Path, args: list[str]):
+    """An MCP client (the official Python SDK) connected over `transport`, as an async
+    context manager yielding the client."""
+
+    @contextlib.asynccontextmanager
+    async def connect():
+        if transport == "stdio":
+            params = StdioServerParameters(command=str(binary), args=args, env={"RUST_LOG": "warn", "PATH": os.environ["PATH"]})
+            async with Client(params, read_timeout_seconds=60) as client:
+                yield client
+        else:
+            with http_gateway(binary, args) as gateway:
+                async with Client(gateway.url, read_timeout_seconds=60) as client:
+                    yield client
+
+    return connect()
