@@ -6,3 +6,4 @@
 //! run the component inside the limits and doors we guard, `policy` decides, `audit` records.
 
 pub mod cli;
+pub mod policy;
