@@ -19,6 +19,9 @@ mod store;
 pub mod testing;
 mod watch;
 
+#[cfg(test)]
+mod tests;
+
 pub use bundle::{BundleSource, RegoFile};
 pub use decision::{Decision, Limits, POLICY_ERROR, Verdict};
 pub use error::PolicyError;

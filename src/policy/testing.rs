@@ -350,7 +350,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Identifiers starting with `test_` or `todo_` outside comments and strings, each with the
-/// line where it first stands at the start of a line (a rule head), else where it first occurs.
+/// line where it first stands in column 0 (a rule head), else where it first occurs.
 fn candidate_rules(source: &str) -> Vec<(String, u32)> {
     let mut found: Vec<(String, u32, bool)> = Vec::new();
     let mut line = 1u32;
@@ -409,9 +409,10 @@ fn candidate_rules(source: &str) -> Vec<(String, u32)> {
                     }
                 }
             }
-            c if c.is_whitespace() => continue,
             _ => {}
         }
+        // Rule heads start in column 0; anything before an identifier, even indentation,
+        // makes it a use rather than a head.
         line_start = false;
     }
     found
