@@ -17,86 +17,90 @@ deny contains msg if some msg in lib.access_denials
 # Arguments are matched by name at any depth (`{"url": …}` and `{"req": {"url": …}}`), so
 # nesting an argument does not get it past the check.
 
-# Every argument with its JSON pointer, name (last key) and value.
-arguments contains [pointer, name, value] if {
+# Every argument as [path, name, value]: `path` is the walk path (its JSON pointer is only
+# built for messages), `name` its last key.
+arguments := [[path, name, value] |
 	walk(input.arguments, [path, value])
 	count(path) > 0
 	name := path[count(path) - 1]
-	pointer := concat("", ["/arguments", lib.json_pointer(path)])
-}
+]
+
+pointer(path) := concat("", ["/arguments", lib.json_pointer(path)])
 
 # A URL argument must be https to an allowed domain.
+url_arguments := [[path, value] | some [path, name, value] in arguments; name == "url"]
+
+url_host[i] := lib.https_host(value) if some i, [_, value] in url_arguments
+
 deny contains msg if {
-	some [pointer, name, value] in arguments
-	name == "url"
+	some [path, value] in url_arguments
 	not is_string(value)
-	msg := sprintf("argument %s must be a URL string", [pointer])
+	msg := sprintf("argument %s must be a URL string", [pointer(path)])
 }
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
-	name == "url"
+	some i, [path, value] in url_arguments
 	is_string(value)
-	not lib.https_host(value)
-	msg := sprintf("argument %s must be an https URL without credentials, got %q", [pointer, value])
+	not url_host[i]
+	msg := sprintf("argument %s must be an https URL without credentials, got %q", [pointer(path), value])
 }
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
-	name == "url"
-	host := lib.https_host(value)
+	some i, [path, _] in url_arguments
+	host := url_host[i]
 	not lib.domain_allowed(host)
-	msg := sprintf("argument %s: domain %q is not in http.allowed_domains", [pointer, host])
+	msg := sprintf("argument %s: domain %q is not in http.allowed_domains", [pointer(path), host])
 }
 
 # A path argument must stay under an allowed prefix once "." and ".." are resolved.
+path_arguments := [[path, value] | some [path, name, value] in arguments; name == "path"]
+
+clean_path_argument[i] := lib.clean_path(value) if some i, [_, value] in path_arguments
+
 deny contains msg if {
-	some [pointer, name, value] in arguments
-	name == "path"
+	some [path, value] in path_arguments
 	not is_string(value)
-	msg := sprintf("argument %s must be a path string", [pointer])
+	msg := sprintf("argument %s must be a path string", [pointer(path)])
 }
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
-	name == "path"
+	some i, [path, value] in path_arguments
 	is_string(value)
-	not lib.clean_path(value)
-	msg := sprintf("argument %s must be an absolute path of at most %d segments, got %q", [pointer, lib.max_path_segments, value])
+	not clean_path_argument[i]
+	msg := sprintf("argument %s must be an absolute path of at most %d segments, got %q", [pointer(path), lib.max_path_segments, value])
 }
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
-	name == "path"
-	lib.clean_path(value)
-	not lib.path_allowed(value)
-	msg := sprintf("argument %s: path %q is outside fs.allowed_prefixes", [pointer, lib.clean_path(value)])
+	some i, [path, _] in path_arguments
+	cleaned := clean_path_argument[i]
+	not lib.cleaned_allowed(cleaned)
+	msg := sprintf("argument %s: path %q is outside fs.allowed_prefixes", [pointer(path), cleaned])
 }
 
 # A size argument may not exceed limits.max_size bytes; `megabytes` counts in MiB.
 size_factor := {"size": 1, "bytes": 1, "megabytes": 1048576}
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
+	some [path, name, value] in arguments
 	size_factor[name]
 	not is_number(value)
-	msg := sprintf("argument %s must be a number", [pointer])
+	msg := sprintf("argument %s must be a number", [pointer(path)])
 }
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
+	some [path, name, value] in arguments
 	factor := size_factor[name]
 	is_number(value)
 	value * factor > data.limits.max_size
-	msg := sprintf("argument %s = %v exceeds limits.max_size (%v bytes)", [pointer, value, data.limits.max_size])
+	msg := sprintf("argument %s = %v exceeds limits.max_size (%v bytes)", [pointer(path), value, data.limits.max_size])
 }
 
 deny contains msg if {
-	some [pointer, name, value] in arguments
+	some [path, name, value] in arguments
 	size_factor[name]
 	is_number(value)
 	value < 0
-	msg := sprintf("argument %s must not be negative", [pointer])
+	msg := sprintf("argument %s must not be negative", [pointer(path)])
 }
 
 # --- obligations -------------------------------------------------------------------------
@@ -107,8 +111,8 @@ principal_limits := object.get(data.principals, [lib.principal, "limits"], {})
 limits := object.union(data.limits.defaults, principal_limits)
 
 # Secrets in arguments are masked in the audit log.
-redact contains pointer if {
-	some [pointer, name, _] in arguments
+redact contains pointer(path) if {
+	some [path, name, _] in arguments
 	is_string(name)
 	lower(name) in data.redact.argument_names
 }

@@ -87,21 +87,38 @@ https_host(url) := host if {
 
 # --- paths -------------------------------------------------------------------------------
 
-# Paths with more segments than this are refused rather than normalized (cleaning is
+# Paths with more segments than this are refused rather than normalized (resolving ".." is
 # quadratic in the number of segments).
 max_path_segments := 64
 
 # `p` with "." and ".." resolved, like a lexical path.Clean of an absolute path: "/a/b/../c"
 # becomes "/a/c", and ".." never climbs above "/". Undefined for relative or overlong paths.
 clean_path(p) := cleaned if {
-	is_string(p)
-	startswith(p, "/")
-	segments := [s | some s in split(p, "/"); s != ""; s != "."]
-	count(segments) <= max_path_segments
-	depths := [depth(array.slice(segments, 0, k)) | some k in numbers.range(0, count(segments))]
-	kept := [s | some i, s in segments; s != ".."; not popped(depths, i)]
+	absolute(p)
+	not has_dot_segment(p)
+	cleaned := concat("", ["/", concat("/", segments(p))])
+}
+
+clean_path(p) := cleaned if {
+	absolute(p)
+	has_dot_segment(p)
+	names := [s | some s in segments(p); s != "."]
+	depths := [depth(array.slice(names, 0, k)) | some k in numbers.range(0, count(names))]
+	kept := [s | some i, s in names; s != ".."; not popped(depths, i)]
 	cleaned := concat("", ["/", concat("/", kept)])
 }
+
+absolute(p) if {
+	is_string(p)
+	startswith(p, "/")
+	count(segments(p)) <= max_path_segments
+}
+
+segments(p) := [s | some s in split(p, "/"); s != ""]
+
+has_dot_segment(p) if contains(concat("", [p, "/"]), "/./")
+
+has_dot_segment(p) if contains(concat("", [p, "/"]), "/../")
 
 # Names minus ".." in a run of segments: how deep the run leaves you (may go below zero).
 depth(segments) := count([s | some s in segments; s != ".."]) - count([s | some s in segments; s == ".."])
@@ -114,31 +131,35 @@ popped(depths, i) if {
 	d < depths[i + 1]
 }
 
+# A cleaned path lies under (or is) a cleaned base directory: whole segments only, so
+# "/database" is not under "/data".
+cleaned_under(_, "/") := true
+
+cleaned_under(cleaned, base) if cleaned == base
+
+cleaned_under(cleaned, base) if startswith(cleaned, concat("", [base, "/"]))
+
 # `p` lies under (or is) `prefix`, both compared after cleaning so ".." cannot escape.
-path_under(p, prefix) if {
-	clean_path(prefix) == "/"
-	clean_path(p)
+path_under(p, prefix) := cleaned_under(clean_path(p), clean_path(prefix))
+
+allowed_prefixes := [clean_path(p) | some p in data.fs.allowed_prefixes]
+
+writable_prefixes := [clean_path(p) | some p in data.fs.writable]
+
+# For a path already cleaned (see clean_path).
+cleaned_allowed(cleaned) if {
+	some base in allowed_prefixes
+	cleaned_under(cleaned, base)
 }
 
-path_under(p, prefix) if {
-	clean_path(p) == clean_path(prefix)
+cleaned_writable(cleaned) if {
+	some base in writable_prefixes
+	cleaned_under(cleaned, base)
 }
 
-path_under(p, prefix) if {
-	base := clean_path(prefix)
-	base != "/"
-	startswith(clean_path(p), concat("", [base, "/"]))
-}
+path_allowed(p) := cleaned_allowed(clean_path(p))
 
-path_allowed(p) if {
-	some prefix in data.fs.allowed_prefixes
-	path_under(p, prefix)
-}
-
-path_writable(p) if {
-	some prefix in data.fs.writable
-	path_under(p, prefix)
-}
+path_writable(p) := cleaned_writable(clean_path(p))
 
 # --- JSON pointers -----------------------------------------------------------------------
 

@@ -39,8 +39,10 @@ pub struct BundleSource {
     pub dir: PathBuf,
     /// Every `.rego` file, sorted by path.
     pub files: Vec<RegoFile>,
-    /// The bundle's data with the extra data files merged over it.
+    /// The bundle's data with the extra data files merged over it: what is served.
     pub data: serde_json::Value,
+    /// The bundle's own data (`data.json`/`data.yaml`), without the extra data files.
+    pub bundle_data: serde_json::Value,
     /// `sha256:<hex>` over every file that went in.
     pub revision: String,
 }
@@ -76,6 +78,7 @@ impl BundleSource {
                 merge(&mut data, parse_data(path, bytes)?);
             }
         }
+        let bundle_data = data.clone();
         // Extra data is hashed in the order given, because the order decides what wins.
         for (index, path) in extra_data.iter().enumerate() {
             let bytes = std::fs::read(path).map_err(|source| PolicyError::Io {
@@ -94,8 +97,18 @@ impl BundleSource {
             dir: dir.to_path_buf(),
             files,
             data,
+            bundle_data,
             revision: format!("sha256:{}", hex::encode(hasher.finalize())),
         })
+    }
+
+    /// The same bundle without the operator's extra data: what the bundle's own tests were
+    /// written against.
+    pub fn without_extra_data(&self) -> BundleSource {
+        BundleSource {
+            data: self.bundle_data.clone(),
+            ..self.clone()
+        }
     }
 
     /// Parses the policy files (with or without the tests) into a fresh engine, adds the data,
@@ -122,6 +135,13 @@ impl BundleSource {
             })?;
 
         let phases = self.check_packages(&engine)?;
+        if !include_tests {
+            engine
+                .add_policy(DECISION_FILE.to_string(), decision_module(&phases))
+                .map_err(|e| PolicyError::Compile {
+                    message: one_line(&e),
+                })?;
+        }
         // Analysis (scheduling, unsafe variables, recursion) runs on first evaluation; do it now
         // so a broken bundle is rejected at load and every clone starts prepared.
         engine
@@ -180,6 +200,35 @@ impl BundleSource {
             Some(_) => Ok(phases),
         }
     }
+}
+
+/// Source label of the generated decision module (never a file on disk).
+pub const DECISION_FILE: &str = "<gatehouse-decision>.rego";
+
+/// Package of the generated decision module; deliberately not under `gatehouse.`.
+pub const DECISION_PACKAGE: &str = "gatehouse_decision__";
+
+/// A module with one rule per phase collecting that phase's decision rules as
+/// `[name, value]` pairs, so a decision is one evaluation in which helper rules shared by
+/// `allow`, `deny` and the obligations are computed once (an undefined rule is just absent).
+fn decision_module(phases: &BTreeMap<Phase, DeclaredRules>) -> String {
+    let mut module = format!("package {DECISION_PACKAGE}\n");
+    for (phase, declared) in phases {
+        for (rule, present) in [
+            ("allow", declared.allow),
+            ("deny", declared.deny),
+            ("limits", declared.limits),
+            ("redact", declared.redact),
+        ] {
+            if present {
+                module.push_str(&format!(
+                    "\n{phase} contains [\"{rule}\", x] if {{ x := {} }}\n",
+                    phase.rule_path(rule)
+                ));
+            }
+        }
+    }
+    module
 }
 
 /// Which of the decision rules a phase package declares, so evaluation asks only for those.

@@ -9,7 +9,7 @@ use regorus::Engine;
 use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde::{Deserialize, Serialize};
 
-use super::bundle::{BundleSource, DeclaredRules};
+use super::bundle::{BundleSource, DECISION_FILE, DECISION_PACKAGE, DeclaredRules};
 use super::decision::{Decision, RuleValues, type_name};
 use super::error::PolicyError;
 use super::phase::Phase;
@@ -22,7 +22,8 @@ pub struct PolicyOptions {
     pub time_budget: Duration,
     /// Largest input accepted, measured as compact JSON; bigger inputs are denied unevaluated.
     pub max_input_bytes: usize,
-    /// Run the bundle's `*_test.rego` before serving it (on load and every reload).
+    /// Run the bundle's `*_test.rego` before serving it (on load and every reload), against
+    /// the bundle's own data (extra data files are not applied to its tests).
     pub run_tests: bool,
     /// Budget of each bundle test when `run_tests` is on.
     pub test_time_budget: Duration,
@@ -174,17 +175,19 @@ pub struct Explanation {
     pub evaluated_lines: BTreeMap<String, Vec<u32>>,
 }
 
-/// A compiled bundle ready to serve, with a pool of engine clones so concurrent decisions do
-/// not wait for one another.
+/// A compiled bundle ready to serve, with a pool of engines so concurrent decisions do not
+/// wait for one another (an engine evaluates one decision at a time).
 struct ServingBundle {
     revision: String,
     /// Prepared prototype; clones of it skip parsing and analysis.
     engine: Engine,
     phases: BTreeMap<Phase, DeclaredRules>,
     pool: Mutex<Vec<Engine>>,
+    source: BundleSource,
 }
 
-/// Idle engines kept per bundle; more concurrent decisions than this clone and drop extras.
+/// Idle engines kept per bundle; more concurrent decisions than this make new engines and
+/// drop the extras afterwards.
 const POOL_CAPACITY: usize = 64;
 
 impl ServingBundle {
@@ -196,8 +199,10 @@ impl ServingBundle {
         let source = BundleSource::read(dir, extra_data)?;
         let compiled = source.compile(false)?;
         if options.run_tests {
+            // The tests describe the bundle, so they run against its own data; the operator's
+            // extra data configures one deployment and may rightly change what they observe.
             let report = testing::run(
-                &source,
+                &source.without_extra_data(),
                 &TestOptions {
                     time_budget: options.test_time_budget,
                     ..TestOptions::default()
@@ -209,21 +214,18 @@ impl ServingBundle {
             }
         }
         Ok(ServingBundle {
-            revision: source.revision,
+            revision: source.revision.clone(),
+            pool: Mutex::new(vec![compiled.engine.clone()]),
             engine: compiled.engine,
             phases: compiled.phases,
-            pool: Mutex::new(Vec::new()),
+            source,
         })
     }
 
     fn decide(&self, phase: Phase, input: &serde_json::Value, options: &PolicyOptions) -> Decision {
+        let mut engine = self.take_engine();
+        // The budget covers evaluation, not the one-off compile of a new pooled engine.
         let start = Instant::now();
-        let mut engine = self
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_else(|| self.engine.clone());
         match self.evaluate(&mut engine, phase, input, options, start) {
             Ok(decision) => {
                 let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
@@ -235,6 +237,23 @@ impl ServingBundle {
             // An engine that saw an error or a timeout is dropped rather than reused.
             Err(cause) => self.failed(phase, cause, start),
         }
+    }
+
+    /// An idle engine from the pool, or a new one. New engines are compiled from source rather
+    /// than cloned: a clone shares the prototype's reference-counted AST and data, and the
+    /// atomic reference counts of shared nodes then bounce between cores on every evaluation.
+    fn take_engine(&self) -> Engine {
+        let idle = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        idle.unwrap_or_else(|| {
+            self.source
+                .compile(false)
+                .map(|c| c.engine)
+                .unwrap_or_else(|_| self.engine.clone())
+        })
     }
 
     fn failed(&self, phase: Phase, cause: String, start: Instant) -> Decision {
@@ -271,7 +290,7 @@ impl ServingBundle {
         explanation.prints = engine.take_prints().unwrap_or_default();
         if let Ok(report) = engine.get_coverage_report() {
             for file in report.files {
-                if !file.covered.is_empty() {
+                if !file.covered.is_empty() && file.path != DECISION_FILE {
                     explanation
                         .evaluated_lines
                         .insert(file.path, file.covered.into_iter().collect());
@@ -302,29 +321,29 @@ impl ServingBundle {
             .map_err(|e| format!("input cannot be converted: {e}"))?;
         engine.set_input(input);
 
-        let mut eval = |rule: &str, declared: bool| -> Result<Option<regorus::Value>, String> {
-            if !declared {
-                return Ok(None);
-            }
-            // Each evaluation restarts regorus's timer, so give it what is left of the budget.
-            let remaining = options.time_budget.saturating_sub(start.elapsed());
-            if remaining.is_zero() {
-                return Err(budget_exceeded(options.time_budget));
-            }
-            engine.set_execution_timer_config(ExecutionTimerConfig {
-                limit: remaining,
-                check_interval: TIMER_CHECK_INTERVAL,
-            });
-            engine
-                .eval_rule(phase.rule_path(rule))
-                .map(Some)
-                .map_err(|e| describe_error(&e, options.time_budget))
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: options.time_budget,
+            check_interval: TIMER_CHECK_INTERVAL,
+        });
+        let pairs = engine
+            .eval_rule(format!("data.{DECISION_PACKAGE}.{phase}"))
+            .map_err(|e| describe_error(&e, options.time_budget))?;
+        let value_of = |name: &str, declared: bool| {
+            declared.then(|| {
+                let found = match &pairs {
+                    regorus::Value::Set(pairs) => pairs.iter().find_map(|pair| {
+                        (pair[0] == regorus::Value::from(name)).then(|| pair[1].clone())
+                    }),
+                    _ => None,
+                };
+                found.unwrap_or(regorus::Value::Undefined)
+            })
         };
         let values = RuleValues {
-            allow: eval("allow", declared.allow)?,
-            deny: eval("deny", declared.deny)?,
-            limits: eval("limits", declared.limits)?,
-            redact: eval("redact", declared.redact)?,
+            allow: value_of("allow", declared.allow),
+            deny: value_of("deny", declared.deny),
+            limits: value_of("limits", declared.limits),
+            redact: value_of("redact", declared.redact),
         };
         Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
     }

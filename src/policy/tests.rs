@@ -365,6 +365,35 @@ fn extra_data_is_merged_over_the_bundle_data_in_order() {
 }
 
 #[test]
+fn bundle_tests_run_against_the_bundle_data_not_the_operator_data() {
+    let dir = bundle(&[
+        (
+            "call.rego",
+            "package gatehouse.call\n\ndefault allow := false\n\nallow if data.settings.mode == \"dev\"\n",
+        ),
+        ("data.json", "{\"settings\": {\"mode\": \"enforce\"}}"),
+        (
+            "call_test.rego",
+            "package gatehouse.call_test\n\nimport data.gatehouse.call\n\ntest_shipped_data_denies if not call.allow\n",
+        ),
+    ]);
+    let dev = dir.path().join("dev.json");
+    std::fs::write(&dev, "{\"settings\": {\"mode\": \"dev\"}}").unwrap();
+    let store = PolicyStore::load(
+        dir.path(),
+        std::slice::from_ref(&dev),
+        PolicyOptions::default(),
+    )
+    .unwrap();
+    assert!(store.decide(Phase::Call, &json!({})).is_allowed());
+
+    // Asked for explicitly, the tests see the operator's data (and this one fails).
+    let source = BundleSource::read(dir.path(), &[dev]).unwrap();
+    let report = testing::run(&source, &TestOptions::default()).unwrap();
+    assert_eq!(report.summary(), "0 passed, 1 failed");
+}
+
+#[test]
 fn reload_keeps_the_old_bundle_when_the_new_one_is_bad() {
     let dir = bundle(&[
         ("call.rego", ALLOW_ALL),
