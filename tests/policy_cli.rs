@@ -204,3 +204,36 @@ fn eval_of_a_missing_input_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("error: cannot read /nonexistent/input.json"));
 }
+
+#[test]
+fn the_readme_example_is_allowed_with_the_example_deployment_data() {
+    let out = gatehouse(&[
+        "policy",
+        "eval",
+        "--phase",
+        "call",
+        "--input",
+        "policies/examples/call-input.json",
+        "--policies",
+        "policies",
+        "--policy-data",
+        "policies/examples/dev-data.json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decision["verdict"], "allow", "{decision}");
+    assert_eq!(decision["limits"]["timeout_ms"], 10000);
+    assert_eq!(decision["redact"], serde_json::json!(["/arguments/token"]));
+
+    // Without the deployment data the shipped bundle denies.
+    let out = gatehouse(&[
+        "policy",
+        "eval",
+        "--phase",
+        "call",
+        "--input",
+        "policies/examples/call-input.json",
+    ]);
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decision["verdict"], "deny");
+}
