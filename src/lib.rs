@@ -3,7 +3,8 @@
 //!
 //! The modules follow the call path (see `README.md` and `../shared/ARCHITECTURE.md`):
 //! `mcp` speaks the protocol, `gateway` sequences the pipeline, `runtime` and `host` run the
-//! component inside the limits and doors we guard, `wit_json` converts values and schemas.
+//! component inside the limits and doors we guard, `policy` decides, `wit_json` converts values
+//! and schemas.
 
 pub mod cli;
 pub mod config;
@@ -12,5 +13,6 @@ pub mod host;
 pub mod identity;
 pub mod logging;
 pub mod mcp;
+pub mod policy;
 pub mod runtime;
 pub mod wit_json;

@@ -1,6 +1,7 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
 mod call;
+pub mod policy;
 mod serve;
 mod tools;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Tools(tools::ToolsArgs),
     /// Call one function of a component, with WAVE or JSON arguments.
     Call(call::CallArgs),
+    /// Test and evaluate Rego policy bundles.
+    Policy(policy::PolicyArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Tools(args) => tools::run(args),
         Command::Call(args) => call::run(args),
+        Command::Policy(args) => Ok(policy::run(args)),
     };
     match outcome {
         Ok(code) => code,

@@ -1,0 +1,146 @@
+//! Latency of `PolicyStore::decide` for the call phase.
+//!
+//! - the default bundle (`policies/`) configured to allow a realistic call (URL, path, size and
+//!   secret arguments, so every argument rule runs), with p50/p99 from individual samples;
+//! - a generated bundle of 1,000 deny rules;
+//! - the default bundle from 1, 2 and 4 threads at once, to show decisions do not serialize.
+//!
+//! Run with `cargo bench --bench policy` (release).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::policy::{Phase, PolicyOptions, PolicyStore};
+use serde_json::{Value, json};
+
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn realistic_input() -> Value {
+    json!({
+        "phase": "call",
+        "time": "2026-11-22T03:04:05.123Z",
+        "call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
+        "caller": {"principal": "alice", "authenticated": true, "transport": "http",
+                   "client": {"name": "claude-code", "version": "1.0.0"}},
+        "tool": {"name": "fetch_download", "function": "download", "interface": "example:fetch/http",
+                 "component": {"name": "fetch", "digest": DIGEST, "source": "components/fetch.wasm"}},
+        "arguments": {
+            "url": "https://api.example.com/v1/reports?year=2026",
+            "path": "/data/reports/../reports/2026.csv",
+            "megabytes": 4,
+            "token": "s3cr3t",
+            "options": {"retries": 3, "follow_redirects": true}
+        }
+    })
+}
+
+fn configured_default_bundle(scratch: &Path) -> PolicyStore {
+    let data = scratch.join("deployment.json");
+    std::fs::write(
+        &data,
+        json!({
+            "principals": {"alice": {"tools": ["fetch_*", "files_read_file"]}},
+            "components": {"allowed_digests": [DIGEST]},
+            "http": {"allowed_domains": ["example.com"]},
+            "fs": {"allowed_prefixes": ["/data", "/tmp/work"], "writable": ["/tmp/work"]}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let store = PolicyStore::load(dir, &[data], PolicyOptions::default()).unwrap();
+    let decision = store.decide(Phase::Call, &realistic_input());
+    assert!(
+        decision.is_allowed(),
+        "bench input must be allowed: {decision:?}"
+    );
+    store
+}
+
+/// A call package with `rules` deny rules, each checking a different argument.
+fn generated_bundle(scratch: &Path, rules: usize) -> PolicyStore {
+    let dir = scratch.join("generated");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rego = String::from(
+        "package gatehouse.call\n\ndefault allow := false\n\nallow if input.caller.principal == \"alice\"\n",
+    );
+    for i in 0..rules {
+        rego.push_str(&format!(
+            "\ndeny contains \"rule {i}\" if input.arguments.a{i} == {i}\n"
+        ));
+    }
+    std::fs::write(dir.join("call.rego"), rego).unwrap();
+    let store = PolicyStore::load(&dir, &[], PolicyOptions::default()).unwrap();
+    let decision = store.decide(Phase::Call, &realistic_input());
+    assert!(decision.is_allowed(), "{decision:?}");
+    store
+}
+
+/// p50 and p99 of single decisions, measured one by one after a warm-up.
+fn percentiles(store: &PolicyStore, input: &Value, samples: usize) -> (Duration, Duration) {
+    for _ in 0..200 {
+        store.decide(Phase::Call, input);
+    }
+    let mut times: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(store.decide(Phase::Call, input));
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[samples / 2], times[samples * 99 / 100])
+}
+
+/// Decisions per second with `threads` threads deciding `per_thread` times each.
+fn throughput(store: &PolicyStore, input: &Value, threads: usize, per_thread: usize) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                for _ in 0..per_thread {
+                    std::hint::black_box(store.decide(Phase::Call, input));
+                }
+            });
+        }
+    });
+    (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn bench(c: &mut Criterion) {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = realistic_input();
+    let stores: Vec<(&str, PolicyStore)> = vec![
+        (
+            "decide(call) default bundle",
+            configured_default_bundle(scratch.path()),
+        ),
+        (
+            "decide(call) 1000 rules",
+            generated_bundle(scratch.path(), 1000),
+        ),
+    ];
+    for (name, store) in &stores {
+        c.bench_function(name, |b| b.iter(|| store.decide(Phase::Call, &input)));
+    }
+    for (name, store) in &stores {
+        let (p50, p99) = percentiles(store, &input, 5000);
+        println!("{name}: p50 {p50:?}, p99 {p99:?} (5000 samples)");
+    }
+    let default = &stores[0].1;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for threads in [1, 2, 4] {
+        let rate = throughput(default, &input, threads, 2000);
+        println!(
+            "decide(call) default bundle, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s"
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

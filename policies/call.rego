@@ -1,0 +1,118 @@
+# Phase "call": may this caller run this tool with these arguments, and under which limits?
+#
+# Deny by default. A call is allowed only when the caller's principal lists the tool and the
+# component's digest is pinned; `deny` then vetoes calls whose arguments break a constraint.
+package gatehouse.call
+
+import data.lib
+
+default allow := false
+
+allow if lib.access_granted
+
+# Who may call what (shared with the list phase).
+deny contains msg if some msg in lib.access_denials
+
+# --- argument constraints ----------------------------------------------------------------
+# Arguments are matched by name at any depth (`{"url": …}` and `{"req": {"url": …}}`), so
+# nesting an argument does not get it past the check.
+
+# Every argument as [path, name, value]: `path` is the walk path (its JSON pointer is only
+# built for messages), `name` its last key.
+arguments := [[path, name, value] |
+	walk(input.arguments, [path, value])
+	count(path) > 0
+	name := path[count(path) - 1]
+]
+
+pointer(path) := concat("", ["/arguments", lib.json_pointer(path)])
+
+# A URL argument must be https to an allowed domain.
+url_arguments := [[path, value] | some [path, name, value] in arguments; name == "url"]
+
+url_host[i] := lib.https_host(value) if some i, [_, value] in url_arguments
+
+deny contains msg if {
+	some [path, value] in url_arguments
+	not is_string(value)
+	msg := sprintf("argument %s must be a URL string", [pointer(path)])
+}
+
+deny contains msg if {
+	some i, [path, value] in url_arguments
+	is_string(value)
+	not url_host[i]
+	msg := sprintf("argument %s must be an https URL without credentials, got %q", [pointer(path), value])
+}
+
+deny contains msg if {
+	some i, [path, _] in url_arguments
+	host := url_host[i]
+	not lib.domain_allowed(host)
+	msg := sprintf("argument %s: domain %q is not in http.allowed_domains", [pointer(path), host])
+}
+
+# A path argument must stay under an allowed prefix once "." and ".." are resolved.
+path_arguments := [[path, value] | some [path, name, value] in arguments; name == "path"]
+
+clean_path_argument[i] := lib.clean_path(value) if some i, [_, value] in path_arguments
+
+deny contains msg if {
+	some [path, value] in path_arguments
+	not is_string(value)
+	msg := sprintf("argument %s must be a path string", [pointer(path)])
+}
+
+deny contains msg if {
+	some i, [path, value] in path_arguments
+	is_string(value)
+	not clean_path_argument[i]
+	msg := sprintf("argument %s must be an absolute path of at most %d segments, got %q", [pointer(path), lib.max_path_segments, value])
+}
+
+deny contains msg if {
+	some i, [path, _] in path_arguments
+	cleaned := clean_path_argument[i]
+	not lib.cleaned_allowed(cleaned)
+	msg := sprintf("argument %s: path %q is outside fs.allowed_prefixes", [pointer(path), cleaned])
+}
+
+# A size argument may not exceed limits.max_size bytes; `megabytes` counts in MiB.
+size_factor := {"size": 1, "bytes": 1, "megabytes": 1048576}
+
+deny contains msg if {
+	some [path, name, value] in arguments
+	size_factor[name]
+	not is_number(value)
+	msg := sprintf("argument %s must be a number", [pointer(path)])
+}
+
+deny contains msg if {
+	some [path, name, value] in arguments
+	factor := size_factor[name]
+	is_number(value)
+	value * factor > data.limits.max_size
+	msg := sprintf("argument %s = %v exceeds limits.max_size (%v bytes)", [pointer(path), value, data.limits.max_size])
+}
+
+deny contains msg if {
+	some [path, name, value] in arguments
+	size_factor[name]
+	is_number(value)
+	value < 0
+	msg := sprintf("argument %s must not be negative", [pointer(path)])
+}
+
+# --- obligations -------------------------------------------------------------------------
+
+# Default limits from data, overridden per principal by `principals.<name>.limits`.
+principal_limits := object.get(data.principals, [lib.principal, "limits"], {})
+
+limits := object.union(data.limits.defaults, principal_limits)
+
+# Secrets in arguments are masked in the audit log.
+redact contains pointer(path) if {
+	some [path, name, _] in arguments
+	is_string(name)
+	lower(name) in data.redact.argument_names
+}

@@ -1,0 +1,90 @@
+# Shared inputs and data for the tests. A `_test.rego` file, so it is loaded for
+# `gatehouse policy test` and bundle reloads, never served.
+package fixtures
+
+digest := "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+caller := {
+	"principal": "alice",
+	"authenticated": true,
+	"transport": "http",
+	"client": {"name": "test-agent", "version": "1.0.0"},
+}
+
+tool := {
+	"name": "files_read_file",
+	"function": "read-file",
+	"interface": null,
+	"component": {"name": "files", "digest": digest, "source": "components/files.wasm"},
+}
+
+call_input := {
+	"phase": "call",
+	"time": "2026-11-22T03:04:05.123Z",
+	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
+	"caller": caller,
+	"tool": tool,
+	"arguments": {},
+}
+
+list_input := {
+	"phase": "list",
+	"time": "2026-11-22T03:04:05.123Z",
+	"caller": caller,
+	"tool": tool,
+}
+
+http_input := {
+	"phase": "http",
+	"time": "2026-11-22T03:04:05.123Z",
+	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
+	"caller": caller,
+	"tool": tool,
+	"arguments": {},
+	"request": {
+		"method": "GET",
+		"scheme": "https",
+		"host": "api.example.com",
+		"port": 443,
+		"path": "/v1/items",
+		"query": "page=2",
+		"headers": {"accept": "application/json", "authorization": "***"},
+		"resolved_ips": ["93.184.215.14"],
+		"body_size": 0,
+	},
+}
+
+fs_input := {
+	"phase": "fs",
+	"time": "2026-11-22T03:04:05.123Z",
+	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
+	"caller": caller,
+	"tool": tool,
+	"arguments": {},
+	"fs": {"operation": "open", "path": "/data/report.csv", "mount": "/data", "access": "read"},
+}
+
+result_input := {
+	"phase": "result",
+	"time": "2026-11-22T03:04:05.123Z",
+	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
+	"caller": caller,
+	"tool": tool,
+	"arguments": {},
+	"result": {"ok": true, "size": 17, "value": {"rows": 3}},
+}
+
+# Data of a configured deployment (the shipped data.json allows nothing).
+principals := {
+	"alice": {"tools": ["files_*"]},
+	"bob": {"tools": ["files_read_file"], "limits": {"timeout_ms": 1000}},
+}
+
+components := {"allowed_digests": [digest]}
+
+http := {"allowed_domains": ["example.com"], "allow_private": false}
+
+fs := {"allowed_prefixes": ["/data", "/tmp/work"], "writable": ["/tmp/work"]}
+
+# `base` with `changes` merged in (recursively, like object.union).
+patch(base, changes) := object.union(base, changes)

@@ -1,0 +1,156 @@
+//! `gatehouse policy test` and `gatehouse policy eval`: the Rego workbench.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+
+use crate::policy::testing::{self, TestOptions};
+use crate::policy::{BundleSource, Phase, PolicyOptions, PolicyStore};
+
+/// Test and evaluate policy bundles.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run the bundle's tests (`test_*` rules; `todo_*` rules are skipped), like `opa test`.
+    Test(TestArgs),
+    /// Decide one input and print the decision as JSON.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The bundle directory.
+    #[arg(default_value = "policies")]
+    pub dir: PathBuf,
+    /// Extra data file (JSON or YAML) merged over the bundle's data, in order.
+    #[arg(long = "policy-data", value_name = "FILE")]
+    pub policy_data: Vec<PathBuf>,
+    /// Show print() output of each test and where failing tests stopped.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Report covered and uncovered lines of each policy file.
+    #[arg(long)]
+    pub coverage: bool,
+    /// Only run tests whose full name (data.pkg.test_x) matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub run: Option<String>,
+    /// Time budget of each test, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The phase to decide.
+    #[arg(long)]
+    pub phase: Phase,
+    /// The input document (JSON); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The bundle directory.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub policies: PathBuf,
+    /// Extra data file (JSON or YAML) merged over the bundle's data, in order.
+    #[arg(long = "policy-data", value_name = "FILE")]
+    pub policy_data: Vec<PathBuf>,
+    /// Also print every rule value of the phase package, print() output and evaluated lines.
+    #[arg(long)]
+    pub explain: bool,
+    /// Time budget of the decision, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    pub timeout_ms: u64,
+}
+
+/// Runs a `policy` subcommand. Exit codes: 0 success, 1 a test failed, 2 the bundle or the
+/// input could not be loaded.
+pub fn run(args: PolicyArgs) -> ExitCode {
+    let outcome = match args.command {
+        PolicyCommand::Test(args) => test(args),
+        PolicyCommand::Eval(args) => eval(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn test(args: TestArgs) -> Result<ExitCode> {
+    let run = args
+        .run
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("bad --run pattern")?;
+    let source = BundleSource::read(&args.dir, &args.policy_data)?;
+    let report = testing::run(
+        &source,
+        &TestOptions {
+            run,
+            coverage: args.coverage,
+            verbose: args.verbose,
+            time_budget: Duration::from_millis(args.timeout_ms),
+        },
+    )?;
+    emit(&report.render(args.verbose));
+    Ok(if report.failed() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn eval(args: EvalArgs) -> Result<ExitCode> {
+    let text = if args.input.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the input from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(&args.input)
+            .with_context(|| format!("cannot read {}", args.input.display()))?
+    };
+    let input: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.input.display()))?;
+    let store = PolicyStore::load(
+        &args.policies,
+        &args.policy_data,
+        PolicyOptions {
+            time_budget: Duration::from_millis(args.timeout_ms),
+            // The workbench evaluates a bundle while it is being edited: its tests are run by
+            // `policy test`, not required here.
+            run_tests: false,
+            ..PolicyOptions::default()
+        },
+    )?;
+    let output = if args.explain {
+        let (decision, explanation) = store.explain(args.phase, &input);
+        let mut value = serde_json::to_value(&decision)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("explain".into(), serde_json::to_value(&explanation)?);
+        }
+        value
+    } else {
+        serde_json::to_value(store.decide(args.phase, &input))?
+    };
+    emit(&format!("{}\n", serde_json::to_string_pretty(&output)?));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

@@ -1,0 +1,511 @@
+//! The decision a phase package produces, and how raw rule values become one.
+//!
+//! Everything here fails closed: a value of the wrong shape is not ignored, it turns the verdict
+//! into a deny whose reason names the rule and what was wrong with it.
+
+use regorus::Value;
+use serde::{Deserialize, Serialize};
+
+use super::phase::Phase;
+
+/// Prefix of every reason that comes from a broken policy rather than from a `deny` message, so
+/// an operator can tell "the policy said no" from "the policy could not answer".
+pub const POLICY_ERROR: &str = "policy error";
+
+/// The final answer of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+/// Resource limits the policy attaches to an allowed call (the `limits` obligation).
+///
+/// `None` means the policy did not set the limit and the gateway's configured default applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub timeout_ms: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub fuel: Option<u64>,
+    pub max_requests: Option<u64>,
+    pub max_result_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// The keys a policy may set in `limits`; anything else is a policy error, because a typo
+    /// (`timeout` for `timeout_ms`) would otherwise silently drop a limit.
+    pub const KEYS: [&'static str; 5] = [
+        "timeout_ms",
+        "memory_bytes",
+        "fuel",
+        "max_requests",
+        "max_result_bytes",
+    ];
+
+    fn slot(&mut self, key: &str) -> Option<&mut Option<u64>> {
+        match key {
+            "timeout_ms" => Some(&mut self.timeout_ms),
+            "memory_bytes" => Some(&mut self.memory_bytes),
+            "fuel" => Some(&mut self.fuel),
+            "max_requests" => Some(&mut self.max_requests),
+            "max_result_bytes" => Some(&mut self.max_result_bytes),
+            _ => None,
+        }
+    }
+}
+
+/// One policy decision: what the gateway enforces and what the audit log records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub phase: Phase,
+    /// `allow` only when the `allow` rule is `true`, `deny` is empty and nothing went wrong.
+    pub verdict: Verdict,
+    /// The value of the package's `allow` rule (`false` when undefined or broken).
+    pub allow: bool,
+    /// Why the verdict is deny: the `deny` messages, or the policy error. Empty when allowed.
+    pub reasons: Vec<String>,
+    /// The `limits` obligation.
+    pub limits: Limits,
+    /// The `redact` obligation: JSON pointers (RFC 6901) of values to mask in logs and results.
+    pub redact: Vec<String>,
+    /// The revision of the bundle that made the decision.
+    pub revision: String,
+    /// Wall-clock time the evaluation took, in microseconds.
+    pub eval_micros: u64,
+}
+
+impl Decision {
+    /// Whether the gateway may go ahead.
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+
+    /// A deny for a cause outside the rules' values (no package, evaluation error, bad input).
+    pub fn policy_error(
+        phase: Phase,
+        revision: &str,
+        cause: impl std::fmt::Display,
+        eval_micros: u64,
+    ) -> Decision {
+        Decision {
+            phase,
+            verdict: Verdict::Deny,
+            allow: false,
+            reasons: vec![format!("{POLICY_ERROR}: {cause}")],
+            limits: Limits::default(),
+            redact: Vec::new(),
+            revision: revision.to_string(),
+            eval_micros,
+        }
+    }
+}
+
+/// The raw values of a phase package's decision rules. `None` means the bundle declares no such
+/// rule; `Some(Value::Undefined)` means it is declared but produced nothing for this input.
+#[derive(Debug, Clone, Default)]
+pub struct RuleValues {
+    pub allow: Option<Value>,
+    pub deny: Option<Value>,
+    pub limits: Option<Value>,
+    pub redact: Option<Value>,
+}
+
+impl RuleValues {
+    /// Turns the rule values into a decision; every malformed value becomes a deny reason.
+    pub fn into_decision(self, phase: Phase, revision: &str, eval_micros: u64) -> Decision {
+        let package = phase.package();
+        let mut errors = Vec::new();
+        let mut error = |message: String| errors.push(format!("{POLICY_ERROR}: {message}"));
+
+        let allow = match &self.allow {
+            None => {
+                error(format!(
+                    "{package} declares no allow rule, so nothing is allowed"
+                ));
+                None
+            }
+            Some(Value::Undefined) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                error(format!(
+                    "{package}.allow must be a boolean, got {}",
+                    type_name(other)
+                ));
+                None
+            }
+        };
+
+        let deny = match self
+            .deny
+            .as_ref()
+            .map(|v| strings(v, &format!("{package}.deny")))
+        {
+            None => Vec::new(),
+            Some(Ok(messages)) => messages,
+            Some(Err(message)) => {
+                error(message);
+                Vec::new()
+            }
+        };
+
+        let limits = match self.limits.as_ref().map(|v| limits(v, &package)) {
+            None => Limits::default(),
+            Some(Ok(limits)) => limits,
+            Some(Err(message)) => {
+                error(message);
+                Limits::default()
+            }
+        };
+
+        let redact = match self
+            .redact
+            .as_ref()
+            .map(|v| json_pointers(v, &format!("{package}.redact")))
+        {
+            None => Vec::new(),
+            Some(Ok(pointers)) => pointers,
+            Some(Err(message)) => {
+                error(message);
+                Vec::new()
+            }
+        };
+
+        let allowed = allow == Some(true) && deny.is_empty() && errors.is_empty();
+        let mut reasons = errors;
+        reasons.extend(deny);
+        if !allowed && reasons.is_empty() {
+            let why = if allow.is_none() {
+                "undefined"
+            } else {
+                "false"
+            };
+            reasons.push(format!("not allowed by {package} (allow is {why})"));
+        }
+        Decision {
+            phase,
+            verdict: if allowed {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            },
+            allow: allow == Some(true),
+            reasons: if allowed { Vec::new() } else { reasons },
+            limits,
+            redact,
+            revision: revision.to_string(),
+            eval_micros,
+        }
+    }
+}
+
+/// A Rego type name for error messages.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Set(_) => "set",
+        Value::Object(_) => "object",
+        Value::Undefined => "undefined",
+    }
+}
+
+/// The strings of a set or array of strings (undefined counts as empty).
+fn strings(value: &Value, rule: &str) -> Result<Vec<String>, String> {
+    let items: Vec<&Value> = match value {
+        Value::Undefined => return Ok(Vec::new()),
+        Value::Set(set) => set.iter().collect(),
+        Value::Array(array) => array.iter().collect(),
+        other => {
+            return Err(format!(
+                "{rule} must be a set of strings, got {}",
+                type_name(other)
+            ));
+        }
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(s.to_string()),
+            other => Err(format!(
+                "{rule} must be a set of strings, got a {} containing a {}",
+                type_name(value),
+                type_name(other)
+            )),
+        })
+        .collect()
+}
+
+fn json_pointers(value: &Value, rule: &str) -> Result<Vec<String>, String> {
+    let pointers = strings(value, rule)?;
+    match pointers
+        .iter()
+        .find(|p| !p.is_empty() && !p.starts_with('/'))
+    {
+        Some(bad) => Err(format!(
+            "{rule} must hold JSON pointers (\"/arguments/token\"), got {bad:?}"
+        )),
+        None => Ok(pointers),
+    }
+}
+
+fn limits(value: &Value, package: &str) -> Result<Limits, String> {
+    let object = match value {
+        Value::Undefined => return Ok(Limits::default()),
+        Value::Object(object) => object,
+        other => {
+            return Err(format!(
+                "{package}.limits must be an object, got {}",
+                type_name(other)
+            ));
+        }
+    };
+    let mut limits = Limits::default();
+    for (key, item) in object.iter() {
+        let Value::String(key) = key else {
+            return Err(format!(
+                "{package}.limits keys must be strings, got {}",
+                type_name(key)
+            ));
+        };
+        let Some(slot) = limits.slot(key) else {
+            return Err(format!(
+                "{package}.limits has unknown key {key:?} (known: {})",
+                Limits::KEYS.join(", ")
+            ));
+        };
+        *slot = Some(item.as_u64().map_err(|_| {
+            format!(
+                "{package}.limits.{key} must be a non-negative integer, got {}",
+                describe(item)
+            )
+        })?);
+    }
+    Ok(limits)
+}
+
+/// A short rendering of a value for error messages: its JSON when small, else its type.
+fn describe(value: &Value) -> String {
+    match value.to_json_str() {
+        Ok(json) if json.len() <= 40 => json,
+        _ => type_name(value).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Value {
+        Value::from_json_str(text).unwrap()
+    }
+
+    fn set(items: &[&str]) -> Value {
+        let mut set = std::collections::BTreeSet::new();
+        for item in items {
+            set.insert(Value::from(*item));
+        }
+        Value::from(set)
+    }
+
+    fn decide(values: RuleValues) -> Decision {
+        values.into_decision(Phase::Call, "sha256:test", 1)
+    }
+
+    #[test]
+    fn allow_true_and_empty_deny_is_the_only_allow() {
+        let allowed = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            deny: Some(set(&[])),
+            ..Default::default()
+        });
+        assert!(allowed.is_allowed());
+        assert!(allowed.allow);
+        assert!(allowed.reasons.is_empty());
+
+        let denied = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            deny: Some(set(&["plain http", "too big"])),
+            ..Default::default()
+        });
+        assert!(!denied.is_allowed());
+        assert!(denied.allow, "allow keeps the rule's value");
+        assert_eq!(denied.reasons, vec!["plain http", "too big"]);
+
+        let not_allowed = decide(RuleValues {
+            allow: Some(Value::Bool(false)),
+            deny: None,
+            ..Default::default()
+        });
+        assert!(!not_allowed.is_allowed());
+        assert_eq!(
+            not_allowed.reasons,
+            vec!["not allowed by gatehouse.call (allow is false)"]
+        );
+
+        let undefined = decide(RuleValues {
+            allow: Some(Value::Undefined),
+            deny: Some(Value::Undefined),
+            ..Default::default()
+        });
+        assert!(!undefined.is_allowed());
+        assert_eq!(
+            undefined.reasons,
+            vec!["not allowed by gatehouse.call (allow is undefined)"]
+        );
+    }
+
+    #[test]
+    fn missing_or_non_boolean_allow_denies_with_a_policy_error() {
+        let missing = decide(RuleValues::default());
+        assert!(!missing.is_allowed());
+        assert_eq!(
+            missing.reasons,
+            vec!["policy error: gatehouse.call declares no allow rule, so nothing is allowed"]
+        );
+        let stringly = decide(RuleValues {
+            allow: Some(Value::from("yes")),
+            ..Default::default()
+        });
+        assert!(!stringly.is_allowed());
+        assert_eq!(
+            stringly.reasons,
+            vec!["policy error: gatehouse.call.allow must be a boolean, got string"]
+        );
+    }
+
+    #[test]
+    fn deny_must_be_a_set_or_array_of_strings() {
+        for (value, expected) in [
+            (
+                Value::from("no"),
+                "policy error: gatehouse.call.deny must be a set of strings, got string",
+            ),
+            (
+                Value::Bool(true),
+                "policy error: gatehouse.call.deny must be a set of strings, got boolean",
+            ),
+            (
+                json(r#"[1]"#),
+                "policy error: gatehouse.call.deny must be a set of strings, got a array containing a number",
+            ),
+            (
+                json(r#"{"a": "b"}"#),
+                "policy error: gatehouse.call.deny must be a set of strings, got object",
+            ),
+        ] {
+            let decision = decide(RuleValues {
+                allow: Some(Value::Bool(true)),
+                deny: Some(value),
+                ..Default::default()
+            });
+            assert!(!decision.is_allowed());
+            assert_eq!(decision.reasons, vec![expected.to_string()]);
+        }
+        let array = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            deny: Some(json(r#"["b", "a"]"#)),
+            ..Default::default()
+        });
+        assert_eq!(array.reasons, vec!["b", "a"], "array order is kept");
+    }
+
+    #[test]
+    fn limits_are_parsed_and_unknown_keys_or_bad_values_deny() {
+        let decision = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            limits: Some(json(r#"{"timeout_ms": 2000, "memory_bytes": 67108864}"#)),
+            ..Default::default()
+        });
+        assert!(decision.is_allowed());
+        assert_eq!(decision.limits.timeout_ms, Some(2000));
+        assert_eq!(decision.limits.memory_bytes, Some(67_108_864));
+        assert_eq!(decision.limits.fuel, None);
+
+        let typo = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            limits: Some(json(r#"{"timeout": 2000}"#)),
+            ..Default::default()
+        });
+        assert!(!typo.is_allowed());
+        assert!(
+            typo.reasons[0].starts_with(
+                "policy error: gatehouse.call.limits has unknown key \"timeout\" (known: timeout_ms,"
+            ),
+            "{:?}",
+            typo.reasons
+        );
+
+        for bad in [r#"{"fuel": -1}"#, r#"{"fuel": 1.5}"#, r#"{"fuel": "many"}"#] {
+            let decision = decide(RuleValues {
+                allow: Some(Value::Bool(true)),
+                limits: Some(json(bad)),
+                ..Default::default()
+            });
+            assert!(!decision.is_allowed(), "{bad}");
+            assert!(
+                decision.reasons[0].starts_with(
+                    "policy error: gatehouse.call.limits.fuel must be a non-negative integer, got "
+                ),
+                "{:?}",
+                decision.reasons
+            );
+        }
+        let not_object = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            limits: Some(json("[1]")),
+            ..Default::default()
+        });
+        assert_eq!(
+            not_object.reasons,
+            vec!["policy error: gatehouse.call.limits must be an object, got array"]
+        );
+    }
+
+    #[test]
+    fn redact_must_be_json_pointers_and_survives_a_deny() {
+        let decision = decide(RuleValues {
+            allow: Some(Value::Bool(false)),
+            redact: Some(set(&["/arguments/token"])),
+            ..Default::default()
+        });
+        assert!(!decision.is_allowed());
+        assert_eq!(decision.redact, vec!["/arguments/token"]);
+
+        let bad = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            redact: Some(set(&["arguments.token"])),
+            ..Default::default()
+        });
+        assert!(!bad.is_allowed());
+        assert!(
+            bad.reasons[0].contains("must hold JSON pointers"),
+            "{:?}",
+            bad.reasons
+        );
+    }
+
+    #[test]
+    fn decisions_serialize_with_every_field() {
+        let decision = decide(RuleValues {
+            allow: Some(Value::Bool(true)),
+            ..Default::default()
+        });
+        let json = serde_json::to_value(&decision).unwrap();
+        assert_eq!(json["phase"], "call");
+        assert_eq!(json["verdict"], "allow");
+        assert_eq!(json["allow"], true);
+        assert_eq!(json["revision"], "sha256:test");
+        assert!(
+            json["limits"]
+                .as_object()
+                .unwrap()
+                .contains_key("timeout_ms")
+        );
+        let back: Decision = serde_json::from_value(json).unwrap();
+        assert_eq!(back, decision);
+    }
+}

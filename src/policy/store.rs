@@ -1,0 +1,438 @@
+//! The serving side: the current compiled bundle behind an atomic swap, and `decide`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use regorus::Engine;
+use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+use serde::{Deserialize, Serialize};
+
+use super::bundle::{BundleSource, DECISION_FILE, DECISION_PACKAGE, DeclaredRules};
+use super::decision::{Decision, RuleValues, type_name};
+use super::error::PolicyError;
+use super::phase::Phase;
+use super::testing::{self, TestOptions};
+
+/// How a store evaluates and what it accepts.
+#[derive(Debug, Clone)]
+pub struct PolicyOptions {
+    /// Wall-clock budget of one decision; past it the decision is a deny.
+    pub time_budget: Duration,
+    /// Largest input accepted, measured as compact JSON; bigger inputs are denied unevaluated.
+    pub max_input_bytes: usize,
+    /// Run the bundle's `*_test.rego` before serving it (on load and every reload), against
+    /// the bundle's own data (extra data files are not applied to its tests).
+    pub run_tests: bool,
+    /// Budget of each bundle test when `run_tests` is on.
+    pub test_time_budget: Duration,
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        PolicyOptions {
+            time_budget: Duration::from_millis(50),
+            max_input_bytes: 1 << 20,
+            run_tests: true,
+            test_time_budget: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The policy bundle being served. Cheap to clone; every clone sees reloads.
+///
+/// Reloads build the new bundle completely (parse, compile, test) before swapping it in, so a
+/// decision is made either by the old bundle or by the new one, never by a mix.
+#[derive(Clone)]
+pub struct PolicyStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    extra_data: Vec<PathBuf>,
+    options: PolicyOptions,
+    current: RwLock<Arc<ServingBundle>>,
+    /// Serializes reloads so two of them cannot race to swap.
+    reload_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyStore")
+            .field("dir", &self.inner.dir)
+            .field("revision", &self.revision())
+            .finish()
+    }
+}
+
+impl PolicyStore {
+    /// Loads, compiles and (if `options.run_tests`) tests the bundle in `dir`.
+    pub fn load(
+        dir: impl AsRef<Path>,
+        extra_data: &[PathBuf],
+        options: PolicyOptions,
+    ) -> Result<PolicyStore, PolicyError> {
+        let dir = dir.as_ref().to_path_buf();
+        let bundle = ServingBundle::build(&dir, extra_data, &options)?;
+        tracing::info!(dir = %dir.display(), revision = %bundle.revision, "policy bundle loaded");
+        Ok(PolicyStore {
+            inner: Arc::new(Inner {
+                dir,
+                extra_data: extra_data.to_vec(),
+                options,
+                current: RwLock::new(Arc::new(bundle)),
+                reload_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The directory the bundle is read from.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The extra data files merged over the bundle's data.
+    pub fn extra_data(&self) -> &[PathBuf] {
+        &self.inner.extra_data
+    }
+
+    /// The revision of the bundle now serving.
+    pub fn revision(&self) -> String {
+        self.current().revision.clone()
+    }
+
+    /// Whether the serving bundle has a package for `phase` (a phase without one denies all).
+    pub fn defines(&self, phase: Phase) -> bool {
+        self.current().phases.contains_key(&phase)
+    }
+
+    /// Decides `phase` for `input`. Never fails: every problem is a deny with its cause.
+    pub fn decide(&self, phase: Phase, input: &serde_json::Value) -> Decision {
+        self.current().decide(phase, input, &self.inner.options)
+    }
+
+    /// Decides like [`PolicyStore::decide`] and also reports how: every rule value of the
+    /// phase package, `print()` output, and the lines evaluated.
+    pub fn explain(&self, phase: Phase, input: &serde_json::Value) -> (Decision, Explanation) {
+        self.current().explain(phase, input, &self.inner.options)
+    }
+
+    /// Re-reads the bundle and swaps it in if it parses, compiles and passes its tests.
+    /// On failure the previous bundle keeps serving and the error is logged and returned.
+    pub fn reload(&self) -> Result<String, PolicyError> {
+        let _guard = self
+            .inner
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = self.revision();
+        match ServingBundle::build(&self.inner.dir, &self.inner.extra_data, &self.inner.options) {
+            Ok(bundle) => {
+                let revision = bundle.revision.clone();
+                if revision == old {
+                    tracing::debug!(%revision, "policy bundle unchanged");
+                } else {
+                    *self
+                        .inner
+                        .current
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = Arc::new(bundle);
+                    tracing::info!(old_revision = %old, %revision, "policy bundle reloaded");
+                }
+                Ok(revision)
+            }
+            Err(error) => {
+                tracing::error!(
+                    dir = %self.inner.dir.display(),
+                    serving_revision = %old,
+                    %error,
+                    "policy bundle rejected; the previous bundle keeps serving"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn current(&self) -> Arc<ServingBundle> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What `explain` adds to a decision.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The value of every rule in the phase package for this input (helper rules included).
+    pub rules: serde_json::Value,
+    /// Output of `print()` calls made while deciding.
+    pub prints: Vec<String>,
+    /// Lines of each policy file that were evaluated while deciding.
+    pub evaluated_lines: BTreeMap<String, Vec<u32>>,
+}
+
+/// A compiled bundle ready to serve, with a pool of engines so concurrent decisions do not
+/// wait for one another (an engine evaluates one decision at a time).
+struct ServingBundle {
+    revision: String,
+    /// Prepared prototype; clones of it skip parsing and analysis.
+    engine: Engine,
+    phases: BTreeMap<Phase, DeclaredRules>,
+    pool: Mutex<Vec<Engine>>,
+    source: BundleSource,
+}
+
+/// Idle engines kept per bundle; more concurrent decisions than this make new engines and
+/// drop the extras afterwards.
+const POOL_CAPACITY: usize = 64;
+
+impl ServingBundle {
+    fn build(
+        dir: &Path,
+        extra_data: &[PathBuf],
+        options: &PolicyOptions,
+    ) -> Result<ServingBundle, PolicyError> {
+        let source = BundleSource::read(dir, extra_data)?;
+        let compiled = source.compile(false)?;
+        if options.run_tests {
+            // The tests describe the bundle, so they run against its own data; the operator's
+            // extra data configures one deployment and may rightly change what they observe.
+            let report = testing::run(
+                &source.without_extra_data(),
+                &TestOptions {
+                    time_budget: options.test_time_budget,
+                    ..TestOptions::default()
+                },
+            )?;
+            let failures = report.failure_summaries();
+            if !failures.is_empty() {
+                return Err(PolicyError::TestsFailed { failures });
+            }
+        }
+        Ok(ServingBundle {
+            revision: source.revision.clone(),
+            pool: Mutex::new(vec![compiled.engine.clone()]),
+            engine: compiled.engine,
+            phases: compiled.phases,
+            source,
+        })
+    }
+
+    fn decide(&self, phase: Phase, input: &serde_json::Value, options: &PolicyOptions) -> Decision {
+        let mut engine = self.take_engine();
+        // The budget covers evaluation, not the one-off compile of a new pooled engine.
+        let start = Instant::now();
+        match self.evaluate(&mut engine, phase, input, options, start) {
+            Ok(decision) => {
+                let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+                if pool.len() < POOL_CAPACITY {
+                    pool.push(engine);
+                }
+                decision
+            }
+            // An engine that saw an error or a timeout is dropped rather than reused.
+            Err(cause) => self.failed(phase, cause, start),
+        }
+    }
+
+    /// An idle engine from the pool, or a new one. New engines are compiled from source rather
+    /// than cloned: a clone shares the prototype's reference-counted AST and data, and the
+    /// atomic reference counts of shared nodes then bounce between cores on every evaluation.
+    fn take_engine(&self) -> Engine {
+        let idle = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        idle.unwrap_or_else(|| {
+            self.source
+                .compile(false)
+                .map(|c| c.engine)
+                .unwrap_or_else(|_| self.engine.clone())
+        })
+    }
+
+    fn failed(&self, phase: Phase, cause: String, start: Instant) -> Decision {
+        Decision::policy_error(phase, &self.revision, cause, micros(start.elapsed()))
+    }
+
+    fn explain(
+        &self,
+        phase: Phase,
+        input: &serde_json::Value,
+        options: &PolicyOptions,
+    ) -> (Decision, Explanation) {
+        let start = Instant::now();
+        let mut engine = self.engine.clone();
+        engine.set_gather_prints(true);
+        engine.set_enable_coverage(true);
+        let decision = self
+            .evaluate(&mut engine, phase, input, options, start)
+            .unwrap_or_else(|cause| self.failed(phase, cause, start));
+        let mut explanation = Explanation::default();
+        if self.phases.contains_key(&phase) {
+            // The same input is still set; evaluating the whole package shows helper rules too.
+            let query = format!("data.{}", phase.package());
+            if let Ok(results) = engine.eval_query(query, false)
+                && let Some(value) = results
+                    .result
+                    .first()
+                    .and_then(|r| r.expressions.first())
+                    .map(|e| e.value.clone())
+            {
+                explanation.rules = serde_json::to_value(&value).unwrap_or_default();
+            }
+        }
+        explanation.prints = engine.take_prints().unwrap_or_default();
+        if let Ok(report) = engine.get_coverage_report() {
+            for file in report.files {
+                if !file.covered.is_empty() && file.path != DECISION_FILE {
+                    explanation
+                        .evaluated_lines
+                        .insert(file.path, file.covered.into_iter().collect());
+                }
+            }
+        }
+        (decision, explanation)
+    }
+
+    /// Checks the input, then evaluates the phase's declared decision rules under one budget.
+    /// `Err` is the cause of a policy error (the decision is then a deny).
+    fn evaluate(
+        &self,
+        engine: &mut Engine,
+        phase: Phase,
+        input: &serde_json::Value,
+        options: &PolicyOptions,
+        start: Instant,
+    ) -> Result<Decision, String> {
+        let Some(declared) = self.phases.get(&phase) else {
+            return Err(format!(
+                "bundle defines no {} package, so every {phase} decision is a deny",
+                phase.package()
+            ));
+        };
+        check_input(phase, input, options.max_input_bytes)?;
+        let input = <regorus::Value as Deserialize>::deserialize(input)
+            .map_err(|e| format!("input cannot be converted: {e}"))?;
+        engine.set_input(input);
+
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: options.time_budget,
+            check_interval: TIMER_CHECK_INTERVAL,
+        });
+        let pairs = engine
+            .eval_rule(format!("data.{DECISION_PACKAGE}.{phase}"))
+            .map_err(|e| describe_error(&e, options.time_budget))?;
+        let value_of = |name: &str, declared: bool| {
+            declared.then(|| {
+                let found = match &pairs {
+                    regorus::Value::Set(pairs) => pairs.iter().find_map(|pair| {
+                        (pair[0] == regorus::Value::from(name)).then(|| pair[1].clone())
+                    }),
+                    _ => None,
+                };
+                found.unwrap_or(regorus::Value::Undefined)
+            })
+        };
+        let values = RuleValues {
+            allow: value_of("allow", declared.allow),
+            deny: value_of("deny", declared.deny),
+            limits: value_of("limits", declared.limits),
+            redact: value_of("redact", declared.redact),
+        };
+        Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
+    }
+}
+
+/// Work units between regorus clock reads: small enough that a runaway policy is stopped
+/// within a fraction of a millisecond past its budget.
+const TIMER_CHECK_INTERVAL: std::num::NonZeroU32 = std::num::NonZeroU32::new(32).unwrap();
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn budget_exceeded(budget: Duration) -> String {
+    format!("evaluation exceeded {}ms budget", budget.as_millis())
+}
+
+/// Turns an evaluation error into a deny reason: a timeout says so plainly, anything else keeps
+/// regorus's message (which carries the file and line of the failing expression).
+fn describe_error(error: &anyhow::Error, budget: Duration) -> String {
+    let timed_out = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<LimitError>(),
+            Some(LimitError::TimeLimitExceeded { .. })
+        )
+    });
+    if timed_out {
+        budget_exceeded(budget)
+    } else {
+        format!("evaluation failed: {}", super::error::one_line(error))
+    }
+}
+
+/// Rejects inputs that are not objects, claim another phase, or are too large to evaluate.
+fn check_input(phase: Phase, input: &serde_json::Value, max_bytes: usize) -> Result<(), String> {
+    let Some(object) = input.as_object() else {
+        return Err(format!(
+            "input must be a JSON object, got {}",
+            json_type_name(input)
+        ));
+    };
+    if let Some(claimed) = object.get("phase")
+        && claimed.as_str() != Some(phase.as_str())
+    {
+        return Err(format!(
+            "input.phase is {claimed} but the decision is for phase {phase:?}",
+            phase = phase.as_str()
+        ));
+    }
+    let mut counter = ByteCounter {
+        written: 0,
+        limit: max_bytes,
+    };
+    if serde_json::to_writer(&mut counter, input).is_err() {
+        return Err(format!(
+            "input too large: more than {max_bytes} bytes of JSON"
+        ));
+    }
+    Ok(())
+}
+
+fn json_type_name(value: &serde_json::Value) -> &'static str {
+    type_name(&match value {
+        serde_json::Value::Null => regorus::Value::Null,
+        serde_json::Value::Bool(b) => regorus::Value::Bool(*b),
+        serde_json::Value::Number(_) => regorus::Value::from(0u64),
+        serde_json::Value::String(_) => regorus::Value::from(""),
+        serde_json::Value::Array(_) => regorus::Value::new_array(),
+        serde_json::Value::Object(_) => regorus::Value::new_object(),
+    })
+}
+
+/// Counts serialized bytes and stops serialization once past the limit, so measuring a huge
+/// input costs at most `limit` bytes of work and no allocation.
+struct ByteCounter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written = self.written.saturating_add(buf.len());
+        if self.written > self.limit {
+            return Err(std::io::Error::other("input too large"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
