@@ -5,4 +5,5 @@
 //! `mcp` speaks the protocol, `gateway` sequences policy → audit → runtime, `runtime` and `host`
 //! run the component inside the limits and doors we guard, `policy` decides, `audit` records.
 
+pub mod audit;
 pub mod cli;

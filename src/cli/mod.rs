@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
+
 /// Gatehouse: serve WebAssembly components to AI agents as MCP tools, behind Rego policies and
 /// an append-only audit log.
 #[derive(Debug, Parser)]
@@ -14,10 +16,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Inspect, verify and prove the audit log.
+    Audit(audit::AuditArgs),
+}
 
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Audit(args) => audit::run(args),
+    }
 }
