@@ -47,7 +47,7 @@ fn entry(i: u64) -> NewEntry {
     let phase = ["call", "http", "fs", "outcome"][(i % 4) as usize];
     let verdict = match phase {
         "outcome" => "ok",
-        _ if i % 3 == 0 => "deny",
+        _ if i.is_multiple_of(3) => "deny",
         _ => "allow",
     };
     let mut e = NewEntry::new(
@@ -626,4 +626,56 @@ fn crash_loses_no_acknowledged_entry() {
         acked.len(),
         stored.len()
     );
+}
+
+#[test]
+fn rotation_links_the_new_file_to_the_sealed_one() {
+    let f = fixture();
+    let log = AuditLog::open(&f.db, config(&f, "test/rotate")).unwrap();
+    for i in 0..25 {
+        log.append_blocking(entry(i)).unwrap();
+    }
+    let new_db = f.db.with_file_name("audit-2.db");
+    let rotated = log.rotate(&new_db, None).unwrap();
+    assert_eq!(rotated.previous_tree_size, 25);
+    assert!(
+        rotated.origin.starts_with("test/rotate/r"),
+        "{}",
+        rotated.origin
+    );
+    assert_eq!(log.path(), new_db);
+    for i in 0..5 {
+        assert_eq!(log.append_blocking(entry(i)).unwrap().seq, i + 2);
+    }
+    // Rotating into an existing log is refused and leaves the writer where it was.
+    assert!(log.rotate(&f.db, None).is_err());
+    assert_eq!(log.append_blocking(entry(9)).unwrap().seq, 7);
+    log.close().unwrap();
+
+    // The sealed file is intact and complete.
+    let old = verify_with(&f, true);
+    assert!(old.is_intact(), "{:?}", old.problems);
+    assert_eq!((old.entries, old.last_checkpoint_size), (25, 25));
+    // The new file starts with the link to the old one's final checkpoint.
+    let reader = AuditReader::open(&new_db).unwrap();
+    let first = reader.query(&Default::default()).unwrap().remove(0);
+    assert_eq!((first.seq, first.phase.as_str()), (1, "lifecycle"));
+    let previous = &first.input["previous"];
+    assert_eq!(previous["tree_size"], 25);
+    assert_eq!(previous["root"].as_str().unwrap(), old.root);
+    assert_eq!(
+        previous["checkpoint"].as_str(),
+        rotated.previous_checkpoint.as_deref()
+    );
+    let new_cps = gatehouse::audit::default_checkpoint_file(&new_db);
+    let report = verify(
+        &reader,
+        &VerifyOptions {
+            pubkey: Some(NoteVerifier::load(&f.pubkey).unwrap()),
+            external: Some((new_cps.clone(), read_checkpoint_file(&new_cps).unwrap())),
+        },
+    )
+    .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.entries, 7);
 }

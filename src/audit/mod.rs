@@ -29,4 +29,4 @@ pub use reader::{AuditReader, Count, EntryFilter, InclusionProof, Stats};
 pub use redact::RedactionKey;
 pub use store::{APPLICATION_ID, LogMeta, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
-pub use writer::{AuditConfig, AuditLog, Closed, Synchronous, default_checkpoint_file};
+pub use writer::{AuditConfig, AuditLog, Closed, Rotated, Synchronous, default_checkpoint_file};

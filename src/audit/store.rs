@@ -27,11 +27,12 @@ pub struct LogMeta {
     pub schema_version: i64,
 }
 
-/// Opens (or creates) the log for writing. `origin` is used only when the file is new.
+/// Opens (or creates) the log for writing. `origin` is used only when the file is new; the flag
+/// says whether it was.
 pub(crate) fn open_for_write(
     path: &Path,
     new_origin: &str,
-) -> Result<(Connection, LogMeta), AuditError> {
+) -> Result<(Connection, LogMeta, bool), AuditError> {
     check_parent_writable(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -39,9 +40,9 @@ pub(crate) fn open_for_write(
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| AuditError::sqlite(path, "setting busy timeout", e))?;
-    let meta = match identify(&conn, path)? {
-        Some(meta) => meta,
-        None => create_schema(&conn, path, new_origin)?,
+    let (meta, created) = match identify(&conn, path)? {
+        Some(meta) => (meta, false),
+        None => (create_schema(&conn, path, new_origin)?, true),
     };
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -52,7 +53,7 @@ pub(crate) fn open_for_write(
             detail: format!("journal mode is {mode}, WAL is required"),
         });
     }
-    Ok((conn, meta))
+    Ok((conn, meta, created))
 }
 
 /// Opens an existing log read-only (the auditor side never writes).

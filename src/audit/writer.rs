@@ -104,19 +104,38 @@ pub struct AuditLog {
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
-            .field("path", &self.inner.path)
+            .field("path", &self.path())
             .finish()
     }
 }
 
 struct Inner {
     tx: Sender<Request>,
-    path: PathBuf,
-    origin: String,
-    checkpoint_file: PathBuf,
+    /// Which file is written now (changes on rotation); shared with the writer thread.
+    identity: Arc<Mutex<Identity>>,
     redaction: RedactionKey,
     /// Why the writer stopped, once it has.
     stopped: Arc<Mutex<Option<StopReason>>>,
+}
+
+/// The file currently written.
+#[derive(Debug, Clone)]
+struct Identity {
+    path: PathBuf,
+    origin: String,
+    checkpoint_file: PathBuf,
+}
+
+/// What [`AuditLog::rotate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    pub previous_path: PathBuf,
+    pub previous_tree_size: u64,
+    /// The previous file's final checkpoint, also recorded in the new file's first entry.
+    pub previous_checkpoint: Option<String>,
+    pub path: PathBuf,
+    pub origin: String,
+    pub checkpoint_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +166,7 @@ impl<T> Reply<T> {
 enum Request {
     Append(Box<PreparedEntry>, Reply<Appended>),
     Close(Reply<Closed>),
+    Rotate(PathBuf, Option<String>, Reply<Rotated>),
 }
 
 impl AuditLog {
@@ -163,7 +183,7 @@ impl AuditLog {
                 format!("gatehouse.local/audit/{}", hex::encode(r))
             }
         };
-        let (conn, meta) = store::open_for_write(path, &new_origin)?;
+        let (conn, meta, _) = store::open_for_write(path, &new_origin)?;
         if let Some(expected) = &config.origin
             && *expected != meta.origin
         {
@@ -173,14 +193,7 @@ impl AuditLog {
                 expected: expected.clone(),
             });
         }
-        let sync = match config.synchronous {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        };
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384;"
-        ))
-        .map_err(|e| AuditError::sqlite(path, "configuring the connection", e))?;
+        configure(&conn, path, config.synchronous)?;
 
         let signer = config
             .signing_key
@@ -202,6 +215,11 @@ impl AuditLog {
             .unwrap_or_else(|| default_checkpoint_file(path));
 
         let stopped = Arc::new(Mutex::new(None));
+        let identity = Arc::new(Mutex::new(Identity {
+            path: path.to_owned(),
+            origin: meta.origin.clone(),
+            checkpoint_file: checkpoint_path.clone(),
+        }));
         let mut writer = Writer::resume(
             conn,
             path,
@@ -209,7 +227,11 @@ impl AuditLog {
             signer,
             &checkpoint_path,
             config.clone(),
-            stopped.clone(),
+            Shared {
+                stopped: stopped.clone(),
+                identity: identity.clone(),
+                redaction: redaction.clone(),
+            },
         )?;
         writer.sync_checkpoint_file()?;
 
@@ -221,26 +243,33 @@ impl AuditLog {
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 tx,
-                path: path.to_owned(),
-                origin: meta.origin,
-                checkpoint_file: checkpoint_path,
+                identity,
                 redaction,
                 stopped,
             }),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    fn identity(&self) -> Identity {
+        match self.inner.identity.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    /// The checkpoint origin of this log.
-    pub fn origin(&self) -> &str {
-        &self.inner.origin
+    /// The file currently written (changes on [`AuditLog::rotate`]).
+    pub fn path(&self) -> PathBuf {
+        self.identity().path
     }
 
-    pub fn checkpoint_file(&self) -> &Path {
-        &self.inner.checkpoint_file
+    /// The checkpoint origin of the file currently written.
+    pub fn origin(&self) -> String {
+        self.identity().origin
+    }
+
+    /// The external checkpoint file of the file currently written.
+    pub fn checkpoint_file(&self) -> PathBuf {
+        self.identity().checkpoint_file
     }
 
     /// Records `entry` and returns once its transaction is durably committed. Any error means
@@ -268,6 +297,25 @@ impl AuditLog {
         rx.recv().map_err(|_| self.stopped_error())?
     }
 
+    /// Seals the current file with a final checkpoint and continues in a new file at `new_path`
+    /// (which must not hold a log yet). The new file's first entry (phase `lifecycle`) records
+    /// the previous file's path, origin, size and final checkpoint; no row is ever deleted.
+    /// The new file gets its own origin (default: the old one with a rotation timestamp) and its
+    /// own checkpoint file `<new_path>.checkpoints`. Blocking.
+    pub fn rotate(
+        &self,
+        new_path: &Path,
+        new_origin: Option<String>,
+    ) -> Result<Rotated, AuditError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Request::Rotate(
+            new_path.to_owned(),
+            new_origin,
+            Reply::Blocking(tx),
+        ))?;
+        rx.recv().map_err(|_| self.stopped_error())?
+    }
+
     fn send(&self, request: Request) -> Result<(), AuditError> {
         self.inner
             .tx
@@ -277,16 +325,12 @@ impl AuditLog {
 
     fn stopped_error(&self) -> AuditError {
         let reason = self.inner.stopped.lock().map(|g| g.clone()).unwrap_or(None);
+        let path = self.path();
         match reason {
-            Some(StopReason::Closed) => AuditError::Closed {
-                path: self.inner.path.clone(),
-            },
-            Some(StopReason::Failed(detail)) => AuditError::WriterStopped {
-                path: self.inner.path.clone(),
-                detail,
-            },
+            Some(StopReason::Closed) => AuditError::Closed { path },
+            Some(StopReason::Failed(detail)) => AuditError::WriterStopped { path, detail },
             None => AuditError::WriterStopped {
-                path: self.inner.path.clone(),
+                path,
                 detail: "the writer thread ended unexpectedly".into(),
             },
         }
@@ -308,7 +352,64 @@ struct Writer {
     last_checkpoint_size: u64,
     /// When the first entry not covered by a checkpoint was written.
     uncovered_since: Option<Instant>,
+    shared: Shared,
+}
+
+/// What the writer shares with the handles.
+struct Shared {
     stopped: Arc<Mutex<Option<StopReason>>>,
+    identity: Arc<Mutex<Identity>>,
+    redaction: RedactionKey,
+}
+
+/// Connection settings of a file the writer owns.
+fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result<(), AuditError> {
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384;"
+    ))
+    .map_err(|e| AuditError::sqlite(path, "configuring the connection", e))
+}
+
+/// Opens the checkpoint file for appending and locks it: one writer per log.
+fn open_checkpoint_out(db: &Path, checkpoint_path: &Path) -> Result<File, AuditError> {
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(checkpoint_path)
+        .map_err(|e| AuditError::Unwritable {
+            path: checkpoint_path.to_owned(),
+            detail: format!("opening the checkpoint file: {e}"),
+        })?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => AuditError::AlreadyOpen {
+            path: db.to_owned(),
+        },
+        std::fs::TryLockError::Error(e) => {
+            AuditError::io(checkpoint_path, "locking the checkpoint file", e)
+        }
+    })?;
+    Ok(file)
+}
+
+/// The origin of a rotated file: the base origin plus the rotation time (an earlier rotation
+/// suffix is replaced, not stacked).
+fn rotated_origin(origin: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let is_stamp = |s: &str| {
+        s.len() == 18
+            && s.starts_with('r')
+            && s.ends_with('Z')
+            && s[1..9].bytes().all(|b| b.is_ascii_digit())
+    };
+    let base = match origin.rsplit_once('/') {
+        Some((base, last)) if is_stamp(last) => base,
+        _ => origin,
+    };
+    format!("{base}/{}", at.format("r%Y%m%dT%H%M%SZ"))
 }
 
 const INSERT_ENTRY: &str = "INSERT INTO entries (seq, time, decision_id, call_id, phase, caller, tool, \
@@ -325,7 +426,7 @@ impl Writer {
         signer: Option<NoteSigner>,
         checkpoint_path: &Path,
         config: AuditConfig,
-        stopped: Arc<Mutex<Option<StopReason>>>,
+        shared: Shared,
     ) -> Result<Self, AuditError> {
         let corrupt = |detail: String| AuditError::Corrupt {
             path: path.to_owned(),
@@ -386,23 +487,7 @@ impl Writer {
             }
             None => 0,
         };
-        let checkpoint_out = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .open(checkpoint_path)
-            .map_err(|e| AuditError::Unwritable {
-                path: checkpoint_path.to_owned(),
-                detail: format!("opening the checkpoint file: {e}"),
-            })?;
-        checkpoint_out.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => AuditError::AlreadyOpen {
-                path: path.to_owned(),
-            },
-            std::fs::TryLockError::Error(e) => {
-                AuditError::io(checkpoint_path, "locking the checkpoint file", e)
-            }
-        })?;
+        let checkpoint_out = open_checkpoint_out(path, checkpoint_path)?;
         let uncovered_since = (range.size() > last_checkpoint_size).then(Instant::now);
         Ok(Self {
             conn,
@@ -416,7 +501,7 @@ impl Writer {
             checkpoint_out,
             last_checkpoint_size,
             uncovered_since,
-            stopped,
+            shared,
         })
     }
 
@@ -518,6 +603,15 @@ impl Writer {
                         reply.send(result);
                         return;
                     }
+                    Request::Rotate(path, origin, reply) => {
+                        let flushed = self.write_batch(std::mem::take(&mut appends));
+                        if let Err(e) = flushed {
+                            self.stop(StopReason::Failed(e.to_string()));
+                            reply.send(Err(e));
+                            return;
+                        }
+                        reply.send(self.rotate(&path, origin));
+                    }
                 }
                 next = if appends.len() < self.config.max_batch {
                     rx.try_recv().ok()
@@ -533,7 +627,7 @@ impl Writer {
     }
 
     fn stop(&self, reason: StopReason) {
-        if let Ok(mut g) = self.stopped.lock() {
+        if let Ok(mut g) = self.shared.stopped.lock() {
             g.get_or_insert(reason);
         }
     }
@@ -589,12 +683,12 @@ impl Writer {
             let mut stmt = tx
                 .prepare_cached(INSERT_ENTRY)
                 .map_err(sql("preparing insert"))?;
+            // One timestamp per batch (the entries commit together); never let time run
+            // backwards in the log, whatever the wall clock does.
+            self.last_time = self.last_time.max(chrono::Utc::now());
+            let time = format_time(self.last_time);
             for p in entries {
                 let seq = self.range.size() + 1;
-                let now = chrono::Utc::now();
-                // Never let time run backwards in the log, whatever the wall clock does.
-                self.last_time = self.last_time.max(now);
-                let time = format_time(self.last_time);
                 let leaf = hash_leaf(&canonical_bytes(&p.head, seq, &time, &p.tail));
                 let c = &p.columns;
                 stmt.execute(params![
@@ -695,6 +789,75 @@ impl Writer {
         Ok(Closed {
             tree_size: self.range.size(),
             checkpoint,
+        })
+    }
+
+    /// See [`AuditLog::rotate`]. The new file is fully prepared before the current one is sealed,
+    /// so a failure to create it leaves the writer on the current file.
+    fn rotate(&mut self, new_path: &Path, origin: Option<String>) -> Result<Rotated, AuditError> {
+        let origin = origin.unwrap_or_else(|| rotated_origin(&self.origin, chrono::Utc::now()));
+        if origin == self.origin {
+            return Err(AuditError::Invalid(format!(
+                "the rotated log needs an origin different from the current one ({origin:?})"
+            )));
+        }
+        let (conn, meta, created) = store::open_for_write(new_path, &origin)?;
+        if !created {
+            return Err(AuditError::Invalid(format!(
+                "{}: already holds an audit log; rotate into a new file",
+                new_path.display()
+            )));
+        }
+        configure(&conn, new_path, self.config.synchronous)?;
+        let checkpoint_path = default_checkpoint_file(new_path);
+        let checkpoint_out = open_checkpoint_out(new_path, &checkpoint_path)?;
+
+        let sealed = self.finish()?;
+        let previous = serde_json::json!({
+            "path": self.path.display().to_string(),
+            "origin": self.origin,
+            "tree_size": sealed.tree_size,
+            "root": hex::encode(self.range.root()),
+            "checkpoint": sealed.checkpoint,
+        });
+        let previous_path = std::mem::replace(&mut self.path, new_path.to_owned());
+        self.conn = conn;
+        self.origin = meta.origin;
+        self.range = CompactRange::new();
+        self.checkpoint_path = checkpoint_path;
+        self.checkpoint_out = checkpoint_out;
+        self.last_checkpoint_size = 0;
+        self.uncovered_since = None;
+        if let Ok(mut id) = self.shared.identity.lock() {
+            *id = Identity {
+                path: self.path.clone(),
+                origin: self.origin.clone(),
+                checkpoint_file: self.checkpoint_path.clone(),
+            };
+        }
+
+        // The link to the previous file, attested by a checkpoint at once.
+        let link = NewEntry::new(
+            "lifecycle",
+            "ok",
+            serde_json::json!({"principal": "gatehouse", "transport": "internal", "client": "gatehouse", "authenticated": true}),
+            serde_json::json!({"event": "rotated", "previous": previous}),
+        );
+        let prepared = PreparedEntry::new(link, &self.shared.redaction)?;
+        let (_, note) = self.commit_batch(&[Box::new(prepared)])?;
+        match note {
+            Some(note) => self.append_to_checkpoint_file(&file_record(&note))?,
+            None => {
+                self.checkpoint_if_due()?;
+            }
+        }
+        Ok(Rotated {
+            previous_path,
+            previous_tree_size: sealed.tree_size,
+            previous_checkpoint: sealed.checkpoint,
+            path: self.path.clone(),
+            origin: self.origin.clone(),
+            checkpoint_file: self.checkpoint_path.clone(),
         })
     }
 }
