@@ -410,3 +410,49 @@ fn keygen_writes_a_private_key_and_a_verifier_key() {
     let again = gatehouse(&["audit", "keygen", "--out", key.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2), "overwrote an existing key");
 }
+
+#[test]
+fn tail_follow_prints_new_entries_as_they_are_committed() {
+    use std::io::{BufRead, BufReader};
+    let log = populate();
+    let mut child = Command::new(BIN)
+        .args([
+            "audit",
+            "tail",
+            log.db(),
+            "-f",
+            "-n",
+            "1",
+            "--interval-ms",
+            "50",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seq_of = |l: String| {
+        serde_json::from_str::<Value>(&l).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(seq_of(lines.next().unwrap().unwrap()), 4);
+    // The gateway keeps writing while the auditor follows.
+    let writer = AuditLog::open(
+        &log.db,
+        AuditConfig {
+            origin: Some("test/cli".into()),
+            signing_key: Some(log.pubkey.with_extension("")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut e = NewEntry::new("call", "allow", caller("carol"), json!({}));
+    e.tool = Some("fetch".into());
+    writer.append_blocking(e).unwrap();
+    assert_eq!(seq_of(lines.next().unwrap().unwrap()), 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    writer.close().unwrap();
+}

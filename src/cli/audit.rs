@@ -149,11 +149,27 @@ pub enum Format {
 pub fn run(args: AuditArgs) -> ExitCode {
     match dispatch(args.command) {
         Ok(code) => code,
+        // A closed pipe (`… | head`) ends the output early; that is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to stdout, reporting a failure (such as a closed pipe) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
 }
 
 fn dispatch(command: AuditCommand) -> Result<ExitCode> {
@@ -220,18 +236,25 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
                 None => None,
             };
             let proof = reader.inclusion_proof(seq, external.as_ref())?;
-            println!("{}", serde_json::to_string_pretty(&proof)?);
+            say!("{}", serde_json::to_string_pretty(&proof)?);
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { db, filter } => {
             let reader = open(&db)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            reader.for_each(&filter.to_filter(now)?, |e| {
+            let mut write_error = None;
+            let result = reader.for_each(&filter.to_filter(now)?, |e| {
                 writeln!(out, "{}", entry_json(&e)).map_err(|err| {
-                    crate::audit::AuditError::Invalid(format!("writing output: {err}"))
+                    let stop = crate::audit::AuditError::Invalid(format!("writing output: {err}"));
+                    write_error = Some(err);
+                    stop
                 })
-            })?;
+            });
+            if let Some(err) = write_error {
+                return Err(err.into());
+            }
+            result?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -299,15 +322,15 @@ pub fn parse_time_arg(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Str
 fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
     let signer = NoteSigner::generate(name).map_err(|e| anyhow::anyhow!(e))?;
     let public = signer.write_key_files(out)?;
-    println!(
+    say!(
         "private key: {} (mode 0600; configure it as the audit signing key)",
         out.display()
     );
-    println!(
+    say!(
         "public key:  {} (give it to auditors: `gatehouse audit verify --pubkey`)",
         public.display()
     );
-    println!("{}", signer.verifier().to_text());
+    say!("{}", signer.verifier().to_text());
     debug_assert_eq!(public, public_key_path(out));
     Ok(ExitCode::SUCCESS)
 }
@@ -512,17 +535,17 @@ fn show(reader: &AuditReader, call_id: &str, format: Format) -> Result<ExitCode>
     }
     let first = &story[0];
     let start = crate::audit::parse_time(&first.time);
-    println!(
+    say!(
         "call {call_id}  tool {}  caller {}  started {}",
         first.tool.as_deref().unwrap_or("-"),
         caller_text(&first.caller),
         first.time
     );
     if let Some(d) = &first.component_digest {
-        println!("component {d}");
+        say!("component {d}");
     }
     if let Some(r) = &first.policy_revision {
-        println!("policy revision {r}");
+        say!("policy revision {r}");
     }
     let rows: Vec<Vec<String>> = story
         .iter()
@@ -584,7 +607,7 @@ fn tail(
 fn stats(reader: &AuditReader, since: Option<&str>, format: Format) -> Result<ExitCode> {
     let s = reader.stats(since)?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        say!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
@@ -637,7 +660,7 @@ fn verify_cmd(
         ExitCode::from(1)
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(code);
     }
     let stdout = std::io::stdout();
