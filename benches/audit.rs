@@ -6,7 +6,6 @@
 //! (default: a temporary directory).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gatehouse::audit::{
@@ -173,7 +172,6 @@ fn main() {
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.entries, n);
 
-    let reader = Arc::new(reader);
     let q = |label: &str, f: EntryFilter| {
         let count = timed(label, || reader.query(&f).unwrap().len());
         println!("{:<58} {count:>10} rows", "");
