@@ -679,3 +679,39 @@ fn rotation_links_the_new_file_to_the_sealed_one() {
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.entries, 7);
 }
+
+/// Needs a small file system: `mount -t tmpfs -o size=512k tmpfs DIR` (root), then
+/// `GATEHOUSE_TINYFS=DIR cargo test --test audit_log disk_full -- --ignored`.
+#[test]
+#[ignore = "needs a tiny mounted file system in GATEHOUSE_TINYFS"]
+fn disk_full_is_a_specific_error_and_loses_nothing_acknowledged() {
+    let dir = PathBuf::from(std::env::var("GATEHOUSE_TINYFS").expect("GATEHOUSE_TINYFS"));
+    let db = dir.join("full.db");
+    let log = AuditLog::open(
+        &db,
+        AuditConfig {
+            checkpoint_every: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut acked = Vec::new();
+    let err = loop {
+        let mut e = entry(1);
+        e.input = json!({"blob": "x".repeat(8000), "n": acked.len()});
+        match log.append_blocking(e) {
+            Ok(a) => acked.push(a.seq),
+            Err(e) => break e,
+        }
+        assert!(acked.len() < 10_000, "the file system never filled up");
+    };
+    eprintln!("after {} entries: {err}", acked.len());
+    assert!(matches!(err, AuditError::DiskFull { .. }), "{err}");
+    // Still failing closed on the next attempt.
+    assert!(log.append_blocking(entry(2)).is_err());
+    drop(log);
+    let reader = AuditReader::open(&db).unwrap();
+    assert_eq!(reader.last_seq().unwrap(), *acked.last().unwrap());
+    let report = verify(&reader, &VerifyOptions::default()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
