@@ -36,11 +36,14 @@ CREATE TABLE entries (
     entry_hash       BLOB NOT NULL           -- SHA-256(0x00 ‖ canonical entry bytes)
 );
 
+-- Every index implicitly ends with seq (the rowid), and time grows with seq, so "newest N with
+-- tool = X" walks one index backwards without sorting, and a time range becomes a seq range
+-- (found through entries_time) that any of them can use.
 CREATE INDEX entries_time ON entries (time);
 CREATE INDEX entries_call ON entries (call_id) WHERE call_id IS NOT NULL;
-CREATE INDEX entries_tool ON entries (tool, time);
-CREATE INDEX entries_principal ON entries (principal, time);
-CREATE INDEX entries_phase_verdict ON entries (phase, verdict, time);
+CREATE INDEX entries_tool ON entries (tool);
+CREATE INDEX entries_principal ON entries (principal);
+CREATE INDEX entries_phase_verdict ON entries (phase, verdict);
 
 -- Signed tree heads. `note` is the complete C2SP signed note (the authority); the other columns
 -- repeat what it says, for queries.

@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench audit` (release). Environment: `AUDIT_BENCH_ENTRIES` (default 1,000,000)
 //! sets the size of the log used for verify and queries; `AUDIT_BENCH_DIR` where to put it
-//! (default: a temporary directory).
+//! (default: a temporary directory; an existing log there is reused); `AUDIT_BENCH_SKIP_APPEND`
+//! skips the append figures.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

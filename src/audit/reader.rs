@@ -156,10 +156,21 @@ impl AuditReader {
             clauses.push(clause);
             args.push(v);
         };
+        // A time bound is turned into a seq bound as well (the smallest seq at or after `since`
+        // excludes no matching row, whatever the times), which every index can use; as time
+        // grows with seq, that bound is also tight.
         if let Some(v) = &filter.since {
+            add(
+                "seq >= coalesce((SELECT min(seq) FROM entries WHERE time >= ?), 9223372036854775807)",
+                Box::new(v.clone()),
+            );
             add("time >= ?", Box::new(v.clone()));
         }
         if let Some(v) = &filter.until {
+            add(
+                "seq <= coalesce((SELECT max(seq) FROM entries WHERE time < ?), 0)",
+                Box::new(v.clone()),
+            );
             add("time < ?", Box::new(v.clone()));
         }
         if let Some(v) = &filter.principal {
