@@ -272,6 +272,15 @@ impl PreparedEntry {
         redaction: &super::redact::RedactionKey,
     ) -> Result<Self, AuditError> {
         entry.validate()?;
+        let mut entry = entry;
+        for v in [
+            &mut entry.caller,
+            &mut entry.input,
+            &mut entry.obligations,
+            &mut entry.metrics,
+        ] {
+            to_i_json(v);
+        }
         let mut input = entry.input;
         redaction.redact(&mut input, &entry.redact)?;
         let columns = EntryColumns {
@@ -293,6 +302,29 @@ impl PreparedEntry {
             tail: columns.canonical_tail()?,
             columns,
         })
+    }
+}
+
+/// The largest integer an IEEE 754 double holds exactly (I-JSON, RFC 7493 §2.2).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Makes a value I-JSON so its RFC 8785 form is the same in every implementation: an integer
+/// beyond ±(2^53 − 1), which a verifier reading JSON numbers as doubles would round, is stored
+/// as the string of its exact decimal digits instead.
+fn to_i_json(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            let exact = n
+                .as_u64()
+                .map(|u| u <= MAX_SAFE_INTEGER)
+                .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER));
+            if exact == Some(false) {
+                *v = Value::String(n.to_string());
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(to_i_json),
+        Value::Object(map) => map.values_mut().for_each(to_i_json),
+        _ => {}
     }
 }
 
@@ -409,6 +441,20 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn integers_beyond_2_pow_53_are_kept_exactly_as_strings() {
+        let key = RedactionKey::from_bytes([9; 32]);
+        let p = PreparedEntry::new(
+            sample(json!({"big": u64::MAX, "neg": i64::MIN, "ok": 9007199254740991u64, "f": 1.5})),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(
+            p.columns.input,
+            r#"{"big":"18446744073709551615","f":1.5,"neg":"-9223372036854775808","ok":9007199254740991}"#
+        );
     }
 
     #[test]
