@@ -9,9 +9,10 @@ use serde::Serialize;
 use super::AuditError;
 use super::checkpoint::SignedCheckpoint;
 use super::entry::{leaf_hash_of, parse_time};
-use super::merkle::{CompactRange, Hash, empty_root};
+use super::merkle::{CompactRange, Hash};
 use super::note::NoteVerifier;
 use super::reader::{AuditReader, EntryFilter};
+use super::store::RawRow;
 
 /// What to check the log against, besides itself.
 #[derive(Debug, Default)]
@@ -97,7 +98,6 @@ struct Target {
 /// Verifies the log behind `reader`.
 pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyReport, AuditError> {
     let origin = reader.meta().origin.clone();
-    let mut problems: Vec<Problem> = Vec::new();
     let mut warnings = Vec::new();
     let mut targets = Vec::new();
 
@@ -166,30 +166,52 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
     targets.sort_by_key(|t| t.size);
 
     // Recompute every leaf and the tree, comparing roots as each checkpoint's size is reached.
-    let mut range = CompactRange::new();
-    let mut next_target = 0;
-    let check_targets = |range: &CompactRange, targets: &mut [Target], next: &mut usize| {
-        let root = range.root();
-        while *next < targets.len() && targets[*next].size == range.size() {
-            let t = &mut targets[*next];
-            if t.root != root && t.failure.is_none() {
-                t.failure = Some((
-                    Doubt::Root,
-                    format!(
-                        "{} (size {}): the root recomputed from the entries does not match: an entry was altered, removed, inserted or reordered",
-                        t.label, t.size
-                    ),
-                ));
+    // The rows are read on this thread and replayed on another (reading and hashing overlap).
+    let replay = Replay::new(targets);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(8);
+    let (replay, read_result) = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            let mut replay = replay;
+            replay.check_targets();
+            for batch in rx {
+                for row in batch {
+                    replay.row(row)?;
+                }
             }
-            *next += 1;
+            Ok::<Replay, AuditError>(replay)
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        let read_result = reader.for_each_raw(&EntryFilter::default(), |row| {
+            batch.push(row);
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // A closed channel means the worker failed; its error is reported below.
+                if tx.send(full).is_err() {
+                    return Err(AuditError::Invalid("verification stopped".into()));
+                }
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
         }
-    };
-    check_targets(&range, &mut targets, &mut next_target);
-    debug_assert_eq!(range.root(), empty_root());
-
-    let mut expected_seq: i64 = 1;
-    let mut previous_time: Option<(String, chrono::DateTime<chrono::Utc>)> = None;
-    let mut more_problems = 0u64;
+        drop(tx);
+        let replay = worker.join().unwrap_or_else(|_| {
+            Err(AuditError::Invalid(
+                "the verification worker panicked".into(),
+            ))
+        });
+        (replay, read_result)
+    });
+    let Replay {
+        mut targets,
+        range,
+        next_target,
+        mut problems,
+        mut more_problems,
+        ..
+    } = replay?;
+    read_result?;
     let mut push = |problems: &mut Vec<Problem>, p: Problem| {
         if problems.len() < MAX_PROBLEMS {
             problems.push(p);
@@ -197,50 +219,6 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
             more_problems += 1;
         }
     };
-    reader.for_each_raw(&EntryFilter::default(), |row| {
-        let seq = row.seq;
-        if seq != expected_seq {
-            let what = if seq > expected_seq {
-                if seq == expected_seq + 1 {
-                    format!("entry {expected_seq} is missing (deleted)")
-                } else {
-                    format!("entries {expected_seq}..={} are missing (deleted)", seq - 1)
-                }
-            } else {
-                format!("entry with seq {seq} is out of sequence (expected {expected_seq})")
-            };
-            push(&mut problems, Problem { seq: Some(expected_seq.max(1) as u64), what });
-        }
-        let useq = seq.max(0) as u64;
-        let leaf = leaf_hash_of(&row.columns, useq, &row.time)?;
-        if row.entry_hash[..] != leaf[..] {
-            push(&mut problems, Problem {
-                seq: Some(useq),
-                what: format!("entry {seq}: its content does not match its stored entry_hash (the entry was altered)"),
-            });
-        }
-        match parse_time(&row.time) {
-            None => push(&mut problems, Problem {
-                seq: Some(useq),
-                what: format!("entry {seq}: time {:?} is not in the log's RFC 3339 format", row.time),
-            }),
-            Some(t) => {
-                if let Some((prev_text, prev)) = &previous_time
-                    && t < *prev
-                {
-                    push(&mut problems, Problem {
-                        seq: Some(useq),
-                        what: format!("entry {seq}: time {} runs backwards (previous entry: {prev_text})", row.time),
-                    });
-                }
-                previous_time = Some((row.time.clone(), t));
-            }
-        }
-        range.append(leaf);
-        check_targets(&range, &mut targets, &mut next_target);
-        expected_seq = seq + 1;
-        Ok(())
-    })?;
     let entries = range.size();
 
     // Checkpoints beyond the end: the tail was cut off.
@@ -320,6 +298,131 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
         problems,
         more_problems,
     })
+}
+
+/// Rows per batch handed from the reading thread to the replaying one.
+const BATCH: usize = 2048;
+
+/// The recomputation of the log, row by row: leaf hashes, seq and time checks, the tree, and
+/// the comparison with each checkpoint when the tree reaches its size.
+struct Replay {
+    targets: Vec<Target>,
+    next_target: usize,
+    range: CompactRange,
+    expected_seq: i64,
+    previous_time: Option<String>,
+    previous_parsed: Option<chrono::DateTime<chrono::Utc>>,
+    problems: Vec<Problem>,
+    more_problems: u64,
+}
+
+impl Replay {
+    fn new(targets: Vec<Target>) -> Self {
+        Self {
+            targets,
+            next_target: 0,
+            range: CompactRange::new(),
+            expected_seq: 1,
+            previous_time: None,
+            previous_parsed: None,
+            problems: Vec::new(),
+            more_problems: 0,
+        }
+    }
+
+    fn problem(&mut self, seq: u64, what: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                seq: Some(seq),
+                what,
+            });
+        } else {
+            self.more_problems += 1;
+        }
+    }
+
+    fn row(&mut self, row: RawRow) -> Result<(), AuditError> {
+        let seq = row.seq;
+        let expected = self.expected_seq;
+        if seq != expected {
+            let what = if seq > expected {
+                if seq == expected + 1 {
+                    format!("entry {expected} is missing (deleted)")
+                } else {
+                    format!("entries {expected}..={} are missing (deleted)", seq - 1)
+                }
+            } else {
+                format!("entry with seq {seq} is out of sequence (expected {expected})")
+            };
+            self.problem(expected.max(1) as u64, what);
+        }
+        let useq = seq.max(0) as u64;
+        let leaf = leaf_hash_of(&row.columns, useq, &row.time)?;
+        if row.entry_hash[..] != leaf[..] {
+            self.problem(
+                useq,
+                format!("entry {seq}: its content does not match its stored entry_hash (the entry was altered)"),
+            );
+        }
+        // Entries of one batch share their time: parse only when it changes.
+        if self.previous_time.as_deref() != Some(row.time.as_str()) {
+            match parse_time(&row.time) {
+                None => self.problem(
+                    useq,
+                    format!(
+                        "entry {seq}: time {:?} is not in the log's RFC 3339 format",
+                        row.time
+                    ),
+                ),
+                Some(t) => {
+                    if let (Some(prev), Some(prev_text)) =
+                        (self.previous_parsed, &self.previous_time)
+                        && t < prev
+                    {
+                        let what = format!(
+                            "entry {seq}: time {} runs backwards (previous entry: {prev_text})",
+                            row.time
+                        );
+                        self.problem(useq, what);
+                    }
+                    self.previous_parsed = Some(t);
+                }
+            }
+            self.previous_time = Some(row.time);
+        }
+        self.range.append(leaf);
+        self.check_targets();
+        self.expected_seq = seq + 1;
+        Ok(())
+    }
+
+    /// Compares the tree with every checkpoint of exactly its current size (the root is only
+    /// computed when there is one).
+    fn check_targets(&mut self) {
+        let size = self.range.size();
+        if self
+            .targets
+            .get(self.next_target)
+            .is_none_or(|t| t.size != size)
+        {
+            return;
+        }
+        let root = self.range.root();
+        while let Some(t) = self.targets.get_mut(self.next_target)
+            && t.size == size
+        {
+            if t.root != root && t.failure.is_none() {
+                t.failure = Some((
+                    Doubt::Root,
+                    format!(
+                        "{} (size {}): the root recomputed from the entries does not match: an entry was altered, removed, inserted or reordered",
+                        t.label, t.size
+                    ),
+                ));
+            }
+            self.next_target += 1;
+        }
+    }
 }
 
 fn signature_failure(
