@@ -384,6 +384,20 @@ fn prove_prints_a_checkable_inclusion_proof() {
     )
     .unwrap();
     assert_eq!(p["tree_size"], 4);
+
+    // Consistency: the first 3 entries (the checkpoint written at 3) are a prefix of the tree of 4.
+    let out = gatehouse(&["audit", "prove", log.db(), "--old-size", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let c: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let proof: Vec<merkle::Hash> = c["proof"].as_array().unwrap().iter().map(h).collect();
+    let stored = gatehouse::audit::read_checkpoint_file(&log.checkpoints).unwrap();
+    let at3 = stored.iter().find(|c| c.checkpoint.size == 3).unwrap();
+    assert_eq!(h(&c["old_root"]), at3.checkpoint.root);
+    merkle::verify_consistency(3, 4, &proof, &at3.checkpoint.root, &h(&c["new_root"])).unwrap();
+    assert_eq!(
+        gatehouse(&["audit", "prove", log.db()]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_c
 pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
 pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
-pub use reader::{AuditReader, Count, EntryFilter, InclusionProof, Stats};
+pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
 pub use redact::RedactionKey;
 pub use store::{APPLICATION_ID, LogMeta, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};

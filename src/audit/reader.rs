@@ -82,6 +82,22 @@ pub struct InclusionProof {
     pub canonical_entry: String,
 }
 
+/// A consistency proof: the tree of `old_size` entries is a prefix of the checkpoint's tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsistencyProof {
+    pub origin: String,
+    pub old_size: u64,
+    #[serde(serialize_with = "hex_hash")]
+    pub old_root: Hash,
+    pub new_size: u64,
+    #[serde(serialize_with = "hex_hash")]
+    pub new_root: Hash,
+    #[serde(serialize_with = "hex_hashes")]
+    pub proof: Vec<Hash>,
+    /// The checkpoint note of the newer tree.
+    pub checkpoint: String,
+}
+
 fn hex_hash<S: serde::Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(h))
 }
@@ -325,38 +341,13 @@ impl AuditReader {
         seq: u64,
         checkpoint: Option<&SignedCheckpoint>,
     ) -> Result<InclusionProof, AuditError> {
-        let latest;
-        let cp = match checkpoint {
-            Some(cp) => cp,
-            None => {
-                latest = self
-                    .checkpoints()?
-                    .into_iter()
-                    .max_by_key(|c| c.checkpoint.size)
-                    .ok_or_else(|| {
-                        AuditError::Invalid(format!(
-                            "{}: the log has no checkpoint yet",
-                            self.path.display()
-                        ))
-                    })?;
-                &latest
-            }
-        };
+        let (cp, leaves) = self.attested_leaves(checkpoint)?;
         let size = cp.checkpoint.size;
+        let root = cp.checkpoint.root;
         if seq == 0 || seq > size {
             return Err(AuditError::Invalid(format!(
                 "seq {seq} is not covered by the checkpoint (tree size {size})"
             )));
-        }
-        let leaves = store::stored_leaf_hashes(&self.conn, &self.path, size)?;
-        let root = merkle::root(&leaves);
-        if root != cp.checkpoint.root {
-            return Err(AuditError::Corrupt {
-                path: self.path.clone(),
-                detail: format!(
-                    "the entries' tree of size {size} does not match the checkpoint's root; run `gatehouse audit verify`"
-                ),
-            });
         }
         let proof = merkle::inclusion_proof(&leaves, seq - 1)
             .map_err(|e| AuditError::Invalid(e.to_string()))?;
@@ -388,6 +379,64 @@ impl AuditReader {
             proof,
             checkpoint: cp.note.clone(),
             canonical_entry: String::from_utf8_lossy(&canonical).into_owned(),
+        })
+    }
+
+    /// The latest stored checkpoint, or `checkpoint` if given; and the stored leaves it covers,
+    /// checked against its root.
+    fn attested_leaves(
+        &self,
+        checkpoint: Option<&SignedCheckpoint>,
+    ) -> Result<(SignedCheckpoint, Vec<Hash>), AuditError> {
+        let cp = match checkpoint {
+            Some(cp) => cp.clone(),
+            None => self
+                .checkpoints()?
+                .into_iter()
+                .max_by_key(|c| c.checkpoint.size)
+                .ok_or_else(|| {
+                    AuditError::Invalid(format!(
+                        "{}: the log has no checkpoint yet",
+                        self.path.display()
+                    ))
+                })?,
+        };
+        let size = cp.checkpoint.size;
+        let leaves = store::stored_leaf_hashes(&self.conn, &self.path, size)?;
+        if merkle::root(&leaves) != cp.checkpoint.root {
+            return Err(AuditError::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "the entries' tree of size {size} does not match the checkpoint's root; run `gatehouse audit verify`"
+                ),
+            });
+        }
+        Ok((cp, leaves))
+    }
+
+    /// Proves that the log's first `old_size` entries are a prefix of the tree of `checkpoint`
+    /// (default: the latest stored one): an auditor holding an older checkpoint of that size
+    /// compares `old_root` with it and checks the proof (RFC 9162 §2.1.4.2).
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        checkpoint: Option<&SignedCheckpoint>,
+    ) -> Result<ConsistencyProof, AuditError> {
+        let (cp, leaves) = self.attested_leaves(checkpoint)?;
+        let new_size = cp.checkpoint.size;
+        let proof = merkle::consistency_proof(&leaves, old_size)
+            .map_err(|e| AuditError::Invalid(e.to_string()))?;
+        let old_root = merkle::root(&leaves[..old_size as usize]);
+        merkle::verify_consistency(old_size, new_size, &proof, &old_root, &cp.checkpoint.root)
+            .map_err(|e| AuditError::Invalid(e.to_string()))?;
+        Ok(ConsistencyProof {
+            origin: cp.checkpoint.origin.clone(),
+            old_size,
+            old_root,
+            new_size,
+            new_root: cp.checkpoint.root,
+            proof,
+            checkpoint: cp.note,
         })
     }
 

@@ -90,11 +90,20 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print an inclusion proof (JSON) of one entry under a checkpoint.
+    /// Print an inclusion proof (--seq) or a consistency proof (--old-size) as JSON.
     Prove {
         db: PathBuf,
+        /// Prove that this entry is in the checkpoint's tree.
+        #[arg(
+            long,
+            required_unless_present = "old_size",
+            conflicts_with = "old_size"
+        )]
+        seq: Option<u64>,
+        /// Prove that the tree of this many entries (an older checkpoint) is a prefix of the
+        /// checkpoint's tree.
         #[arg(long)]
-        seq: u64,
+        old_size: Option<u64>,
         /// Prove against the last checkpoint of this file instead of the latest stored one.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
@@ -224,6 +233,7 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Prove {
             db,
             seq,
+            old_size,
             checkpoint,
         } => {
             let reader = open(&db)?;
@@ -235,8 +245,16 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
                 ),
                 None => None,
             };
-            let proof = reader.inclusion_proof(seq, external.as_ref())?;
-            say!("{}", serde_json::to_string_pretty(&proof)?);
+            let json = match (seq, old_size) {
+                (Some(seq), _) => {
+                    serde_json::to_string_pretty(&reader.inclusion_proof(seq, external.as_ref())?)?
+                }
+                (None, Some(old)) => serde_json::to_string_pretty(
+                    &reader.consistency_proof(old, external.as_ref())?,
+                )?,
+                (None, None) => bail!("give --seq or --old-size"),
+            };
+            say!("{json}");
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { db, filter } => {
