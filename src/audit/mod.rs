@@ -21,6 +21,10 @@ mod store;
 mod verify;
 mod writer;
 
+/// The log file used when the configuration names none: in the working directory, created on
+/// first start.
+pub const DEFAULT_AUDIT_FILE: &str = "gatehouse-audit.db";
+
 pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_checkpoint_file};
 pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
 pub use error::AuditError;
