@@ -273,7 +273,8 @@ impl AuditLog {
     }
 
     /// Records `entry` and returns once its transaction is durably committed. Any error means
-    /// the entry is not in the log (the gateway must then deny).
+    /// the entry is not in the log (the gateway must then deny). Dropping the future after it
+    /// was first polled does not withdraw the entry: it may still be committed, unanswered.
     pub async fn append(&self, entry: NewEntry) -> Result<Appended, AuditError> {
         let prepared = PreparedEntry::new(entry, &self.inner.redaction)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
