@@ -172,19 +172,19 @@ impl AuditReader {
             clauses.push(clause);
             args.push(v);
         };
-        // A time bound is turned into a seq bound as well (the smallest seq at or after `since`
-        // excludes no matching row, whatever the times), which every index can use; as time
-        // grows with seq, that bound is also tight.
+        // A time bound is turned into a seq bound as well, found through the time index, which
+        // every other index can use (they all end in seq). Time grows with seq in an intact log
+        // (`verify` checks it), so the bound is exact; the time condition itself stays too.
         if let Some(v) = &filter.since {
             add(
-                "seq >= coalesce((SELECT min(seq) FROM entries WHERE time >= ?), 9223372036854775807)",
+                "seq >= coalesce((SELECT seq FROM entries WHERE time >= ? ORDER BY time, seq LIMIT 1), 9223372036854775807)",
                 Box::new(v.clone()),
             );
             add("time >= ?", Box::new(v.clone()));
         }
         if let Some(v) = &filter.until {
             add(
-                "seq <= coalesce((SELECT max(seq) FROM entries WHERE time < ?), 0)",
+                "seq <= coalesce((SELECT seq FROM entries WHERE time < ? ORDER BY time DESC, seq DESC LIMIT 1), 0)",
                 Box::new(v.clone()),
             );
             add("time < ?", Box::new(v.clone()));
