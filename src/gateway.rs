@@ -202,9 +202,7 @@ impl Gateway {
             .runtime
             .call(&tool.component, function, params, &limits)
             .await
-            .and_then(|output| {
-                shape_result(&function.signature, output.result, &limits)
-            });
+            .and_then(|output| shape_result(&function.signature, output.result, &limits));
         match &outcome {
             Ok(CallResult::Completed { is_error, .. }) => tracing::info!(
                 %call_id, tool = tool.name(), principal = %caller.principal,
@@ -226,11 +224,10 @@ fn shape_result(
     result: Option<Val>,
     limits: &CallLimits,
 ) -> Result<CallResult, CallError> {
-    let structured = wit_json::result_to_json(signature, result.as_slice()).map_err(|e| {
-        CallError::Trap {
+    let structured =
+        wit_json::result_to_json(signature, result.as_slice()).map_err(|e| CallError::Trap {
             message: format!("the tool returned a value that does not match its signature: {e}"),
-        }
-    })?;
+        })?;
     let Some(structured) = structured else {
         return Ok(CallResult::Completed {
             structured: None,
@@ -239,7 +236,8 @@ fn shape_result(
         });
     };
     let value = &structured["result"];
-    let is_error = matches!(signature.result, Some(WitType::Result { .. })) && value.get("err").is_some();
+    let is_error =
+        matches!(signature.result, Some(WitType::Result { .. })) && value.get("err").is_some();
     let text = match (is_error, value) {
         (true, Value::Object(err)) => match &err["err"] {
             Value::Null => "the tool reported an error".to_owned(),

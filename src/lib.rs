@@ -6,6 +6,7 @@
 //! component inside the limits and doors we guard, `policy` decides, `wit_json` converts values
 //! and schemas.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod gateway;

@@ -1,5 +1,6 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
+pub mod audit;
 mod call;
 pub mod policy;
 mod serve;
@@ -34,6 +35,8 @@ pub enum Command {
     Call(call::CallArgs),
     /// Test and evaluate Rego policy bundles.
     Policy(policy::PolicyArgs),
+    /// Query, verify and prove the audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Tools(args) => tools::run(args),
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
+        Command::Audit(args) => Ok(audit::run(args)),
     };
     match outcome {
         Ok(code) => code,

@@ -1,0 +1,232 @@
+//! Audit log figures: group-commit throughput and append latency under load (synchronous FULL
+//! and NORMAL), `verify` of a large log, and filtered queries on it.
+//!
+//! `cargo bench --bench audit` (release). Environment: `AUDIT_BENCH_ENTRIES` (default 1,000,000)
+//! sets the size of the log used for verify and queries; `AUDIT_BENCH_DIR` where to put it
+//! (default: a temporary directory; an existing log there is reused); `AUDIT_BENCH_SKIP_APPEND`
+//! skips the append figures.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gatehouse::audit::{
+    AuditConfig, AuditLog, AuditReader, EntryFilter, NewEntry, Synchronous, VerifyOptions, verify,
+};
+use serde_json::json;
+
+/// A realistic entry: an http decision with a request document of a few hundred bytes.
+fn entry(i: u64) -> NewEntry {
+    let mut e = NewEntry::new(
+        if i.is_multiple_of(5) { "call" } else { "http" },
+        if i.is_multiple_of(7) { "deny" } else { "allow" },
+        json!({"principal": format!("agent-{}", i % 50), "transport": "http", "client": "claude-code/1.0", "authenticated": true}),
+        json!({
+            "call_id": format!("call-{}", i / 5),
+            "tool": {"name": format!("tool-{}", i % 20), "component": "sha256:0f3c…"},
+            "request": {"method": "GET", "url": format!("https://api{}.example.com/v1/items/{i}?q=search", i % 30),
+                        "host": format!("api{}.example.com", i % 30), "port": 443,
+                        "headers": {"accept": "application/json", "user-agent": "gatehouse-tool/0.1"}},
+        }),
+    );
+    e.call_id = Some(format!("call-{}", i / 5));
+    e.tool = Some(format!("tool-{}", i % 20));
+    e.policy_revision = Some("sha256:policy-rev-42".into());
+    if i.is_multiple_of(7) {
+        e.reasons = vec![format!(
+            "host api{}.example.com is not in the allow list",
+            i % 30
+        )];
+    }
+    e.metrics = json!({"policy_us": 85 + i % 40});
+    e
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// `tasks` tasks append `per_task` entries each as fast as they can; optional pause between
+/// appends of one task (to offer a fixed load instead of saturating).
+fn run_load(
+    log: &AuditLog,
+    tasks: u64,
+    per_task: u64,
+    pause: Option<Duration>,
+) -> (f64, Vec<Duration>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let latencies = rt.block_on(async {
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let log = log.clone();
+            handles.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_task as usize);
+                for i in 0..per_task {
+                    let e = entry(t * per_task + i);
+                    let t0 = Instant::now();
+                    log.append(e).await.unwrap();
+                    lat.push(t0.elapsed());
+                    if let Some(p) = pause {
+                        tokio::time::sleep(p).await;
+                    }
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        all
+    });
+    let rate = (tasks * per_task) as f64 / start.elapsed().as_secs_f64();
+    let mut latencies = latencies;
+    latencies.sort();
+    (rate, latencies)
+}
+
+fn open(path: &Path, sync: Synchronous) -> AuditLog {
+    AuditLog::open(
+        path,
+        AuditConfig {
+            origin: Some("bench/audit".into()),
+            synchronous: sync,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let out = f();
+    println!(
+        "{label:<58} {:>10.1} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+    out
+}
+
+fn main() {
+    let n: u64 = std::env::var("AUDIT_BENCH_ENTRIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var("AUDIT_BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| tmp.path().to_owned());
+    std::fs::create_dir_all(&dir).unwrap();
+
+    println!(
+        "== append (group commit), entry ≈ {} bytes of input",
+        serde_json::to_string(&entry(1).input).unwrap().len()
+    );
+    let modes = if std::env::var_os("AUDIT_BENCH_SKIP_APPEND").is_some() {
+        vec![]
+    } else {
+        vec![("FULL", Synchronous::Full), ("NORMAL", Synchronous::Normal)]
+    };
+    for (name, sync) in modes {
+        let path = dir.join(format!("throughput-{name}.db"));
+        let log = open(&path, sync);
+        let (rate, lat) = run_load(&log, 256, 400, None);
+        println!(
+            "synchronous={name:<6} saturated, 256 tasks: {rate:>9.0} entries/s   latency p50 {:>7.3} ms  p99 {:>7.3} ms",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        );
+        // A fixed offered load well below saturation: 64 tasks, each one append per ~5 ms.
+        let (rate, lat) = run_load(&log, 64, 200, Some(Duration::from_millis(5)));
+        println!(
+            "synchronous={name:<6} offered load, 64 tasks: {rate:>7.0} entries/s   latency p50 {:>7.3} ms  p99 {:>7.3} ms",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        );
+        log.close().unwrap();
+    }
+
+    println!("== a log of {n} entries");
+    let big = dir.join("big.db");
+    if !big.exists() {
+        let log = open(&big, Synchronous::Full);
+        let t0 = Instant::now();
+        let tasks = 256;
+        let (rate, _) = run_load(&log, tasks, n / tasks, None);
+        let rest = n - (n / tasks) * tasks;
+        for i in 0..rest {
+            log.append_blocking(entry(i)).unwrap();
+        }
+        log.close().unwrap();
+        println!(
+            "written in {:.1} s ({rate:.0} entries/s)",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "file size {:.0} MB",
+        std::fs::metadata(&big).unwrap().len() as f64 / 1e6
+    );
+    let reader = AuditReader::open(&big).unwrap();
+    let report = timed("verify (recompute every leaf, root, checkpoints)", || {
+        verify(&reader, &VerifyOptions::default()).unwrap()
+    });
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.entries, n);
+
+    let q = |label: &str, f: EntryFilter| {
+        let count = timed(label, || reader.query(&f).unwrap().len());
+        println!("{:<58} {count:>10} rows", "");
+    };
+    q(
+        "query: one call's story (call_id)",
+        EntryFilter {
+            call_id: Some("call-123456".into()),
+            ..Default::default()
+        },
+    );
+    q(
+        "query: tool + verdict deny, newest 100",
+        EntryFilter {
+            tool: Some("tool-7".into()),
+            verdict: Some("deny".into()),
+            newest_first: true,
+            limit: Some(100),
+            ..Default::default()
+        },
+    );
+    q(
+        "query: caller, newest 100",
+        EntryFilter {
+            principal: Some("agent-7".into()),
+            newest_first: true,
+            limit: Some(100),
+            ..Default::default()
+        },
+    );
+    let last_hour =
+        gatehouse::audit::format_time(chrono::Utc::now() - chrono::Duration::minutes(1));
+    q(
+        "query: phase call + deny since 1 minute ago, limit 100",
+        EntryFilter {
+            phase: Some("call".into()),
+            verdict: Some("deny".into()),
+            since: Some(last_hour),
+            limit: Some(100),
+            ..Default::default()
+        },
+    );
+    q(
+        "query: text in reasons (full scan), limit 100",
+        EntryFilter {
+            text: Some("api29.example".into()),
+            limit: Some(100),
+            ..Default::default()
+        },
+    );
+    timed("stats over the whole log", || reader.stats(None).unwrap());
+}

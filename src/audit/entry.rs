@@ -1,0 +1,467 @@
+//! Audit records: what a caller hands in ([`NewEntry`]), what is stored ([`Entry`]), and the
+//! canonical bytes each entry's leaf hash is computed over.
+//!
+//! Canonical entry bytes are the RFC 8785 (JCS) serialization of one JSON object with exactly
+//! these members (absent optional values are `null`):
+//! `call_id, caller, component_digest, decision_id, input, metrics, obligations, phase,
+//! policy_revision, reasons, seq, time, tool, v, verdict` (see `audit/VERIFY.md`).
+//!
+//! The writer builds those bytes from pieces: the caller's side canonicalizes every member it
+//! knows ([`PreparedEntry`]); the writer only splices in `seq` and `time`. Because JCS sorts
+//! members by name and every member before `seq` sorts below it and every member after `time`
+//! sorts above it, `head ‖ seq ‖ time ‖ tail` *is* the JCS serialization of the whole object.
+//! A test checks this against the canonicalizer on whole objects, and `verify` recomputes from
+//! the stored columns the same way.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::AuditError;
+use super::merkle::{Hash, hash_leaf};
+
+/// Version of the canonical entry format (the `v` member).
+pub const ENTRY_FORMAT_VERSION: u64 = 1;
+
+/// Phases whose entries record a policy decision (verdict `allow` or `deny`).
+pub const DECISION_PHASES: &[&str] = &["list", "call", "http", "fs", "socket", "result"];
+/// Verdicts of `outcome` entries: how a call ended.
+pub const OUTCOME_VERDICTS: &[&str] = &["ok", "tool_error", "trap", "limit", "denied", "error"];
+/// Verdicts of `lifecycle` entries (log opened, rotated, …).
+pub const LIFECYCLE_VERDICTS: &[&str] = &["ok", "error"];
+
+/// One record the gateway asks to be written. The writer adds `seq`, `time` and `decision_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    /// Groups the entries of one tool call (its call verdict, egress decisions, outcome).
+    pub call_id: Option<String>,
+    /// `list | call | http | fs | socket | result | outcome | lifecycle`.
+    pub phase: String,
+    /// `{principal, transport, client, authenticated}`; must be a JSON object.
+    pub caller: Value,
+    pub tool: Option<String>,
+    pub component_digest: Option<String>,
+    pub policy_revision: Option<String>,
+    /// The policy input (or outcome details); the values at `redact` are replaced by keyed hashes.
+    pub input: Value,
+    /// JSON pointers (RFC 6901) into `input` whose values must not be stored in clear.
+    pub redact: Vec<String>,
+    /// `allow | deny` for decision phases; `ok | tool_error | trap | limit | denied | error` for
+    /// outcomes; `ok | error` for lifecycle entries.
+    pub verdict: String,
+    pub reasons: Vec<String>,
+    pub obligations: Value,
+    /// Measurements such as `duration_us`, `fuel`, `memory`.
+    pub metrics: Value,
+}
+
+impl NewEntry {
+    /// An entry with the required fields and everything else empty.
+    pub fn new(phase: &str, verdict: &str, caller: Value, input: Value) -> Self {
+        Self {
+            call_id: None,
+            phase: phase.to_owned(),
+            caller,
+            tool: None,
+            component_digest: None,
+            policy_revision: None,
+            input,
+            redact: Vec::new(),
+            verdict: verdict.to_owned(),
+            reasons: Vec::new(),
+            obligations: Value::Object(Map::new()),
+            metrics: Value::Object(Map::new()),
+        }
+    }
+
+    /// Refuses entries the log must not contain: unknown phase, a verdict that does not belong to
+    /// the phase, a caller that is not an object.
+    pub fn validate(&self) -> Result<(), AuditError> {
+        let allowed: &[&str] = if DECISION_PHASES.contains(&self.phase.as_str()) {
+            &["allow", "deny"]
+        } else if self.phase == "outcome" {
+            OUTCOME_VERDICTS
+        } else if self.phase == "lifecycle" {
+            LIFECYCLE_VERDICTS
+        } else {
+            return Err(AuditError::InvalidEntry {
+                field: "phase",
+                detail: format!(
+                    "{:?} is not one of list, call, http, fs, socket, result, outcome, lifecycle",
+                    self.phase
+                ),
+            });
+        };
+        if !allowed.contains(&self.verdict.as_str()) {
+            return Err(AuditError::InvalidEntry {
+                field: "verdict",
+                detail: format!(
+                    "{:?} is not valid for phase {:?} (expected one of {})",
+                    self.verdict,
+                    self.phase,
+                    allowed.join(", ")
+                ),
+            });
+        }
+        if !self.caller.is_object() {
+            return Err(AuditError::InvalidEntry {
+                field: "caller",
+                detail: "must be a JSON object {principal, transport, client, authenticated}"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What `append` answers once the entry is durably committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    /// The entry's Merkle leaf hash.
+    pub entry_hash: Hash,
+}
+
+/// A stored entry, as read back by the auditor tools.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub time: String,
+    pub decision_id: String,
+    pub call_id: Option<String>,
+    pub phase: String,
+    pub caller: Value,
+    pub tool: Option<String>,
+    pub component_digest: Option<String>,
+    pub policy_revision: Option<String>,
+    pub input: Value,
+    pub verdict: String,
+    pub reasons: Vec<String>,
+    pub obligations: Value,
+    pub metrics: Value,
+    #[serde(serialize_with = "hex_hash")]
+    pub entry_hash: Hash,
+}
+
+fn hex_hash<S: serde::Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(h))
+}
+
+impl Entry {
+    /// The entry as the JSON object whose RFC 8785 serialization is its canonical form.
+    pub fn canonical_object(&self) -> Value {
+        let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let mut m = Map::new();
+        m.insert("call_id".into(), opt(&self.call_id));
+        m.insert("caller".into(), self.caller.clone());
+        m.insert("component_digest".into(), opt(&self.component_digest));
+        m.insert("decision_id".into(), self.decision_id.clone().into());
+        m.insert("input".into(), self.input.clone());
+        m.insert("metrics".into(), self.metrics.clone());
+        m.insert("obligations".into(), self.obligations.clone());
+        m.insert("phase".into(), self.phase.clone().into());
+        m.insert("policy_revision".into(), opt(&self.policy_revision));
+        m.insert("reasons".into(), self.reasons.clone().into());
+        m.insert("seq".into(), self.seq.into());
+        m.insert("time".into(), self.time.clone().into());
+        m.insert("tool".into(), opt(&self.tool));
+        m.insert("v".into(), ENTRY_FORMAT_VERSION.into());
+        m.insert("verdict".into(), self.verdict.clone().into());
+        Value::Object(m)
+    }
+}
+
+/// RFC 8785 text of any serializable value.
+pub(crate) fn jcs<T: Serialize>(value: &T) -> Result<String, AuditError> {
+    serde_json_canonicalizer::to_string(value).map_err(|e| AuditError::InvalidEntry {
+        field: "json",
+        detail: format!("cannot be canonicalized (RFC 8785): {e}"),
+    })
+}
+
+fn jcs_opt(v: Option<&str>) -> Result<String, AuditError> {
+    match v {
+        Some(s) => jcs(&s),
+        None => Ok("null".into()),
+    }
+}
+
+/// The stored column values of an entry, each JSON column as canonical text: exactly what the
+/// canonical bytes are built from, on write and on verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EntryColumns {
+    pub decision_id: String,
+    pub call_id: Option<String>,
+    pub phase: String,
+    pub caller: String,
+    pub tool: Option<String>,
+    pub component_digest: Option<String>,
+    pub policy_revision: Option<String>,
+    pub input: String,
+    pub verdict: String,
+    pub reasons: String,
+    pub obligations: String,
+    pub metrics: String,
+}
+
+impl EntryColumns {
+    /// Canonical text of every member up to (excluding) `seq`: `{"call_id":…,…,"reasons":…,`.
+    pub fn canonical_head(&self) -> Result<String, AuditError> {
+        Ok(format!(
+            "{{\"call_id\":{},\"caller\":{},\"component_digest\":{},\"decision_id\":{},\"input\":{},\"metrics\":{},\"obligations\":{},\"phase\":{},\"policy_revision\":{},\"reasons\":{},",
+            jcs_opt(self.call_id.as_deref())?,
+            self.caller,
+            jcs_opt(self.component_digest.as_deref())?,
+            jcs(&self.decision_id)?,
+            self.input,
+            self.metrics,
+            self.obligations,
+            jcs(&self.phase)?,
+            jcs_opt(self.policy_revision.as_deref())?,
+            self.reasons,
+        ))
+    }
+
+    /// Canonical text of every member after `time`: `,"tool":…,"v":1,"verdict":…}`.
+    pub fn canonical_tail(&self) -> Result<String, AuditError> {
+        Ok(format!(
+            ",\"tool\":{},\"v\":{ENTRY_FORMAT_VERSION},\"verdict\":{}}}",
+            jcs_opt(self.tool.as_deref())?,
+            jcs(&self.verdict)?,
+        ))
+    }
+}
+
+/// `head ‖ "seq":<n>,"time":"<time>" ‖ tail`. `time` is our fixed RFC 3339 format, which needs no
+/// JSON escaping.
+pub(crate) fn canonical_bytes(head: &str, seq: u64, time: &str, tail: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + tail.len() + 64);
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(format!("\"seq\":{seq},\"time\":\"{time}\"").as_bytes());
+    out.extend_from_slice(tail.as_bytes());
+    out
+}
+
+/// Leaf hash of a stored entry, from its columns.
+pub(crate) fn leaf_hash_of(
+    columns: &EntryColumns,
+    seq: u64,
+    time: &str,
+) -> Result<Hash, AuditError> {
+    let bytes = canonical_bytes(
+        &columns.canonical_head()?,
+        seq,
+        time,
+        &columns.canonical_tail()?,
+    );
+    Ok(hash_leaf(&bytes))
+}
+
+/// An entry after redaction and canonicalization, ready for the writer: all the expensive work
+/// is done on the caller's thread so the single writer only assigns `seq`/`time`, hashes and
+/// inserts.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEntry {
+    pub columns: EntryColumns,
+    pub head: String,
+    pub tail: String,
+}
+
+impl PreparedEntry {
+    pub fn new(
+        entry: NewEntry,
+        redaction: &super::redact::RedactionKey,
+    ) -> Result<Self, AuditError> {
+        entry.validate()?;
+        let mut entry = entry;
+        for v in [
+            &mut entry.caller,
+            &mut entry.input,
+            &mut entry.obligations,
+            &mut entry.metrics,
+        ] {
+            to_i_json(v);
+        }
+        let mut input = entry.input;
+        redaction.redact(&mut input, &entry.redact)?;
+        let columns = EntryColumns {
+            decision_id: new_decision_id()?,
+            call_id: entry.call_id,
+            phase: entry.phase,
+            caller: jcs(&entry.caller)?,
+            tool: entry.tool,
+            component_digest: entry.component_digest,
+            policy_revision: entry.policy_revision,
+            input: jcs(&input)?,
+            verdict: entry.verdict,
+            reasons: jcs(&entry.reasons)?,
+            obligations: jcs(&entry.obligations)?,
+            metrics: jcs(&entry.metrics)?,
+        };
+        Ok(Self {
+            head: columns.canonical_head()?,
+            tail: columns.canonical_tail()?,
+            columns,
+        })
+    }
+}
+
+/// The largest integer an IEEE 754 double holds exactly (I-JSON, RFC 7493 §2.2).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Makes a value I-JSON so its RFC 8785 form is the same in every implementation: an integer
+/// beyond ±(2^53 − 1), which a verifier reading JSON numbers as doubles would round, is stored
+/// as the string of its exact decimal digits instead.
+fn to_i_json(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            let exact = n
+                .as_u64()
+                .map(|u| u <= MAX_SAFE_INTEGER)
+                .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER));
+            if exact == Some(false) {
+                *v = Value::String(n.to_string());
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(to_i_json),
+        Value::Object(map) => map.values_mut().for_each(to_i_json),
+        _ => {}
+    }
+}
+
+/// A random (v4) UUID identifying one decision or outcome.
+fn new_decision_id() -> Result<String, AuditError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| AuditError::InvalidEntry {
+        field: "decision_id",
+        detail: format!("no randomness available: {e}"),
+    })?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
+}
+
+/// Our timestamp format: RFC 3339, UTC, milliseconds, `Z` (fixed width, so text order is time
+/// order).
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Parses a timestamp in exactly our format (anything else is reported, not guessed).
+pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = chrono::DateTime::parse_from_rfc3339(s)
+        .ok()?
+        .with_timezone(&chrono::Utc);
+    (format_time(t) == s).then_some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::redact::RedactionKey;
+    use serde_json::json;
+
+    fn sample(input: Value) -> NewEntry {
+        let mut e = NewEntry::new(
+            "call",
+            "deny",
+            json!({"principal": "alice", "transport": "stdio", "client": "cli/1.0", "authenticated": true}),
+            input,
+        );
+        e.call_id = Some("c-1".into());
+        e.tool = Some("fetch\u{1F600}".into());
+        e.reasons = vec!["plain \"http\"\n".into(), "ü".into()];
+        e.metrics = json!({"duration_us": 12, "ratio": 0.1, "big": 1e21});
+        e
+    }
+
+    #[test]
+    fn spliced_bytes_equal_jcs_of_the_whole_object() {
+        let key = RedactionKey::from_bytes([9; 32]);
+        let inputs = [
+            json!({}),
+            json!({"b": 1, "a": [1.5, -0.0, "x"], "\u{20ac}": null, "\u{1d11e}": {"z": true, "seq": 0, "time": ""}}),
+            json!("a string"),
+            json!([1, 2, 3]),
+        ];
+        for input in inputs {
+            let p = PreparedEntry::new(sample(input), &key).unwrap();
+            let time = "2026-01-02T03:04:05.678Z";
+            let spliced = canonical_bytes(&p.head, 77, time, &p.tail);
+            let c = &p.columns;
+            let entry = Entry {
+                seq: 77,
+                time: time.into(),
+                decision_id: c.decision_id.clone(),
+                call_id: c.call_id.clone(),
+                phase: c.phase.clone(),
+                caller: serde_json::from_str(&c.caller).unwrap(),
+                tool: c.tool.clone(),
+                component_digest: None,
+                policy_revision: None,
+                input: serde_json::from_str(&c.input).unwrap(),
+                verdict: c.verdict.clone(),
+                reasons: serde_json::from_str(&c.reasons).unwrap(),
+                obligations: serde_json::from_str(&c.obligations).unwrap(),
+                metrics: serde_json::from_str(&c.metrics).unwrap(),
+                entry_hash: [0; 32],
+            };
+            let whole = serde_json_canonicalizer::to_vec(&entry.canonical_object()).unwrap();
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_entries_are_refused() {
+        let key = RedactionKey::from_bytes([9; 32]);
+        let mut e = sample(json!({}));
+        e.phase = "exec".into();
+        assert!(matches!(
+            PreparedEntry::new(e, &key),
+            Err(AuditError::InvalidEntry { field: "phase", .. })
+        ));
+        let mut e = sample(json!({}));
+        e.verdict = "ok".into();
+        assert!(matches!(
+            PreparedEntry::new(e, &key),
+            Err(AuditError::InvalidEntry {
+                field: "verdict",
+                ..
+            })
+        ));
+        let mut e = sample(json!({}));
+        e.caller = json!("alice");
+        assert!(matches!(
+            PreparedEntry::new(e, &key),
+            Err(AuditError::InvalidEntry {
+                field: "caller",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn integers_beyond_2_pow_53_are_kept_exactly_as_strings() {
+        let key = RedactionKey::from_bytes([9; 32]);
+        let p = PreparedEntry::new(
+            sample(json!({"big": u64::MAX, "neg": i64::MIN, "ok": 9007199254740991u64, "f": 1.5})),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(
+            p.columns.input,
+            r#"{"big":"18446744073709551615","f":1.5,"neg":"-9223372036854775808","ok":9007199254740991}"#
+        );
+    }
+
+    #[test]
+    fn time_format_is_strict() {
+        let t = parse_time("2026-11-22T03:10:06.123Z").unwrap();
+        assert_eq!(format_time(t), "2026-11-22T03:10:06.123Z");
+        assert!(parse_time("2026-11-22T03:10:06Z").is_none());
+        assert!(parse_time("2026-11-22T04:10:06.123+01:00").is_none());
+    }
+}

@@ -1,0 +1,36 @@
+//! The append-only, tamper-evident audit log.
+//!
+//! Every policy verdict and every call outcome is one entry in an SQLite file. The gateway
+//! appends through an [`AuditLog`] handle and gets an answer only once the entry is durably
+//! committed (no record, no call). Each entry's canonical bytes (RFC 8785 JSON) are a leaf of an
+//! RFC 6962 Merkle tree whose root is periodically written as a signed checkpoint (a C2SP signed
+//! note), both into the database and into a separate file meant to leave the host. The auditor
+//! side ([`AuditReader`], [`verify()`]) opens the file read-only. `audit/VERIFY.md` specifies the
+//! format precisely enough to check a log without this code.
+//!
+//! This module knows nothing about wasmtime, MCP or Rego: callers hand it plain JSON.
+
+mod checkpoint;
+mod entry;
+mod error;
+pub mod merkle;
+mod note;
+mod reader;
+mod redact;
+mod store;
+mod verify;
+mod writer;
+
+/// The log file used when the configuration names none: in the working directory, created on
+/// first start.
+pub const DEFAULT_AUDIT_FILE: &str = "gatehouse-audit.db";
+
+pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_checkpoint_file};
+pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
+pub use error::AuditError;
+pub use note::{NoteSigner, NoteVerifier, public_key_path};
+pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
+pub use redact::RedactionKey;
+pub use store::{APPLICATION_ID, LogMeta, SCHEMA_VERSION};
+pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
+pub use writer::{AuditConfig, AuditLog, Closed, Rotated, Synchronous, default_checkpoint_file};

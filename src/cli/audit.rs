@@ -1,0 +1,746 @@
+//! `gatehouse audit …`: the auditor's commands. All of them open the log read-only, except
+//! `keygen`, which only writes the new key files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::audit::{
+    AuditReader, Entry, EntryFilter, NoteSigner, NoteVerifier, VerifyOptions, format_time,
+    public_key_path, read_checkpoint_file, verify,
+};
+
+/// Inspect, verify and prove the audit log.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Create an Ed25519 checkpoint signing key (0600) and its public verifier key (<FILE>.pub).
+    Keygen {
+        /// Where to write the private key; the public key goes to <FILE>.pub.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Key name, shown in every checkpoint signature line (no '+' or spaces).
+        #[arg(long, default_value = "gatehouse-audit")]
+        name: String,
+    },
+    /// List entries matching filters.
+    Query {
+        db: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most this many entries (the oldest matching ones, unless --newest).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// With --limit: keep the newest matching entries instead of the oldest.
+        #[arg(long)]
+        newest: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// The whole story of one call as a timeline.
+    Show {
+        db: PathBuf,
+        call_id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print the newest entries; with -f keep printing new ones as they arrive.
+    Tail {
+        db: PathBuf,
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many of the newest entries to print first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: u64,
+        /// Poll interval for -f, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Calls, denials by reason, top tools and callers.
+    Stats {
+        db: PathBuf,
+        /// RFC 3339 time or relative (30m, 1h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Recompute the log and check it against its checkpoints; exit 1 if anything is wrong.
+    Verify {
+        db: PathBuf,
+        /// The log's public checkpoint key (from `audit keygen`): require valid signatures.
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+        /// A checkpoint file kept outside the host: catches a truncated or replaced log.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an inclusion proof (--seq) or a consistency proof (--old-size) as JSON.
+    Prove {
+        db: PathBuf,
+        /// Prove that this entry is in the checkpoint's tree.
+        #[arg(
+            long,
+            required_unless_present = "old_size",
+            conflicts_with = "old_size"
+        )]
+        seq: Option<u64>,
+        /// Prove that the tree of this many entries (an older checkpoint) is a prefix of the
+        /// checkpoint's tree.
+        #[arg(long)]
+        old_size: Option<u64>,
+        /// Prove against the last checkpoint of this file instead of the latest stored one.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// All matching entries as JSON lines.
+    Export {
+        db: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+/// Filters shared by `query` and `export`.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Entries at or after this time: RFC 3339 (2026-11-22T10:00:00Z) or relative (30m, 1h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Entries before this time (same forms as --since).
+    #[arg(long)]
+    until: Option<String>,
+    /// Caller principal.
+    #[arg(long)]
+    caller: Option<String>,
+    #[arg(long)]
+    tool: Option<String>,
+    /// list, call, http, fs, socket, result, outcome, lifecycle.
+    #[arg(long)]
+    phase: Option<String>,
+    /// allow, deny (decisions) or ok, tool_error, trap, limit, denied, error (outcomes).
+    #[arg(long)]
+    verdict: Option<String>,
+    /// Call id.
+    #[arg(long = "call")]
+    call_id: Option<String>,
+    /// Case-insensitive text to find in the reasons.
+    #[arg(long)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+/// Runs an audit subcommand. Exit codes: 0 fine, 1 verification found problems, 2 error.
+pub fn run(args: AuditArgs) -> ExitCode {
+    match dispatch(args.command) {
+        Ok(code) => code,
+        // A closed pipe (`… | head`) ends the output early; that is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to stdout, reporting a failure (such as a closed pipe) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+fn dispatch(command: AuditCommand) -> Result<ExitCode> {
+    let now = chrono::Utc::now();
+    match command {
+        AuditCommand::Keygen { out, name } => keygen(&out, &name),
+        AuditCommand::Query {
+            db,
+            filter,
+            limit,
+            newest,
+            format,
+        } => {
+            let reader = open(&db)?;
+            let mut f = filter.to_filter(now)?;
+            f.limit = limit;
+            f.newest_first = newest;
+            let mut entries = reader.query(&f)?;
+            if newest {
+                entries.reverse();
+            }
+            print_entries(&entries, format, true)
+        }
+        AuditCommand::Show {
+            db,
+            call_id,
+            format,
+        } => show(&open(&db)?, &call_id, format),
+        AuditCommand::Tail {
+            db,
+            follow,
+            lines,
+            interval_ms,
+            format,
+        } => tail(
+            &open(&db)?,
+            follow,
+            lines,
+            Duration::from_millis(interval_ms),
+            format,
+        ),
+        AuditCommand::Stats { db, since, format } => {
+            let since = since.map(|s| parse_time_arg(&s, now)).transpose()?;
+            stats(&open(&db)?, since.as_deref(), format)
+        }
+        AuditCommand::Verify {
+            db,
+            pubkey,
+            checkpoint,
+            json,
+        } => verify_cmd(&db, pubkey.as_deref(), checkpoint.as_deref(), json),
+        AuditCommand::Prove {
+            db,
+            seq,
+            old_size,
+            checkpoint,
+        } => {
+            let reader = open(&db)?;
+            let external = match &checkpoint {
+                Some(p) => Some(
+                    read_checkpoint_file(p)?
+                        .pop()
+                        .with_context(|| format!("{}: no checkpoint in the file", p.display()))?,
+                ),
+                None => None,
+            };
+            let json = match (seq, old_size) {
+                (Some(seq), _) => {
+                    serde_json::to_string_pretty(&reader.inclusion_proof(seq, external.as_ref())?)?
+                }
+                (None, Some(old)) => serde_json::to_string_pretty(
+                    &reader.consistency_proof(old, external.as_ref())?,
+                )?,
+                (None, None) => bail!("give --seq or --old-size"),
+            };
+            say!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Export { db, filter } => {
+            let reader = open(&db)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut write_error = None;
+            let result = reader.for_each(&filter.to_filter(now)?, |e| {
+                writeln!(out, "{}", entry_json(&e)).map_err(|err| {
+                    let stop = crate::audit::AuditError::Invalid(format!("writing output: {err}"));
+                    write_error = Some(err);
+                    stop
+                })
+            });
+            if let Some(err) = write_error {
+                return Err(err.into());
+            }
+            result?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open(db: &Path) -> Result<AuditReader> {
+    Ok(AuditReader::open(db)?)
+}
+
+impl FilterArgs {
+    fn to_filter(&self, now: chrono::DateTime<chrono::Utc>) -> Result<EntryFilter> {
+        Ok(EntryFilter {
+            since: self
+                .since
+                .as_deref()
+                .map(|s| parse_time_arg(s, now))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|s| parse_time_arg(s, now))
+                .transpose()?,
+            principal: self.caller.clone(),
+            tool: self.tool.clone(),
+            phase: self.phase.clone(),
+            verdict: self.verdict.clone(),
+            call_id: self.call_id.clone(),
+            text: self.text.clone(),
+            ..Default::default()
+        })
+    }
+}
+
+/// RFC 3339 (any offset), a date (`2026-11-22`, midnight UTC), or a duration ago (`90s`, `30m`,
+/// `1h`, `7d`, `2w`) → our stored time format, which compares correctly as text.
+pub fn parse_time_arg(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(format_time(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(format_time(
+            d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+        ));
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: i64 = number.parse().map_err(|_| {
+        anyhow::anyhow!("time {s:?}: expected RFC 3339, YYYY-MM-DD, or a duration like 30m, 1h, 7d")
+    })?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => bail!("time {s:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
+    };
+    let delta =
+        chrono::Duration::try_seconds(n.saturating_mul(seconds)).context("duration too large")?;
+    Ok(format_time(now - delta))
+}
+
+fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
+    let signer = NoteSigner::generate(name).map_err(|e| anyhow::anyhow!(e))?;
+    let public = signer.write_key_files(out)?;
+    say!(
+        "private key: {} (mode 0600; configure it as the audit signing key)",
+        out.display()
+    );
+    say!(
+        "public key:  {} (give it to auditors: `gatehouse audit verify --pubkey`)",
+        public.display()
+    );
+    say!("{}", signer.verifier().to_text());
+    debug_assert_eq!(public, public_key_path(out));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The entry as one JSON line (the stored fields and the hex entry hash).
+fn entry_json(e: &Entry) -> String {
+    serde_json::to_string(e).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
+}
+
+fn caller_text(caller: &Value) -> String {
+    let principal = caller
+        .get("principal")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    match caller.get("transport").and_then(Value::as_str) {
+        Some(t) => format!("{principal} ({t})"),
+        None => principal.to_owned(),
+    }
+}
+
+/// What an auditor wants to see first about an entry: its reasons, or what it was about.
+fn detail(e: &Entry) -> String {
+    let s = |v: &Value, ptrs: &[&str]| {
+        ptrs.iter()
+            .find_map(|p| v.pointer(p).map(plain))
+            .unwrap_or_default()
+    };
+    let about = match e.phase.as_str() {
+        "http" | "socket" => {
+            let method = s(&e.input, &["/request/method", "/method"]);
+            let target = s(
+                &e.input,
+                &["/request/url", "/url", "/request/host", "/host"],
+            );
+            format!("{method} {target}").trim().to_owned()
+        }
+        "fs" => {
+            let op = s(&e.input, &["/fs/operation", "/operation"]);
+            let path = s(&e.input, &["/fs/path", "/path"]);
+            format!("{op} {path}").trim().to_owned()
+        }
+        "outcome" => e
+            .metrics
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", plain(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let reasons = e.reasons.join("; ");
+    match (about.is_empty(), reasons.is_empty()) {
+        (true, _) => reasons,
+        (false, true) => about,
+        (false, false) => format!("{about} — {reasons}"),
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn print_entries(entries: &[Entry], format: Format, header: bool) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match format {
+        Format::Json => {
+            for e in entries {
+                writeln!(out, "{}", entry_json(e))?;
+            }
+        }
+        Format::Csv => {
+            if header {
+                writeln!(
+                    out,
+                    "seq,time,decision_id,call_id,phase,principal,transport,client,tool,component_digest,policy_revision,verdict,reasons,input,obligations,metrics,entry_hash"
+                )?;
+            }
+            for e in entries {
+                let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+                let get = |k: &str| e.caller.get(k).map(plain).unwrap_or_default();
+                let fields = [
+                    e.seq.to_string(),
+                    e.time.clone(),
+                    e.decision_id.clone(),
+                    opt(&e.call_id),
+                    e.phase.clone(),
+                    get("principal"),
+                    get("transport"),
+                    get("client"),
+                    opt(&e.tool),
+                    opt(&e.component_digest),
+                    opt(&e.policy_revision),
+                    e.verdict.clone(),
+                    serde_json::to_string(&e.reasons)?,
+                    e.input.to_string(),
+                    e.obligations.to_string(),
+                    e.metrics.to_string(),
+                    hex::encode(e.entry_hash),
+                ];
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                writeln!(out, "{}", line.join(","))?;
+            }
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.seq.to_string(),
+                        e.time.clone(),
+                        e.phase.clone(),
+                        e.verdict.clone(),
+                        caller_text(&e.caller),
+                        e.tool.clone().unwrap_or_else(|| "-".into()),
+                        e.call_id.clone().unwrap_or_else(|| "-".into()),
+                        truncate(&detail(e), 100),
+                    ]
+                })
+                .collect();
+            let headers = [
+                "SEQ", "TIME", "PHASE", "VERDICT", "CALLER", "TOOL", "CALL", "DETAIL",
+            ];
+            write_table(
+                &mut out,
+                if header { Some(&headers[..]) } else { None },
+                &rows,
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+fn write_table(
+    out: &mut impl Write,
+    headers: Option<&[&str]>,
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let columns = headers.map_or_else(|| rows.first().map_or(0, Vec::len), <[&str]>::len);
+    let mut widths = vec![0usize; columns];
+    let all = headers
+        .map(|h| h.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .into_iter()
+        .chain(rows.iter().cloned());
+    let all: Vec<Vec<String>> = all.collect();
+    for row in &all {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    for row in &all {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn show(reader: &AuditReader, call_id: &str, format: Format) -> Result<ExitCode> {
+    let story = reader.call_story(call_id)?;
+    if story.is_empty() {
+        bail!(
+            "no entries for call {call_id:?} in {}",
+            reader.path().display()
+        );
+    }
+    if format != Format::Table {
+        return print_entries(&story, format, true);
+    }
+    let first = &story[0];
+    let start = crate::audit::parse_time(&first.time);
+    say!(
+        "call {call_id}  tool {}  caller {}  started {}",
+        first.tool.as_deref().unwrap_or("-"),
+        caller_text(&first.caller),
+        first.time
+    );
+    if let Some(d) = &first.component_digest {
+        say!("component {d}");
+    }
+    if let Some(r) = &first.policy_revision {
+        say!("policy revision {r}");
+    }
+    let rows: Vec<Vec<String>> = story
+        .iter()
+        .map(|e| {
+            let offset = match (start, crate::audit::parse_time(&e.time)) {
+                (Some(s), Some(t)) => format!("+{} ms", (t - s).num_milliseconds()),
+                _ => "?".into(),
+            };
+            vec![
+                offset,
+                format!("#{}", e.seq),
+                e.phase.clone(),
+                e.verdict.clone(),
+                truncate(&detail(e), 120),
+            ]
+        })
+        .collect();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write_table(
+        &mut out,
+        Some(&["OFFSET", "SEQ", "PHASE", "VERDICT", "DETAIL"]),
+        &rows,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tail(
+    reader: &AuditReader,
+    follow: bool,
+    lines: u64,
+    interval: Duration,
+    format: Format,
+) -> Result<ExitCode> {
+    let mut newest = reader.query(&EntryFilter {
+        limit: Some(lines),
+        newest_first: true,
+        ..Default::default()
+    })?;
+    newest.reverse();
+    print_entries(&newest, format, true)?;
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last = newest.last().map_or(0, |e| e.seq);
+    loop {
+        std::thread::sleep(interval);
+        let fresh = reader.query(&EntryFilter {
+            after_seq: Some(last),
+            ..Default::default()
+        })?;
+        if let Some(e) = fresh.last() {
+            last = e.seq;
+            print_entries(&fresh, format, false)?;
+        }
+    }
+}
+
+fn stats(reader: &AuditReader, since: Option<&str>, format: Format) -> Result<ExitCode> {
+    let s = reader.stats(since)?;
+    if format == Format::Json {
+        say!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "log:      {}", reader.path().display())?;
+    writeln!(
+        out,
+        "period:   {} .. {}",
+        s.first_time.as_deref().unwrap_or("-"),
+        s.last_time.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "entries:  {}", s.entries)?;
+    writeln!(out, "calls:    {} ({} denied)", s.calls, s.calls_denied)?;
+    for (title, counts) in [
+        ("by phase and verdict", &s.by_phase_verdict),
+        ("denials by reason", &s.denials_by_reason),
+        ("top tools (calls)", &s.top_tools),
+        ("top callers (calls)", &s.top_callers),
+    ] {
+        writeln!(out, "\n{title}:")?;
+        if counts.is_empty() {
+            writeln!(out, "  (none)")?;
+        }
+        let rows: Vec<Vec<String>> = counts
+            .iter()
+            .map(|c| vec![format!("  {}", c.count), truncate(&c.key, 100)])
+            .collect();
+        write_table(&mut out, None, &rows)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(
+    db: &Path,
+    pubkey: Option<&Path>,
+    checkpoint: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    let reader = open(db)?;
+    let options = VerifyOptions {
+        pubkey: pubkey.map(NoteVerifier::load).transpose()?,
+        external: checkpoint
+            .map(|p| read_checkpoint_file(p).map(|cps| (p.to_owned(), cps)))
+            .transpose()?,
+    };
+    let report = verify(&reader, &options)?;
+    let code = if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if json {
+        say!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(code);
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "audit log:   {}", report.path.display())?;
+    writeln!(out, "origin:      {}", report.origin)?;
+    writeln!(
+        out,
+        "entries:     {} (root {})",
+        report.entries, report.root
+    )?;
+    writeln!(
+        out,
+        "checkpoints: {} stored ({} signed, signatures {}), {} external",
+        report.checkpoints,
+        report.signed_checkpoints,
+        if report.signatures_checked {
+            "checked"
+        } else {
+            "NOT checked"
+        },
+        report.external_checkpoints
+    )?;
+    for w in &report.warnings {
+        writeln!(out, "WARNING: {w}")?;
+    }
+    if let Some((a, b)) = report.uncovered {
+        writeln!(
+            out,
+            "NOT YET COVERED: entries {a}..={b} come after the last checkpoint (size {}); their rows are consistent but no checkpoint attests them yet (normal after a crash or before the next checkpoint).",
+            report.last_checkpoint_size
+        )?;
+    }
+    match report.first_problem() {
+        None => writeln!(
+            out,
+            "OK: every entry matches its hash, seq has no gaps, time never runs backwards, and every checkpoint matches the recomputed tree."
+        )?,
+        Some(first) => {
+            writeln!(
+                out,
+                "FAILED: first bad entry: seq {}: {}",
+                first.seq.map_or("?".into(), |s| s.to_string()),
+                first.what
+            )?;
+            writeln!(
+                out,
+                "all problems ({}):",
+                report.problems.len() as u64 + report.more_problems
+            )?;
+            for p in &report.problems {
+                writeln!(
+                    out,
+                    "  seq {}: {}",
+                    p.seq.map_or("?".into(), |s| s.to_string()),
+                    p.what
+                )?;
+            }
+            if report.more_problems > 0 {
+                writeln!(out, "  … and {} more", report.more_problems)?;
+            }
+        }
+    }
+    Ok(code)
+}

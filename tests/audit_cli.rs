@@ -1,0 +1,472 @@
+//! The auditor CLI (`gatehouse audit …`) run as a real binary over a log written through the API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gatehouse::audit::{AuditConfig, AuditLog, NewEntry, NoteSigner, merkle};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn gatehouse(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+struct Log {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    pubkey: PathBuf,
+    checkpoints: PathBuf,
+}
+
+impl Log {
+    fn db(&self) -> &str {
+        self.db.to_str().unwrap()
+    }
+}
+
+fn caller(who: &str) -> Value {
+    json!({"principal": who, "transport": "http", "client": "agent/1.0", "authenticated": true})
+}
+
+/// Two calls: one allowed (with an egress check and an outcome), one denied.
+fn populate() -> Log {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit.key");
+    let pubkey = NoteSigner::generate("cli-test")
+        .unwrap()
+        .write_key_files(&key)
+        .unwrap();
+    let db = dir.path().join("audit.db");
+    let log = AuditLog::open(
+        &db,
+        AuditConfig {
+            origin: Some("test/cli".into()),
+            signing_key: Some(key),
+            checkpoint_every: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut call = NewEntry::new(
+        "call",
+        "allow",
+        caller("alice"),
+        json!({"arguments": {"url": "https://api.example.com/x"}}),
+    );
+    call.call_id = Some("c-1".into());
+    call.tool = Some("fetch".into());
+    call.policy_revision = Some("rev-7".into());
+    log.append_blocking(call).unwrap();
+    let mut http = NewEntry::new(
+        "http",
+        "deny",
+        caller("alice"),
+        json!({"request": {"method": "GET", "url": "https://evil.example.net/exfil", "host": "evil.example.net"}}),
+    );
+    http.call_id = Some("c-1".into());
+    http.tool = Some("fetch".into());
+    http.reasons = vec!["host not allowed".into()];
+    log.append_blocking(http).unwrap();
+    let mut outcome = NewEntry::new("outcome", "ok", caller("alice"), json!({}));
+    outcome.call_id = Some("c-1".into());
+    outcome.tool = Some("fetch".into());
+    outcome.metrics = json!({"duration_us": 1234});
+    log.append_blocking(outcome).unwrap();
+    let mut denied = NewEntry::new(
+        "call",
+        "deny",
+        caller("bob"),
+        json!({"arguments": {"path": "/etc/shadow"}}),
+    );
+    denied.call_id = Some("c-2".into());
+    denied.tool = Some("read-file".into());
+    denied.reasons = vec!["path outside the sandbox".into()];
+    log.append_blocking(denied).unwrap();
+    log.close().unwrap();
+    Log {
+        checkpoints: dir.path().join("audit.db.checkpoints"),
+        _dir: dir,
+        db,
+        pubkey,
+    }
+}
+
+#[test]
+fn query_filters_and_formats() {
+    let log = populate();
+    let all = gatehouse(&["audit", "query", log.db()]);
+    assert!(all.status.success(), "{all:?}");
+    let text = stdout(&all);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("SEQ") && lines[0].contains("VERDICT"));
+    // Columns are aligned: the VERDICT column starts at the same offset on every line.
+    let col = lines[0].find("VERDICT").unwrap();
+    assert!(lines[1][col..].starts_with("allow"), "{text}");
+    assert!(lines[2][col..].starts_with("deny"), "{text}");
+
+    let denies = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--verdict",
+        "deny",
+        "--format",
+        "json",
+    ]));
+    let objs: Vec<Value> = denies
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0]["seq"], 2);
+    assert_eq!(objs[1]["caller"]["principal"], "bob");
+
+    let bob = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--caller",
+        "bob",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(bob.lines().count(), 1);
+    let text_hit = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--text",
+        "SANDBOX",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(text_hit.lines().count(), 1);
+    let phase = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--phase",
+        "http",
+        "--tool",
+        "fetch",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(phase.lines().count(), 1);
+    let recent = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--since",
+        "1h",
+        "--call",
+        "c-1",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(recent.lines().count(), 3);
+    let future = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(future.lines().count(), 0);
+    let limited = stdout(&gatehouse(&[
+        "audit",
+        "query",
+        log.db(),
+        "--limit",
+        "1",
+        "--newest",
+        "--format",
+        "json",
+    ]));
+    let last: Value = serde_json::from_str(limited.trim()).unwrap();
+    assert_eq!(last["seq"], 4);
+
+    let csv = stdout(&gatehouse(&["audit", "query", log.db(), "--format", "csv"]));
+    let mut rows = csv.lines();
+    assert!(rows.next().unwrap().starts_with("seq,time,decision_id"));
+    assert_eq!(rows.count(), 4);
+
+    let bad = gatehouse(&["audit", "query", log.db(), "--since", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("yesterday"));
+}
+
+#[test]
+fn show_tells_one_calls_story() {
+    let log = populate();
+    let out = gatehouse(&["audit", "show", log.db(), "c-1"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("call c-1") && text.contains("fetch") && text.contains("alice"),
+        "{text}"
+    );
+    assert!(text.contains("+0 ms"), "{text}");
+    assert!(
+        text.contains("GET https://evil.example.net/exfil — host not allowed"),
+        "{text}"
+    );
+    assert!(text.contains("duration_us=1234"), "{text}");
+    let missing = gatehouse(&["audit", "show", log.db(), "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn stats_tail_and_export() {
+    let log = populate();
+    let stats = stdout(&gatehouse(&["audit", "stats", log.db()]));
+    assert!(stats.contains("calls:    2 (1 denied)"), "{stats}");
+    assert!(stats.contains("path outside the sandbox"), "{stats}");
+    let json: Value = serde_json::from_str(&stdout(&gatehouse(&[
+        "audit",
+        "stats",
+        log.db(),
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(json["denials_by_reason"].as_array().unwrap().len(), 2);
+
+    let tail = stdout(&gatehouse(&[
+        "audit",
+        "tail",
+        log.db(),
+        "-n",
+        "2",
+        "--format",
+        "json",
+    ]));
+    let seqs: Vec<u64> = tail
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, vec![3, 4]);
+
+    let export = stdout(&gatehouse(&["audit", "export", log.db()]));
+    assert_eq!(export.lines().count(), 4);
+    for line in export.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["entry_hash"].as_str().unwrap().len(), 64);
+    }
+}
+
+#[test]
+fn verify_passes_then_names_the_tampered_entry() {
+    let log = populate();
+    let ok = gatehouse(&[
+        "audit",
+        "verify",
+        log.db(),
+        "--pubkey",
+        log.pubkey.to_str().unwrap(),
+        "--checkpoint",
+        log.checkpoints.to_str().unwrap(),
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("OK:"));
+
+    let no_key = gatehouse(&["audit", "verify", log.db()]);
+    assert_eq!(no_key.status.code(), Some(0));
+    assert!(stdout(&no_key).contains("SIGNATURES NOT CHECKED"));
+
+    let c = rusqlite::Connection::open(&log.db).unwrap();
+    c.execute_batch("DROP TRIGGER entries_no_update; UPDATE entries SET input = replace(input, 'shadow', 'passwd') WHERE seq = 4;")
+        .unwrap();
+    drop(c);
+    let bad = gatehouse(&[
+        "audit",
+        "verify",
+        log.db(),
+        "--pubkey",
+        log.pubkey.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stdout(&bad).contains("FAILED: first bad entry: seq 4"),
+        "{}",
+        stdout(&bad)
+    );
+
+    let json: Value = serde_json::from_str(&stdout(&gatehouse(&[
+        "audit",
+        "verify",
+        log.db(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json["problems"][0]["seq"], 4);
+}
+
+#[test]
+fn verify_reports_bad_inputs_specifically() {
+    let log = populate();
+    let dir = tempfile::tempdir().unwrap();
+    let missing_cp = gatehouse(&[
+        "audit",
+        "verify",
+        log.db(),
+        "--checkpoint",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(missing_cp.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_cp.stderr).contains("checkpoint file does not exist"));
+    let other_key = dir.path().join("other.key");
+    let other_pub = NoteSigner::generate("cli-test")
+        .unwrap()
+        .write_key_files(&other_key)
+        .unwrap();
+    let wrong = gatehouse(&[
+        "audit",
+        "verify",
+        log.db(),
+        "--pubkey",
+        other_pub.to_str().unwrap(),
+    ]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stdout(&wrong).contains("no signature by cli-test+"),
+        "{}",
+        stdout(&wrong)
+    );
+    let text = dir.path().join("a.txt");
+    std::fs::write(&text, "hello\n".repeat(100)).unwrap();
+    let foreign = gatehouse(&["audit", "verify", text.to_str().unwrap()]);
+    assert_eq!(foreign.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&foreign.stderr).contains("not a Gatehouse audit log"));
+}
+
+#[test]
+fn prove_prints_a_checkable_inclusion_proof() {
+    let log = populate();
+    let out = gatehouse(&[
+        "audit",
+        "prove",
+        log.db(),
+        "--seq",
+        "2",
+        "--checkpoint",
+        log.checkpoints.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let p: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let h = |v: &Value| -> merkle::Hash {
+        hex::decode(v.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let proof: Vec<merkle::Hash> = p["proof"].as_array().unwrap().iter().map(h).collect();
+    let leaf = merkle::hash_leaf(p["canonical_entry"].as_str().unwrap().as_bytes());
+    assert_eq!(leaf, h(&p["leaf_hash"]));
+    merkle::verify_inclusion(
+        1,
+        p["tree_size"].as_u64().unwrap(),
+        &leaf,
+        &proof,
+        &h(&p["root_hash"]),
+    )
+    .unwrap();
+    assert_eq!(p["tree_size"], 4);
+
+    // Consistency: the first 3 entries (the checkpoint written at 3) are a prefix of the tree of 4.
+    let out = gatehouse(&["audit", "prove", log.db(), "--old-size", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let c: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let proof: Vec<merkle::Hash> = c["proof"].as_array().unwrap().iter().map(h).collect();
+    let stored = gatehouse::audit::read_checkpoint_file(&log.checkpoints).unwrap();
+    let at3 = stored.iter().find(|c| c.checkpoint.size == 3).unwrap();
+    assert_eq!(h(&c["old_root"]), at3.checkpoint.root);
+    merkle::verify_consistency(3, 4, &proof, &at3.checkpoint.root, &h(&c["new_root"])).unwrap();
+    assert_eq!(
+        gatehouse(&["audit", "prove", log.db()]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_a_verifier_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let out = gatehouse(&[
+        "audit",
+        "keygen",
+        "--out",
+        key.to_str().unwrap(),
+        "--name",
+        "ops.example.com",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let public = std::fs::read_to_string(Path::new(&format!("{}.pub", key.display()))).unwrap();
+    assert!(public.starts_with("ops.example.com+"));
+    gatehouse::audit::NoteVerifier::parse(&public).unwrap();
+    let again = gatehouse(&["audit", "keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "overwrote an existing key");
+}
+
+#[test]
+fn tail_follow_prints_new_entries_as_they_are_committed() {
+    use std::io::{BufRead, BufReader};
+    let log = populate();
+    let mut child = Command::new(BIN)
+        .args([
+            "audit",
+            "tail",
+            log.db(),
+            "-f",
+            "-n",
+            "1",
+            "--interval-ms",
+            "50",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seq_of = |l: String| {
+        serde_json::from_str::<Value>(&l).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(seq_of(lines.next().unwrap().unwrap()), 4);
+    // The gateway keeps writing while the auditor follows.
+    let writer = AuditLog::open(
+        &log.db,
+        AuditConfig {
+            origin: Some("test/cli".into()),
+            signing_key: Some(log.pubkey.with_extension("")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut e = NewEntry::new("call", "allow", caller("carol"), json!({}));
+    e.tool = Some("fetch".into());
+    writer.append_blocking(e).unwrap();
+    assert_eq!(seq_of(lines.next().unwrap().unwrap()), 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    writer.close().unwrap();
+}
