@@ -27,6 +27,77 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default, rename = "api_keys")]
     pub api_keys: Vec<ApiKeyConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub audit: AuditLogConfig,
+}
+
+/// The Rego bundle that decides every call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Bundle directory (`.rego` files, `data.json`); default `policies` in the working
+    /// directory, the bundle shipped with Gatehouse.
+    #[serde(default = "default_policy_dir")]
+    pub dir: PathBuf,
+    /// Data files merged over the bundle's own data, in order (environment-specific settings).
+    #[serde(default)]
+    pub data: Vec<PathBuf>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: default_policy_dir(),
+            data: Vec::new(),
+        }
+    }
+}
+
+fn default_policy_dir() -> PathBuf {
+    PathBuf::from("policies")
+}
+
+/// The append-only audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogConfig {
+    /// SQLite file; created on first start. Default `gatehouse-audit.db` in the working directory.
+    #[serde(default = "default_audit_path")]
+    pub path: PathBuf,
+    /// Ed25519 checkpoint signing key (`gatehouse audit keygen`); unsigned checkpoints without.
+    pub signing_key: Option<PathBuf>,
+    /// Where checkpoints are also appended for shipping off the host (default `<path>.checkpoints`).
+    pub checkpoint_file: Option<PathBuf>,
+    /// A checkpoint after this many entries…
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// …or this many seconds after the first entry not yet covered.
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditLogConfig {
+    fn default() -> Self {
+        AuditLogConfig {
+            path: default_audit_path(),
+            signing_key: None,
+            checkpoint_file: None,
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_interval_secs: default_checkpoint_interval_secs(),
+        }
+    }
+}
+
+fn default_audit_path() -> PathBuf {
+    PathBuf::from(crate::audit::DEFAULT_AUDIT_FILE)
+}
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_checkpoint_interval_secs() -> u64 {
+    10
 }
 
 /// How the gateway listens.
@@ -257,6 +328,15 @@ impl Config {
         }
         if let Some(dir) = &mut self.cache.dir {
             resolve(dir);
+        }
+        resolve(&mut self.policy.dir);
+        self.policy.data.iter_mut().for_each(resolve);
+        resolve(&mut self.audit.path);
+        for path in [&mut self.audit.signing_key, &mut self.audit.checkpoint_file]
+            .into_iter()
+            .flatten()
+        {
+            resolve(path);
         }
     }
 }

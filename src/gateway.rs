@@ -1,6 +1,14 @@
 //! The call pipeline, in one place: every tool call — from MCP or from `gatehouse call` — goes
-//! through [`Gateway::call`], which checks the arguments, runs the function in a fresh limited
-//! instance and shapes the answer for the agent.
+//! through [`Gateway::call`]:
+//!
+//! 1. build the policy input (caller, tool, component digest, arguments);
+//! 2. policy phase `call` → allow or deny, with reasons and limits;
+//! 3. commit the verdict to the audit log — no audit row, no call;
+//! 4. run the function in a fresh instance inside the limits;
+//! 5. commit the outcome, then answer the agent.
+//!
+//! Every failure on this path denies: a policy error is a deny (the policy store guarantees
+//! it), an audit write failure refuses the call or withholds the result.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +17,9 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
+use crate::audit::{AuditLog, NewEntry};
 use crate::config::{ComponentConfig, Config, LimitsConfig};
+use crate::policy::{Decision, Phase, PolicyStore};
 use crate::host::HostConfig;
 use crate::host::http::HostAllowlist;
 use crate::identity::Caller;
@@ -28,6 +38,14 @@ pub struct Tool {
 }
 
 impl Tool {
+    /// Every tool of a component.
+    pub fn all(component: &Arc<LoadedComponent>) -> impl Iterator<Item = Tool> + '_ {
+        (0..component.functions.len()).map(|index| Tool {
+            component: component.clone(),
+            index,
+        })
+    }
+
     pub fn function(&self) -> &ExportedFunction {
         &self.component.functions[self.index]
     }
@@ -49,8 +67,10 @@ pub enum CallResult {
     },
     /// The call was not run: the arguments do not fit the function's signature.
     InvalidArguments(String),
-    /// The call was not run: no tool has this name.
+    /// The call was not run: no tool has this name (or the caller may not see it).
     UnknownTool(String),
+    /// The call was not run: the policy denied it, or it could not be recorded.
+    Denied { reasons: Vec<String> },
     /// The function was started but stopped: a trap or a limit.
     Failed(CallError),
 }
@@ -63,6 +83,10 @@ pub enum GatewayError {
     Runtime(#[from] RuntimeError),
     #[error("{0}")]
     Config(String),
+    #[error("policy bundle: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("two components are named `{0}`; give one of them another `name`")]
     DuplicateComponent(String),
 }
@@ -74,11 +98,36 @@ pub struct Gateway {
     tools: BTreeMap<String, Tool>,
     limits: LimitsConfig,
     slots: Semaphore,
+    policy: PolicyStore,
+    audit: AuditLog,
 }
 
 impl Gateway {
-    /// Builds the runtime and loads every component the configuration names.
+    /// Loads the policy bundle, opens the audit log, builds the runtime and loads every
+    /// component the configuration names. Any failure refuses to start.
     pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
+        let policy = PolicyStore::load(
+            &config.policy.dir,
+            &config.policy.data,
+            crate::policy::PolicyOptions::default(),
+        )?;
+        let audit = AuditLog::open(
+            &config.audit.path,
+            crate::audit::AuditConfig {
+                signing_key: config.audit.signing_key.clone(),
+                checkpoint_file: config.audit.checkpoint_file.clone(),
+                checkpoint_every: config.audit.checkpoint_every,
+                checkpoint_interval: std::time::Duration::from_secs(config.audit.checkpoint_interval_secs),
+                ..Default::default()
+            },
+        )?;
+        let runtime = Self::runtime_for(config)?;
+        Gateway::new(runtime, &config.components, config.limits.clone(), policy, audit)
+    }
+
+    /// The runtime a configuration describes (also used by `gatehouse tools`, which runs
+    /// nothing and so needs no policy or audit log).
+    pub fn runtime_for(config: &Config) -> Result<Runtime, GatewayError> {
         let http_allow =
             HostAllowlist::new(&config.http.allow_hosts).map_err(GatewayError::Config)?;
         let runtime = Runtime::new(RuntimeOptions {
@@ -90,7 +139,7 @@ impl Gateway {
             max_memory_bytes: config.limits.memory_bytes,
             max_concurrent_calls: config.limits.max_concurrent_calls,
         })?;
-        Gateway::new(runtime, &config.components, config.limits.clone())
+        Ok(runtime)
     }
 
     /// Loads every configured component; any failure refuses to start, naming the component.
@@ -98,6 +147,8 @@ impl Gateway {
         runtime: Runtime,
         components: &[ComponentConfig],
         limits: LimitsConfig,
+        policy: PolicyStore,
+        audit: AuditLog,
     ) -> Result<Gateway, GatewayError> {
         let mut loaded: Vec<Arc<LoadedComponent>> = Vec::new();
         for config in components {
@@ -120,12 +171,7 @@ impl Gateway {
         // so names from different components cannot collide.
         let tools = loaded
             .iter()
-            .flat_map(|component| {
-                (0..component.functions.len()).map(|index| Tool {
-                    component: component.clone(),
-                    index,
-                })
-            })
+            .flat_map(Tool::all)
             .map(|tool| (tool.name().to_owned(), tool))
             .collect();
         Ok(Gateway {
@@ -134,7 +180,17 @@ impl Gateway {
             tools,
             slots: Semaphore::new(limits.max_concurrent_calls as usize),
             limits,
+            policy,
+            audit,
         })
+    }
+
+    pub fn policy(&self) -> &PolicyStore {
+        &self.policy
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     pub fn components(&self) -> &[Arc<LoadedComponent>] {
@@ -145,11 +201,46 @@ impl Gateway {
         &self.runtime
     }
 
-    /// The tools a caller may see, in name order.
-    pub fn tools(&self, _caller: &Caller) -> impl Iterator<Item = &Tool> {
-        self.tools.values()
+    /// The tools a caller may see (phase `list`), in name order. The listing is recorded as
+    /// one audit entry; if it cannot be, the caller sees nothing.
+    pub async fn tools(&self, caller: &Caller) -> Vec<&Tool> {
+        let time = now();
+        let mut visible = Vec::new();
+        let mut hidden = Vec::new();
+        let mut revision = None;
+        for tool in self.tools.values() {
+            let input = serde_json::json!({
+                "phase": "list", "time": time, "caller": caller, "tool": tool_input(tool),
+            });
+            let decision = self.policy.decide(Phase::List, &input);
+            revision.get_or_insert_with(|| decision.revision.clone());
+            if decision.is_allowed() {
+                visible.push(tool);
+            } else {
+                hidden.push(serde_json::json!({"tool": tool.name(), "reasons": decision.reasons}));
+            }
+        }
+        let mut entry = NewEntry::new(
+            "list",
+            "allow",
+            serde_json::to_value(caller).unwrap_or_default(),
+            serde_json::json!({"phase": "list", "time": time, "caller": caller}),
+        );
+        entry.policy_revision = revision;
+        entry.obligations = serde_json::json!({
+            "visible": visible.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            "hidden": hidden,
+        });
+        match self.audit.append(entry).await {
+            Ok(_) => visible,
+            Err(error) => {
+                tracing::error!(%error, "cannot record a tool listing; listing nothing");
+                Vec::new()
+            }
+        }
     }
 
+    /// Looks a tool up by name, without any policy check (for the local CLI).
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tools.get(name)
     }
@@ -172,50 +263,182 @@ impl Gateway {
                 self.limits.max_argument_bytes
             ));
         }
-        let params = match wit_json::args_to_vals(&tool.function().signature, &arguments) {
-            Ok(params) => params,
-            Err(error) => return CallResult::InvalidArguments(error.to_string()),
-        };
-        self.run(caller, tool, &params).await
+        let params = wit_json::args_to_vals(&tool.function().signature, &arguments)
+            .map_err(|error| error.to_string());
+        self.run(caller, tool, Value::Object(arguments), params).await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
-    /// call` with WAVE arguments).
-    pub async fn call_values(&self, caller: &Caller, tool: &Tool, params: &[Val]) -> CallResult {
-        self.run(caller, tool, params).await
+    /// call` with WAVE arguments); the policy sees them as JSON.
+    pub async fn call_values(&self, caller: &Caller, tool: &Tool, params: Vec<Val>) -> CallResult {
+        let signature = &tool.function().signature;
+        let arguments = signature
+            .params
+            .iter()
+            .zip(&params)
+            .map(|(param, val)| {
+                wit_json::val_to_json(&param.ty, val).map(|json| (param.name.clone(), json))
+            })
+            .collect::<Result<Map<String, Value>, _>>();
+        match arguments {
+            Ok(arguments) => self.run(caller, tool, Value::Object(arguments), Ok(params)).await,
+            Err(error) => CallResult::InvalidArguments(error.to_string()),
+        }
     }
 
-    async fn run(&self, caller: &Caller, tool: &Tool, params: &[Val]) -> CallResult {
-        let call_id = uuid::Uuid::now_v7();
+    /// Steps 1–5 of the pipeline. `params` is the converted arguments, or why they did not
+    /// convert: the call is decided and recorded either way, so auditors see bad attempts too.
+    async fn run(
+        &self,
+        caller: &Caller,
+        tool: &Tool,
+        arguments: Value,
+        params: Result<Vec<Val>, String>,
+    ) -> CallResult {
+        let call_id = uuid::Uuid::now_v7().to_string();
         let function = tool.function();
-        let limits = CallLimits {
-            timeout: self.limits.timeout(),
-            memory_bytes: self.limits.memory_bytes,
-            max_result_bytes: self.limits.max_result_bytes,
+        let input = serde_json::json!({
+            "phase": "call",
+            "time": now(),
+            "call": {"id": call_id},
+            "caller": caller,
+            "tool": tool_input(tool),
+            "arguments": arguments,
+        });
+        let decision = self.policy.decide(Phase::Call, &input);
+        let label = if decision.is_allowed() { "allow" } else { "deny" };
+        let mut verdict = self.entry(&call_id, caller, tool, &decision, "call", label, input);
+        verdict.reasons = decision.reasons.clone();
+        verdict.redact = decision.redact.clone();
+        verdict.obligations = serde_json::json!({"limits": decision.limits, "redact": decision.redact});
+        verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
+        if let Err(error) = self.audit.append(verdict).await {
+            tracing::error!(%call_id, %error, "cannot record the call verdict; refusing the call");
+            return CallResult::Denied {
+                reasons: vec![format!("the audit log cannot record this call ({error}); calls are refused until it can")],
+            };
+        }
+        if !decision.is_allowed() {
+            tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, reasons = ?decision.reasons, "call denied by policy");
+            return CallResult::Denied { reasons: decision.reasons };
+        }
+        let params = match params {
+            Ok(params) => params,
+            Err(message) => {
+                let result = CallResult::InvalidArguments(message);
+                return self.finish(&call_id, caller, tool, &decision, result, None).await;
+            }
         };
+        let limits = self.limits_for(&decision);
         let _slot = self
             .slots
             .acquire()
             .await
             .expect("the call semaphore is never closed");
-        let outcome = self
+        let started = std::time::Instant::now();
+        let result = match self
             .runtime
-            .call(&tool.component, function, params, &limits)
+            .call(&tool.component, function, &params, &limits)
             .await
-            .and_then(|output| shape_result(&function.signature, output.result, &limits));
-        match &outcome {
-            Ok(CallResult::Completed { is_error, .. }) => tracing::info!(
-                %call_id, tool = tool.name(), principal = %caller.principal,
-                outcome = if *is_error { "tool_error" } else { "ok" }, "tool call finished"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(
-                %call_id, tool = tool.name(), principal = %caller.principal,
-                outcome = error.kind(), %error, "tool call failed"
-            ),
-        }
-        outcome.unwrap_or_else(CallResult::Failed)
+            .and_then(|output| shape_result(&function.signature, output.result, &limits))
+        {
+            Ok(result) => result,
+            Err(error) => CallResult::Failed(error),
+        };
+        self.finish(&call_id, caller, tool, &decision, result, Some(started.elapsed())).await
     }
+
+    /// The call's limits: the configured defaults, tightened (never loosened) by the policy.
+    fn limits_for(&self, decision: &Decision) -> CallLimits {
+        let tighten = |default: u64, policy: Option<u64>| policy.map_or(default, |p| p.min(default));
+        CallLimits {
+            timeout: std::time::Duration::from_millis(tighten(self.limits.timeout_ms, decision.limits.timeout_ms)),
+            memory_bytes: tighten(self.limits.memory_bytes, decision.limits.memory_bytes),
+            max_result_bytes: tighten(self.limits.max_result_bytes, decision.limits.max_result_bytes),
+        }
+    }
+
+    /// Step 5: records the outcome; the agent gets the result only if it was recorded.
+    async fn finish(
+        &self,
+        call_id: &str,
+        caller: &Caller,
+        tool: &Tool,
+        decision: &Decision,
+        result: CallResult,
+        duration: Option<std::time::Duration>,
+    ) -> CallResult {
+        let (verdict, detail) = match &result {
+            CallResult::Completed { is_error: false, .. } => ("ok", None),
+            CallResult::Completed { is_error: true, text, .. } => ("tool_error", Some(text.clone())),
+            CallResult::Failed(error) if error.kind().starts_with("limit:") => ("limit", Some(error.to_string())),
+            CallResult::Failed(error) if error.kind() == "trap" => ("trap", Some(error.to_string())),
+            CallResult::Failed(error) => ("error", Some(error.to_string())),
+            CallResult::InvalidArguments(message) => ("error", Some(format!("invalid arguments: {message}"))),
+            CallResult::Denied { reasons } => ("denied", Some(reasons.join("; "))),
+            CallResult::UnknownTool(name) => ("error", Some(format!("unknown tool `{name}`"))),
+        };
+        let kind = match &result {
+            CallResult::Failed(error) => Some(error.kind()),
+            _ => None,
+        };
+        let input = serde_json::json!({"phase": "outcome", "time": now(), "call": {"id": call_id}, "outcome": verdict, "kind": kind});
+        let mut entry = self.entry(call_id, caller, tool, decision, "outcome", verdict, input);
+        entry.reasons = detail.into_iter().collect();
+        entry.metrics = serde_json::json!({"duration_us": duration.map(|d| d.as_micros() as u64)});
+        match self.audit.append(entry).await {
+            Ok(_) => {
+                tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, outcome = verdict, "tool call finished");
+                result
+            }
+            Err(error) => {
+                tracing::error!(%call_id, %error, "cannot record the call outcome; withholding the result");
+                CallResult::Denied {
+                    reasons: vec![format!("the audit log cannot record this call's outcome ({error}); the result is withheld")],
+                }
+            }
+        }
+    }
+
+    /// An audit entry with the fields every entry of a call shares.
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &self,
+        call_id: &str,
+        caller: &Caller,
+        tool: &Tool,
+        decision: &Decision,
+        phase: &str,
+        verdict: &str,
+        input: Value,
+    ) -> NewEntry {
+        let mut entry = NewEntry::new(phase, verdict, serde_json::to_value(caller).unwrap_or_default(), input);
+        entry.call_id = Some(call_id.to_owned());
+        entry.tool = Some(tool.name().to_owned());
+        entry.component_digest = Some(tool.component.digest.clone());
+        entry.policy_revision = Some(decision.revision.clone());
+        entry
+    }
+}
+
+/// The `input.tool` document of the policy contract (policies/README.md).
+fn tool_input(tool: &Tool) -> Value {
+    let function = tool.function();
+    serde_json::json!({
+        "name": tool.name(),
+        "function": function.function,
+        "interface": function.interface,
+        "component": {
+            "name": tool.component.name,
+            "digest": tool.component.digest,
+            "source": tool.component.source.display().to_string(),
+        },
+    })
+}
+
+/// The decision time every policy input carries: RFC 3339, UTC, milliseconds.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Converts the returned value to the JSON the agent sees, enforcing the result size limit.

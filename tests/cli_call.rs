@@ -18,7 +18,11 @@ fn gatehouse(args: &[&str]) -> Output {
 
 fn call(component: &str, call_args: &[&str]) -> (i32, String, String) {
     let path = common::component(component);
-    let mut args = vec!["call", path.to_str().unwrap()];
+    let audit = tempfile::tempdir().unwrap();
+    let audit_db = audit.path().join("audit.db");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
+    let mut args = vec!["call", path.to_str().unwrap(), "--policies", policies];
+    args.extend(["--audit", audit_db.to_str().unwrap()]);
     args.extend_from_slice(call_args);
     let output = gatehouse(&args);
     (

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::Val;
 
-use super::HostArgs;
+use super::{GovernanceArgs, HostArgs};
 use crate::gateway::{CallResult, Gateway, Tool};
 use crate::identity::{Caller, Transport};
 
@@ -34,10 +34,13 @@ pub struct CallArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub governance: GovernanceArgs,
 }
 
 pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
-    let config = super::serve::load_config(None, &[args.path.display().to_string()], &args.host)?;
+    let mut config = super::serve::load_config(None, &[args.path.display().to_string()], &args.host)?;
+    args.governance.apply(&mut config);
     let gateway = Gateway::from_config(&config)?;
     let caller = Caller {
         principal: config.server.stdio_principal.clone(),
@@ -66,11 +69,15 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             let params: Vec<Val> = call
                 .to_wasm_params(&param_types)
                 .map_err(|e| anyhow::anyhow!("arguments of `{}`: {e}", call.name()))?;
-            let result = runtime.block_on(gateway.call_values(&caller, tool, &params));
+            let result = runtime.block_on(gateway.call_values(&caller, tool, params));
             (tool, result)
         }
     };
-    print_result(tool, result, args.output)
+    let printed = print_result(tool, result, args.output);
+    if let Err(error) = gateway.audit().close() {
+        eprintln!("warning: closing the audit log failed: {error}");
+    }
+    printed
 }
 
 /// Finds a tool by MCP tool name, by WIT function name (when unique in the component), or by
@@ -146,6 +153,10 @@ fn print_result(tool: &Tool, result: CallResult, format: OutputFormat) -> anyhow
         }
         CallResult::InvalidArguments(message) => bail!("invalid arguments: {message}"),
         CallResult::UnknownTool(name) => bail!("unknown tool `{name}`"),
+        CallResult::Denied { reasons } => {
+            eprintln!("denied by policy: {}", reasons.join("; "));
+            Ok(ExitCode::from(1))
+        }
         CallResult::Failed(error) => {
             eprintln!("error: {error}");
             Ok(ExitCode::from(1))

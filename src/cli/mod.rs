@@ -67,6 +67,39 @@ impl HostArgs {
     }
 }
 
+/// Which policy decides and where the audit log goes; shared by `serve` and `call`.
+#[derive(Debug, Clone, Args)]
+pub struct GovernanceArgs {
+    /// Policy bundle directory (default: `policies`, the bundle shipped with Gatehouse).
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<std::path::PathBuf>,
+    /// A data file merged over the bundle's data (repeatable; later files win).
+    #[arg(long = "policy-data", value_name = "FILE")]
+    pub policy_data: Vec<std::path::PathBuf>,
+    /// The audit log (SQLite; created on first start; default `gatehouse-audit.db`).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<std::path::PathBuf>,
+    /// Ed25519 key that signs audit checkpoints (`gatehouse audit keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub audit_key: Option<std::path::PathBuf>,
+}
+
+impl GovernanceArgs {
+    /// Adds the flags to a config (flags win over the file).
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(dir) = &self.policies {
+            config.policy.dir = dir.clone();
+        }
+        config.policy.data.extend(self.policy_data.iter().cloned());
+        if let Some(path) = &self.audit {
+            config.audit.path = path.clone();
+        }
+        if self.audit_key.is_some() {
+            config.audit.signing_key = self.audit_key.clone();
+        }
+    }
+}
+
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::HostArgs;
+use super::{GovernanceArgs, HostArgs};
 use crate::config::{ComponentConfig, Config};
 use crate::gateway::Gateway;
 use crate::identity::Transport;
@@ -30,6 +30,8 @@ pub struct ServeArgs {
     pub http: Option<SocketAddr>,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub governance: GovernanceArgs,
 }
 
 /// Reads the config file (if any) and applies the flags on top.
@@ -60,6 +62,7 @@ pub(super) fn load_config(
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = load_config(args.config.as_ref(), &args.components, &args.host)?;
+    args.governance.apply(&mut config);
     if args.http.is_some() {
         config.server.http = args.http;
     }
@@ -73,6 +76,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::from_config(&config)?);
+    // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass.
+    let _watcher = gateway
+        .policy()
+        .watch()
+        .context("cannot watch the policy bundle for changes")?;
+    tokio::spawn(crate::policy::reload_on_sighup(gateway.policy().clone())?);
+    let result = serve_until_shutdown(&gateway, &config).await;
+    match gateway.audit().close() {
+        Ok(closed) => tracing::info!(entries = closed.tree_size, "audit log closed with a final checkpoint"),
+        Err(error) => tracing::error!(%error, "closing the audit log failed"),
+    }
+    result
+}
+
+async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow::Result<()> {
+    let gateway = gateway.clone();
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();
@@ -103,7 +122,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             crate::mcp::http::serve(gateway, listener, options, shutdown).await?;
         }
         None => {
-            print_banner(&gateway, &config, "stdio");
+            print_banner(&gateway, config, "stdio");
             let server = McpServer::new(
                 gateway,
                 Transport::Stdio,
@@ -179,6 +198,17 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
             )
         })
         .collect();
+    banner.push_str(&format!(
+        "  policy: {} (revision {}){}\n  audit log: {}\n",
+        gateway.policy().dir().display(),
+        &gateway.policy().revision()[..19.min(gateway.policy().revision().len())],
+        if config.policy.data.is_empty() {
+            String::new()
+        } else {
+            format!(", data {}", config.policy.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
+        },
+        config.audit.path.display(),
+    ));
     banner.push_str(&format!(
         "  mounts: {}\n  outgoing HTTP allowed to: {}\n",
         if mounts.is_empty() {

@@ -6,9 +6,12 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::HostArgs;
-use crate::gateway::Gateway;
-use crate::identity::{Caller, Transport};
+use std::sync::Arc;
+
+use crate::gateway::{Gateway, Tool};
 use crate::mcp::describe_tool;
+use crate::runtime::ComponentSpec;
+use crate::runtime::component::default_component_name;
 
 #[derive(Debug, Args)]
 pub struct ToolsArgs {
@@ -23,19 +26,21 @@ pub struct ToolsArgs {
 
 pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
     let config = super::serve::load_config(None, &[args.path.display().to_string()], &args.host)?;
-    let gateway = Gateway::from_config(&config)?;
-    let caller = Caller {
-        principal: "local".into(),
-        authenticated: true,
-        transport: Transport::Cli,
-        client: None,
-    };
-    let tools: Vec<_> = gateway.tools(&caller).map(describe_tool).collect();
+    // Listing runs nothing, so it needs neither policy nor audit log: every tool is shown.
+    let runtime = Gateway::runtime_for(&config)?;
+    let spec = &config.components[0];
+    let name = default_component_name(&spec.path);
+    let component = Arc::new(runtime.load(&ComponentSpec {
+        name: &name,
+        path: &spec.path,
+        expected_digest: None,
+        exclude: &[],
+    })?);
+    let tools: Vec<_> = Tool::all(&component).map(|tool| describe_tool(&tool)).collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let component = &gateway.components()[0];
     println!(
         "{} — {} ({} bytes)",
         component.name, component.digest, component.size_bytes

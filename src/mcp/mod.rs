@@ -130,6 +130,14 @@ pub fn to_mcp_result(result: CallResult) -> Result<CallToolResult, ErrorData> {
         CallResult::Failed(error) => {
             CallToolResult::error(vec![ContentBlock::text(error.to_string())])
         }
+        CallResult::Denied { reasons } => {
+            let why = if reasons.is_empty() {
+                "no rule allowed this call".to_owned()
+            } else {
+                reasons.join("; ")
+            };
+            CallToolResult::error(vec![ContentBlock::text(format!("denied by policy: {why}"))])
+        }
         CallResult::UnknownTool(name) => {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{name}`"),
@@ -158,8 +166,9 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = self.caller(&context);
+        let tools = self.gateway.tools(&caller).await;
         Ok(ListToolsResult::with_all_items(
-            self.gateway.tools(&caller).map(describe_tool).collect(),
+            tools.into_iter().map(describe_tool).collect(),
         ))
     }
 

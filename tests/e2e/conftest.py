@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import subprocess
 import threading
 import time
@@ -85,8 +86,17 @@ def web():
         server.server_close()
 
 
-def serve_args(components: dict[str, Path], cache_dir: Path, *extra: str, names=("types", "fetch", "files", "echo", "misbehave")) -> list[str]:
-    args = ["serve", "--cache-dir", str(cache_dir)]
+ALLOW_ALL_POLICY = REPO / "tests" / "policies" / "allow-all"
+
+
+def serve_args(components: dict[str, Path], cache_dir: Path, *extra: str, names=("types", "fetch", "files", "echo", "misbehave"), policies: Path | None = ALLOW_ALL_POLICY) -> list[str]:
+    """`gatehouse serve` arguments for the named components. The tests of tools and transports
+    use the allow-all test bundle; policy tests pass their own (`policies=None` adds none).
+    Each gateway gets a fresh audit log in a temporary directory."""
+    audit = Path(tempfile.mkdtemp(prefix="gatehouse-audit-")) / "audit.db"
+    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit)]
+    if policies is not None:
+        args += ["--policies", str(policies)]
     for name in names:
         args += ["--component", str(components[name])]
     return args + list(extra)
