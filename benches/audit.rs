@@ -191,7 +191,7 @@ fn main() {
     q(
         "query: one call's story (call_id)",
         EntryFilter {
-            call_id: Some("call-123456".into()),
+            call_id: Some("call-9999".into()),
             ..Default::default()
         },
     );
