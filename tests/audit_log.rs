@@ -715,3 +715,14 @@ fn disk_full_is_a_specific_error_and_loses_nothing_acknowledged() {
     let report = verify(&reader, &VerifyOptions::default()).unwrap();
     assert!(report.is_intact(), "{:?}", report.problems);
 }
+
+#[test]
+fn column_of_the_wrong_type_is_reported_not_fatal() {
+    let f = fixture();
+    populate(&f, "test/type", 20);
+    attacker(&f.db)
+        .execute("UPDATE entries SET input = X'00FF' WHERE seq = 9", [])
+        .unwrap();
+    let report = verify_with(&f, false);
+    assert_eq!(report.first_bad_seq(), Some(9), "{:?}", report.problems);
+}

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::AuditError;
-use super::merkle::{Hash, hash_leaf};
+use super::merkle::Hash;
 
 /// Version of the canonical entry format (the `v` member).
 pub const ENTRY_FORMAT_VERSION: u64 = 1;
@@ -178,13 +178,6 @@ pub(crate) fn jcs<T: Serialize>(value: &T) -> Result<String, AuditError> {
     })
 }
 
-fn jcs_opt(v: Option<&str>) -> Result<String, AuditError> {
-    match v {
-        Some(s) => jcs(&s),
-        None => Ok("null".into()),
-    }
-}
-
 /// The stored column values of an entry, each JSON column as canonical text: exactly what the
 /// canonical bytes are built from, on write and on verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,56 +197,112 @@ pub(crate) struct EntryColumns {
 }
 
 impl EntryColumns {
+    pub fn fields(&self) -> CanonicalFields<'_> {
+        CanonicalFields {
+            decision_id: &self.decision_id,
+            call_id: self.call_id.as_deref(),
+            phase: &self.phase,
+            caller: &self.caller,
+            tool: self.tool.as_deref(),
+            component_digest: self.component_digest.as_deref(),
+            policy_revision: self.policy_revision.as_deref(),
+            input: &self.input,
+            verdict: &self.verdict,
+            reasons: &self.reasons,
+            obligations: &self.obligations,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+/// The same fields borrowed (from an [`EntryColumns`] or straight from a database row).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CanonicalFields<'a> {
+    pub decision_id: &'a str,
+    pub call_id: Option<&'a str>,
+    pub phase: &'a str,
+    pub caller: &'a str,
+    pub tool: Option<&'a str>,
+    pub component_digest: Option<&'a str>,
+    pub policy_revision: Option<&'a str>,
+    pub input: &'a str,
+    pub verdict: &'a str,
+    pub reasons: &'a str,
+    pub obligations: &'a str,
+    pub metrics: &'a str,
+}
+
+/// A JSON string as RFC 8785 writes it (serde_json's escaping is the one JCS prescribes and the
+/// one the canonicalizer itself uses; the splicing test checks the agreement).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing a string into a Vec cannot fail");
+}
+
+fn write_opt(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+impl CanonicalFields<'_> {
     /// Canonical text of every member up to (excluding) `seq`: `{"call_id":…,…,"reasons":…,`.
-    pub fn canonical_head(&self) -> Result<String, AuditError> {
-        Ok(format!(
-            "{{\"call_id\":{},\"caller\":{},\"component_digest\":{},\"decision_id\":{},\"input\":{},\"metrics\":{},\"obligations\":{},\"phase\":{},\"policy_revision\":{},\"reasons\":{},",
-            jcs_opt(self.call_id.as_deref())?,
-            self.caller,
-            jcs_opt(self.component_digest.as_deref())?,
-            jcs(&self.decision_id)?,
-            self.input,
-            self.metrics,
-            self.obligations,
-            jcs(&self.phase)?,
-            jcs_opt(self.policy_revision.as_deref())?,
-            self.reasons,
-        ))
+    pub fn write_head(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"call_id\":");
+        write_opt(out, self.call_id);
+        out.extend_from_slice(b",\"caller\":");
+        out.extend_from_slice(self.caller.as_bytes());
+        out.extend_from_slice(b",\"component_digest\":");
+        write_opt(out, self.component_digest);
+        out.extend_from_slice(b",\"decision_id\":");
+        write_str(out, self.decision_id);
+        out.extend_from_slice(b",\"input\":");
+        out.extend_from_slice(self.input.as_bytes());
+        out.extend_from_slice(b",\"metrics\":");
+        out.extend_from_slice(self.metrics.as_bytes());
+        out.extend_from_slice(b",\"obligations\":");
+        out.extend_from_slice(self.obligations.as_bytes());
+        out.extend_from_slice(b",\"phase\":");
+        write_str(out, self.phase);
+        out.extend_from_slice(b",\"policy_revision\":");
+        write_opt(out, self.policy_revision);
+        out.extend_from_slice(b",\"reasons\":");
+        out.extend_from_slice(self.reasons.as_bytes());
+        out.push(b',');
     }
 
     /// Canonical text of every member after `time`: `,"tool":…,"v":1,"verdict":…}`.
-    pub fn canonical_tail(&self) -> Result<String, AuditError> {
-        Ok(format!(
-            ",\"tool\":{},\"v\":{ENTRY_FORMAT_VERSION},\"verdict\":{}}}",
-            jcs_opt(self.tool.as_deref())?,
-            jcs(&self.verdict)?,
-        ))
+    pub fn write_tail(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"tool\":");
+        write_opt(out, self.tool);
+        out.extend_from_slice(format!(",\"v\":{ENTRY_FORMAT_VERSION},\"verdict\":").as_bytes());
+        write_str(out, self.verdict);
+        out.push(b'}');
+    }
+
+    /// The complete canonical entry bytes, appended to `out`.
+    pub fn write_canonical(&self, seq: u64, time: &str, out: &mut Vec<u8>) {
+        self.write_head(out);
+        write_seq_time(out, seq, time);
+        self.write_tail(out);
     }
 }
 
-/// `head ‖ "seq":<n>,"time":"<time>" ‖ tail`. `time` is our fixed RFC 3339 format, which needs no
-/// JSON escaping.
-pub(crate) fn canonical_bytes(head: &str, seq: u64, time: &str, tail: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.len() + tail.len() + 64);
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(format!("\"seq\":{seq},\"time\":\"{time}\"").as_bytes());
-    out.extend_from_slice(tail.as_bytes());
-    out
+/// `"seq":<n>,"time":"<time>"`.
+fn write_seq_time(out: &mut Vec<u8>, seq: u64, time: &str) {
+    out.extend_from_slice(b"\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"time\":");
+    write_str(out, time);
 }
 
-/// Leaf hash of a stored entry, from its columns.
-pub(crate) fn leaf_hash_of(
-    columns: &EntryColumns,
-    seq: u64,
-    time: &str,
-) -> Result<Hash, AuditError> {
-    let bytes = canonical_bytes(
-        &columns.canonical_head()?,
-        seq,
-        time,
-        &columns.canonical_tail()?,
-    );
-    Ok(hash_leaf(&bytes))
+/// `head ‖ "seq":<n>,"time":"<time>" ‖ tail`, for the writer's pre-built pieces.
+pub(crate) fn canonical_bytes(head: &[u8], seq: u64, time: &str, tail: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + tail.len() + 64);
+    out.extend_from_slice(head);
+    write_seq_time(&mut out, seq, time);
+    out.extend_from_slice(tail);
+    out
 }
 
 /// An entry after redaction and canonicalization, ready for the writer: all the expensive work
@@ -262,8 +311,8 @@ pub(crate) fn leaf_hash_of(
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedEntry {
     pub columns: EntryColumns,
-    pub head: String,
-    pub tail: String,
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
 }
 
 impl PreparedEntry {
@@ -297,9 +346,12 @@ impl PreparedEntry {
             obligations: jcs(&entry.obligations)?,
             metrics: jcs(&entry.metrics)?,
         };
+        let (mut head, mut tail) = (Vec::new(), Vec::new());
+        columns.fields().write_head(&mut head);
+        columns.fields().write_tail(&mut tail);
         Ok(Self {
-            head: columns.canonical_head()?,
-            tail: columns.canonical_tail()?,
+            head,
+            tail,
             columns,
         })
     }

@@ -354,12 +354,10 @@ impl AuditReader {
         let raw = self
             .query_raw_one(seq)?
             .ok_or_else(|| AuditError::Invalid(format!("seq {seq} is not in the log")))?;
-        let canonical = super::entry::canonical_bytes(
-            &raw.columns.canonical_head()?,
-            seq,
-            &raw.time,
-            &raw.columns.canonical_tail()?,
-        );
+        let mut canonical = Vec::new();
+        raw.columns
+            .fields()
+            .write_canonical(seq, &raw.time, &mut canonical);
         let leaf_hash = merkle::hash_leaf(&canonical);
         if leaf_hash != leaves[seq as usize - 1] {
             return Err(AuditError::Corrupt {

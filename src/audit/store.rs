@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use super::AuditError;
 use super::checkpoint::{SignedCheckpoint, check_origin};
-use super::entry::{Entry, EntryColumns};
+use super::entry::{CanonicalFields, Entry, EntryColumns};
 use super::merkle::Hash;
 
 /// The schema applied to a new log.
@@ -307,6 +307,73 @@ impl RawRow {
             entry_hash: self.entry_hash.as_slice().try_into().unwrap_or([0; 32]),
         })
     }
+}
+
+/// One row reduced to what verification needs: its canonical bytes, rebuilt straight from the
+/// row's borrowed columns (no per-column allocation), and the stored hash.
+pub(crate) struct CanonicalRow {
+    pub seq: i64,
+    pub time: String,
+    pub canonical: Vec<u8>,
+    pub entry_hash: Vec<u8>,
+}
+
+/// Every entry in seq order as [`CanonicalRow`]s. A column of the wrong type (only possible by
+/// editing the file) yields bytes that cannot match the stored hash, so it is reported as an
+/// altered entry rather than aborting the scan.
+pub(crate) fn for_each_canonical(
+    conn: &Connection,
+    path: &Path,
+    mut f: impl FnMut(CanonicalRow) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    let sql = |e| AuditError::sqlite(path, "reading entries", e);
+    let mut stmt = conn
+        .prepare(&format!("SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq"))
+        .map_err(sql)?;
+    let mut rows = stmt.query([]).map_err(sql)?;
+    const WRONG_TYPE: &str = "\u{0}";
+    while let Some(r) = rows.next().map_err(sql)? {
+        let text = |i: usize| -> Result<&str, AuditError> {
+            Ok(r.get_ref(i).map_err(sql)?.as_str().unwrap_or(WRONG_TYPE))
+        };
+        let opt = |i: usize| -> Result<Option<&str>, AuditError> {
+            Ok(r.get_ref(i)
+                .map_err(sql)?
+                .as_str_or_null()
+                .unwrap_or(Some(WRONG_TYPE)))
+        };
+        let seq: i64 = r.get(0).map_err(sql)?;
+        let time = text(1)?;
+        let fields = CanonicalFields {
+            decision_id: text(2)?,
+            call_id: opt(3)?,
+            phase: text(4)?,
+            caller: text(5)?,
+            tool: opt(6)?,
+            component_digest: opt(7)?,
+            policy_revision: opt(8)?,
+            input: text(9)?,
+            verdict: text(10)?,
+            reasons: text(11)?,
+            obligations: text(12)?,
+            metrics: text(13)?,
+        };
+        let mut canonical = Vec::with_capacity(1024);
+        fields.write_canonical(seq.max(0) as u64, time, &mut canonical);
+        let entry_hash = r
+            .get_ref(14)
+            .map_err(sql)?
+            .as_blob()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        f(CanonicalRow {
+            seq,
+            time: time.to_owned(),
+            canonical,
+            entry_hash,
+        })?;
+    }
+    Ok(())
 }
 
 /// All stored checkpoints in insertion order, each with its parsed note (or why it is unreadable).

@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::AuditError;
 use super::checkpoint::SignedCheckpoint;
-use super::entry::{leaf_hash_of, parse_time};
-use super::merkle::{CompactRange, Hash};
+use super::entry::parse_time;
+use super::merkle::{CompactRange, Hash, hash_leaf};
 use super::note::NoteVerifier;
-use super::reader::{AuditReader, EntryFilter};
-use super::store::RawRow;
+use super::reader::AuditReader;
+use super::store::{CanonicalRow, for_each_canonical};
 
 /// What to check the log against, besides itself.
 #[derive(Debug, Default)]
@@ -168,7 +168,7 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
     // Recompute every leaf and the tree, comparing roots as each checkpoint's size is reached.
     // The rows are read on this thread and replayed on another (reading and hashing overlap).
     let replay = Replay::new(targets);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<CanonicalRow>>(8);
     let (replay, read_result) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let mut replay = replay;
@@ -181,7 +181,7 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
             Ok::<Replay, AuditError>(replay)
         });
         let mut batch = Vec::with_capacity(BATCH);
-        let read_result = reader.for_each_raw(&EntryFilter::default(), |row| {
+        let read_result = for_each_canonical(&reader.conn, reader.path(), |row| {
             batch.push(row);
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -341,7 +341,7 @@ impl Replay {
         }
     }
 
-    fn row(&mut self, row: RawRow) -> Result<(), AuditError> {
+    fn row(&mut self, row: CanonicalRow) -> Result<(), AuditError> {
         let seq = row.seq;
         let expected = self.expected_seq;
         if seq != expected {
@@ -357,7 +357,7 @@ impl Replay {
             self.problem(expected.max(1) as u64, what);
         }
         let useq = seq.max(0) as u64;
-        let leaf = leaf_hash_of(&row.columns, useq, &row.time)?;
+        let leaf = hash_leaf(&row.canonical);
         if row.entry_hash[..] != leaf[..] {
             self.problem(
                 useq,

@@ -240,6 +240,11 @@ impl AuditLog {
             .name("gatehouse-audit-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| AuditError::io(path, "starting the audit writer thread", e))?;
+        let (id, stop) = (identity.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name("gatehouse-audit-wal".into())
+            .spawn(move || wal_checkpointer(id, stop))
+            .map_err(|e| AuditError::io(path, "starting the WAL checkpoint thread", e))?;
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 tx,
@@ -369,10 +374,45 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
+    // WAL checkpoints (copying the WAL back into the database) run on their own thread (see
+    // `wal_checkpointer`), so they do not stall appends; the writer's own automatic checkpoint
+    // stays only as a backstop, far above what the checkpointer lets the WAL grow to.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384;"
+        "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES};"
     ))
     .map_err(|e| AuditError::sqlite(path, "configuring the connection", e))
+}
+
+/// The writer connection's own automatic WAL checkpoint threshold (pages): a backstop only.
+const WAL_BACKSTOP_PAGES: u32 = 32_768;
+/// How often the background thread copies the WAL back into the database.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Background WAL checkpoints on a separate connection. PASSIVE never blocks the writer; it
+/// copies what it can and leaves the rest for the next round. Stops with the writer; follows
+/// rotations through the shared identity.
+fn wal_checkpointer(identity: Arc<Mutex<Identity>>, stopped: Arc<Mutex<Option<StopReason>>>) {
+    let mut current: Option<(PathBuf, Connection)> = None;
+    loop {
+        std::thread::sleep(WAL_CHECKPOINT_EVERY);
+        if stopped.lock().map_or(true, |g| g.is_some()) {
+            return;
+        }
+        let Ok(path) = identity.lock().map(|id| id.path.clone()) else {
+            return;
+        };
+        if current.as_ref().is_none_or(|(p, _)| *p != path) {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            current = Connection::open_with_flags(&path, flags)
+                .ok()
+                .map(|c| (path, c));
+        }
+        if let Some((_, conn)) = &current {
+            // Failures are harmless here (the writer's backstop still bounds the WAL).
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    }
 }
 
 /// Opens the checkpoint file for appending and locks it: one writer per log.
