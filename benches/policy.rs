@@ -3,6 +3,7 @@
 //! - the default bundle (`policies/`) configured to allow a realistic call (URL, path, size and
 //!   secret arguments, so every argument rule runs), with p50/p99 from individual samples;
 //! - a generated bundle of 1,000 deny rules;
+//! - a one-rule bundle, the per-decision floor of the engine;
 //! - the default bundle from 1, 2 and 4 threads at once, to show decisions do not serialize.
 //!
 //! Run with `cargo bench --bench policy` (release).
@@ -77,6 +78,18 @@ fn generated_bundle(scratch: &Path, rules: usize) -> PolicyStore {
     store
 }
 
+/// The smallest useful bundle: one allow rule. Its cost is regorus's per-decision floor.
+fn minimal_bundle(scratch: &Path) -> PolicyStore {
+    let dir = scratch.join("minimal");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("call.rego"),
+        "package gatehouse.call\n\ndefault allow := false\n\nallow if input.caller.principal == \"alice\"\n",
+    )
+    .unwrap();
+    PolicyStore::load(&dir, &[], PolicyOptions::default()).unwrap()
+}
+
 /// p50 and p99 of single decisions, measured one by one after a warm-up.
 fn percentiles(store: &PolicyStore, input: &Value, samples: usize) -> (Duration, Duration) {
     for _ in 0..200 {
@@ -119,6 +132,10 @@ fn bench(c: &mut Criterion) {
         (
             "decide(call) 1000 rules",
             generated_bundle(scratch.path(), 1000),
+        ),
+        (
+            "decide(call) minimal bundle",
+            minimal_bundle(scratch.path()),
         ),
     ];
     for (name, store) in &stores {

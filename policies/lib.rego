@@ -91,34 +91,28 @@ https_host(url) := host if {
 # quadratic in the number of segments).
 max_path_segments := 64
 
+# An absolute path that is already clean: no empty, "." or ".." segment.
+clean_pattern := `^/$|^(/([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+))+$`
+
 # `p` with "." and ".." resolved, like a lexical path.Clean of an absolute path: "/a/b/../c"
 # becomes "/a/c", and ".." never climbs above "/". Undefined for relative or overlong paths.
-clean_path(p) := cleaned if {
-	absolute(p)
-	not has_dot_segment(p)
-	cleaned := concat("", ["/", concat("/", segments(p))])
+# Most paths are already clean and cost one regex match.
+clean_path(p) := p if {
+	is_string(p)
+	regex.match(clean_pattern, p)
+	count(split(p, "/")) <= max_path_segments + 1
 }
 
 clean_path(p) := cleaned if {
-	absolute(p)
-	has_dot_segment(p)
-	names := [s | some s in segments(p); s != "."]
+	is_string(p)
+	startswith(p, "/")
+	not regex.match(clean_pattern, p)
+	names := [s | some s in split(p, "/"); s != ""; s != "."]
+	count(names) <= max_path_segments
 	depths := [depth(array.slice(names, 0, k)) | some k in numbers.range(0, count(names))]
 	kept := [s | some i, s in names; s != ".."; not popped(depths, i)]
 	cleaned := concat("", ["/", concat("/", kept)])
 }
-
-absolute(p) if {
-	is_string(p)
-	startswith(p, "/")
-	count(segments(p)) <= max_path_segments
-}
-
-segments(p) := [s | some s in split(p, "/"); s != ""]
-
-has_dot_segment(p) if contains(concat("", [p, "/"]), "/./")
-
-has_dot_segment(p) if contains(concat("", [p, "/"]), "/../")
 
 # Names minus ".." in a run of segments: how deep the run leaves you (may go below zero).
 depth(segments) := count([s | some s in segments; s != ".."]) - count([s | some s in segments; s == ".."])
@@ -142,19 +136,17 @@ cleaned_under(cleaned, base) if startswith(cleaned, concat("", [base, "/"]))
 # `p` lies under (or is) `prefix`, both compared after cleaning so ".." cannot escape.
 path_under(p, prefix) := cleaned_under(clean_path(p), clean_path(prefix))
 
-allowed_prefixes := [clean_path(p) | some p in data.fs.allowed_prefixes]
-
-writable_prefixes := [clean_path(p) | some p in data.fs.writable]
-
-# For a path already cleaned (see clean_path).
+# For a path already cleaned (see clean_path). These are functions, not rules: referencing
+# anything in this package makes regorus evaluate all of its rules, so rules here are kept to
+# what every call needs.
 cleaned_allowed(cleaned) if {
-	some base in allowed_prefixes
-	cleaned_under(cleaned, base)
+	some prefix in data.fs.allowed_prefixes
+	cleaned_under(cleaned, clean_path(prefix))
 }
 
 cleaned_writable(cleaned) if {
-	some base in writable_prefixes
-	cleaned_under(cleaned, base)
+	some prefix in data.fs.writable
+	cleaned_under(cleaned, clean_path(prefix))
 }
 
 path_allowed(p) := cleaned_allowed(clean_path(p))
