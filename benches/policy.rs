@@ -106,8 +106,26 @@ fn percentiles(store: &PolicyStore, input: &Value, samples: usize) -> (Duration,
     (times[samples / 2], times[samples * 99 / 100])
 }
 
-/// Decisions per second with `threads` threads deciding `per_thread` times each.
-fn throughput(store: &PolicyStore, input: &Value, threads: usize, per_thread: usize) -> f64 {
+/// CPU time this process has used (user + system), from /proc on Linux, so a run can tell
+/// "no spare core" (the machine is busy) from "threads wait for one another".
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in clock ticks of 1/100 s on every common configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Decisions per second with `threads` threads deciding `per_thread` times each, and the
+/// number of cores the run kept busy on average.
+fn throughput(
+    store: &PolicyStore,
+    input: &Value,
+    threads: usize,
+    per_thread: usize,
+) -> (f64, Option<f64>) {
+    let cpu_before = process_cpu_time();
     let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -118,7 +136,11 @@ fn throughput(store: &PolicyStore, input: &Value, threads: usize, per_thread: us
             });
         }
     });
-    (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
+    let wall = start.elapsed();
+    let busy = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before).as_secs_f64() / wall.as_secs_f64());
+    ((threads * per_thread) as f64 / wall.as_secs_f64(), busy)
 }
 
 fn bench(c: &mut Criterion) {
@@ -148,9 +170,10 @@ fn bench(c: &mut Criterion) {
     let default = &stores[0].1;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for threads in [1, 2, 4] {
-        let rate = throughput(default, &input, threads, 2000);
+        let (rate, busy) = throughput(default, &input, threads, 2000);
+        let busy = busy.map_or(String::new(), |b| format!(", {b:.2} cores busy"));
         println!(
-            "decide(call) default bundle, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s"
+            "decide(call) default bundle, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s{busy}"
         );
     }
 }
