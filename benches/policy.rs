@@ -3,6 +3,7 @@
 //! - the default bundle (`policies/`) configured to allow a realistic call (URL, path, size and
 //!   secret arguments, so every argument rule runs), with p50/p99 from individual samples;
 //! - a generated bundle of 1,000 deny rules;
+//! - a one-rule bundle, the per-decision floor of the engine;
 //! - the default bundle from 1, 2 and 4 threads at once, to show decisions do not serialize.
 //!
 //! Run with `cargo bench --bench policy` (release).
@@ -77,6 +78,18 @@ fn generated_bundle(scratch: &Path, rules: usize) -> PolicyStore {
     store
 }
 
+/// The smallest useful bundle: one allow rule. Its cost is regorus's per-decision floor.
+fn minimal_bundle(scratch: &Path) -> PolicyStore {
+    let dir = scratch.join("minimal");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("call.rego"),
+        "package gatehouse.call\n\ndefault allow := false\n\nallow if input.caller.principal == \"alice\"\n",
+    )
+    .unwrap();
+    PolicyStore::load(&dir, &[], PolicyOptions::default()).unwrap()
+}
+
 /// p50 and p99 of single decisions, measured one by one after a warm-up.
 fn percentiles(store: &PolicyStore, input: &Value, samples: usize) -> (Duration, Duration) {
     for _ in 0..200 {
@@ -93,8 +106,26 @@ fn percentiles(store: &PolicyStore, input: &Value, samples: usize) -> (Duration,
     (times[samples / 2], times[samples * 99 / 100])
 }
 
-/// Decisions per second with `threads` threads deciding `per_thread` times each.
-fn throughput(store: &PolicyStore, input: &Value, threads: usize, per_thread: usize) -> f64 {
+/// CPU time this process has used (user + system), from /proc on Linux, so a run can tell
+/// "no spare core" (the machine is busy) from "threads wait for one another".
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in clock ticks of 1/100 s on every common configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Decisions per second with `threads` threads deciding `per_thread` times each, and the
+/// number of cores the run kept busy on average.
+fn throughput(
+    store: &PolicyStore,
+    input: &Value,
+    threads: usize,
+    per_thread: usize,
+) -> (f64, Option<f64>) {
+    let cpu_before = process_cpu_time();
     let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -105,7 +136,11 @@ fn throughput(store: &PolicyStore, input: &Value, threads: usize, per_thread: us
             });
         }
     });
-    (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
+    let wall = start.elapsed();
+    let busy = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before).as_secs_f64() / wall.as_secs_f64());
+    ((threads * per_thread) as f64 / wall.as_secs_f64(), busy)
 }
 
 fn bench(c: &mut Criterion) {
@@ -120,6 +155,10 @@ fn bench(c: &mut Criterion) {
             "decide(call) 1000 rules",
             generated_bundle(scratch.path(), 1000),
         ),
+        (
+            "decide(call) minimal bundle",
+            minimal_bundle(scratch.path()),
+        ),
     ];
     for (name, store) in &stores {
         c.bench_function(name, |b| b.iter(|| store.decide(Phase::Call, &input)));
@@ -131,9 +170,10 @@ fn bench(c: &mut Criterion) {
     let default = &stores[0].1;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for threads in [1, 2, 4] {
-        let rate = throughput(default, &input, threads, 2000);
+        let (rate, busy) = throughput(default, &input, threads, 2000);
+        let busy = busy.map_or(String::new(), |b| format!(", {b:.2} cores busy"));
         println!(
-            "decide(call) default bundle, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s"
+            "decide(call) default bundle, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s{busy}"
         );
     }
 }

@@ -5,13 +5,14 @@
 package gatehouse.call
 
 import data.lib
+import data.lib.access
 
 default allow := false
 
-allow if lib.access_granted
+allow if access.granted
 
 # Who may call what (shared with the list phase).
-deny contains msg if some msg in lib.access_denials
+deny contains msg if some msg in access.denials
 
 # --- argument constraints ----------------------------------------------------------------
 # Arguments are matched by name at any depth (`{"url": …}` and `{"req": {"url": …}}`), so
@@ -106,7 +107,7 @@ deny contains msg if {
 # --- obligations -------------------------------------------------------------------------
 
 # Default limits from data, overridden per principal by `principals.<name>.limits`.
-principal_limits := object.get(data.principals, [lib.principal, "limits"], {})
+principal_limits := object.get(data.principals, [access.principal, "limits"], {})
 
 limits := object.union(data.limits.defaults, principal_limits)
 

@@ -8,15 +8,18 @@ import data.lib
 
 default allow := false
 
+# The operation's path with "." and ".." resolved (undefined if relative or overlong).
+cleaned := lib.clean_path(input.fs.path)
+
 allow if {
 	input.fs.access == "read"
-	lib.path_allowed(input.fs.path)
+	lib.cleaned_allowed(cleaned)
 }
 
 allow if {
 	input.fs.access == "write"
-	lib.path_allowed(input.fs.path)
-	lib.path_writable(input.fs.path)
+	lib.cleaned_allowed(cleaned)
+	lib.cleaned_writable(cleaned)
 }
 
 deny contains msg if {
@@ -25,19 +28,18 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	not lib.clean_path(input.fs.path)
+	not cleaned
 	msg := sprintf("path %v must be absolute with at most %d segments", [input.fs.path, lib.max_path_segments])
 }
 
 deny contains msg if {
-	lib.clean_path(input.fs.path)
-	not lib.path_allowed(input.fs.path)
-	msg := sprintf("path %q is outside fs.allowed_prefixes", [lib.clean_path(input.fs.path)])
+	not lib.cleaned_allowed(cleaned)
+	msg := sprintf("path %q is outside fs.allowed_prefixes", [cleaned])
 }
 
 deny contains msg if {
 	input.fs.access == "write"
-	lib.path_allowed(input.fs.path)
-	not lib.path_writable(input.fs.path)
-	msg := sprintf("path %q is not under a writable prefix (fs.writable)", [lib.clean_path(input.fs.path)])
+	lib.cleaned_allowed(cleaned)
+	not lib.cleaned_writable(cleaned)
+	msg := sprintf("path %q is not under a writable prefix (fs.writable)", [cleaned])
 }

@@ -1,6 +1,7 @@
 package lib_test
 
 import data.lib
+import data.lib.access
 
 test_clean_path_resolves_dot_and_dotdot if {
 	lib.clean_path("/a/b/../c") == "/a/c"
@@ -49,6 +50,6 @@ test_json_pointer_escapes_keys if {
 }
 
 test_unknown_mode_is_invalid if {
-	lib.mode_valid with data.settings.mode as "dev"
-	not lib.mode_valid with data.settings.mode as "develop"
+	access.mode_valid with data.settings.mode as "dev"
+	not access.mode_valid with data.settings.mode as "develop"
 }

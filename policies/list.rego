@@ -4,10 +4,10 @@
 # an agent is only shown tools it could call. Arguments do not exist yet, so no argument rules.
 package gatehouse.list
 
-import data.lib
+import data.lib.access
 
 default allow := false
 
-allow if lib.access_granted
+allow if access.granted
 
-deny contains msg if some msg in lib.access_denials
+deny contains msg if some msg in access.denials

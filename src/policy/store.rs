@@ -240,8 +240,9 @@ impl ServingBundle {
     }
 
     /// An idle engine from the pool, or a new one. New engines are compiled from source rather
-    /// than cloned: a clone shares the prototype's reference-counted AST and data, and the
-    /// atomic reference counts of shared nodes then bounce between cores on every evaluation.
+    /// than cloned, so engines on different threads share no reference-counted AST or data
+    /// nodes (whose atomic counts every evaluation touches). A design choice, not a measured
+    /// win: this machine could not measure multi-core scaling cleanly.
     fn take_engine(&self) -> Engine {
         let idle = self
             .pool

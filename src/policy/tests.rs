@@ -686,3 +686,10 @@ fn the_default_bundle_loads_passes_its_tests_and_denies_by_default() {
         assert!(!decision.is_allowed(), "{phase}: {decision:?}");
     }
 }
+
+#[test]
+fn the_store_can_be_shared_across_threads_and_tasks() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<PolicyStore>();
+    shareable::<Decision>();
+}
