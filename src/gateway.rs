@@ -19,10 +19,10 @@ use wasmtime::component::Val;
 
 use crate::audit::{AuditLog, NewEntry};
 use crate::config::{ComponentConfig, Config, LimitsConfig};
-use crate::policy::{Decision, Phase, PolicyStore};
 use crate::host::HostConfig;
 use crate::host::http::HostAllowlist;
 use crate::identity::Caller;
+use crate::policy::{Decision, Phase, PolicyStore};
 use crate::runtime::component::default_component_name;
 use crate::runtime::{
     CallError, CallLimits, ComponentSpec, ExportedFunction, LoadError, LoadedComponent, Runtime,
@@ -117,12 +117,20 @@ impl Gateway {
                 signing_key: config.audit.signing_key.clone(),
                 checkpoint_file: config.audit.checkpoint_file.clone(),
                 checkpoint_every: config.audit.checkpoint_every,
-                checkpoint_interval: std::time::Duration::from_secs(config.audit.checkpoint_interval_secs),
+                checkpoint_interval: std::time::Duration::from_secs(
+                    config.audit.checkpoint_interval_secs,
+                ),
                 ..Default::default()
             },
         )?;
         let runtime = Self::runtime_for(config)?;
-        Gateway::new(runtime, &config.components, config.limits.clone(), policy, audit)
+        Gateway::new(
+            runtime,
+            &config.components,
+            config.limits.clone(),
+            policy,
+            audit,
+        )
     }
 
     /// The runtime a configuration describes (also used by `gatehouse tools`, which runs
@@ -265,7 +273,8 @@ impl Gateway {
         }
         let params = wit_json::args_to_vals(&tool.function().signature, &arguments)
             .map_err(|error| error.to_string());
-        self.run(caller, tool, Value::Object(arguments), params).await
+        self.run(caller, tool, Value::Object(arguments), params)
+            .await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
@@ -281,7 +290,10 @@ impl Gateway {
             })
             .collect::<Result<Map<String, Value>, _>>();
         match arguments {
-            Ok(arguments) => self.run(caller, tool, Value::Object(arguments), Ok(params)).await,
+            Ok(arguments) => {
+                self.run(caller, tool, Value::Object(arguments), Ok(params))
+                    .await
+            }
             Err(error) => CallResult::InvalidArguments(error.to_string()),
         }
     }
@@ -306,27 +318,38 @@ impl Gateway {
             "arguments": arguments,
         });
         let decision = self.policy.decide(Phase::Call, &input);
-        let label = if decision.is_allowed() { "allow" } else { "deny" };
+        let label = if decision.is_allowed() {
+            "allow"
+        } else {
+            "deny"
+        };
         let mut verdict = self.entry(&call_id, caller, tool, &decision, "call", label, input);
         verdict.reasons = decision.reasons.clone();
         verdict.redact = decision.redact.clone();
-        verdict.obligations = serde_json::json!({"limits": decision.limits, "redact": decision.redact});
+        verdict.obligations =
+            serde_json::json!({"limits": decision.limits, "redact": decision.redact});
         verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
         if let Err(error) = self.audit.append(verdict).await {
             tracing::error!(%call_id, %error, "cannot record the call verdict; refusing the call");
             return CallResult::Denied {
-                reasons: vec![format!("the audit log cannot record this call ({error}); calls are refused until it can")],
+                reasons: vec![format!(
+                    "the audit log cannot record this call ({error}); calls are refused until it can"
+                )],
             };
         }
         if !decision.is_allowed() {
             tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, reasons = ?decision.reasons, "call denied by policy");
-            return CallResult::Denied { reasons: decision.reasons };
+            return CallResult::Denied {
+                reasons: decision.reasons,
+            };
         }
         let params = match params {
             Ok(params) => params,
             Err(message) => {
                 let result = CallResult::InvalidArguments(message);
-                return self.finish(&call_id, caller, tool, &decision, result, None).await;
+                return self
+                    .finish(&call_id, caller, tool, &decision, result, None)
+                    .await;
             }
         };
         let limits = self.limits_for(&decision);
@@ -345,16 +368,31 @@ impl Gateway {
             Ok(result) => result,
             Err(error) => CallResult::Failed(error),
         };
-        self.finish(&call_id, caller, tool, &decision, result, Some(started.elapsed())).await
+        self.finish(
+            &call_id,
+            caller,
+            tool,
+            &decision,
+            result,
+            Some(started.elapsed()),
+        )
+        .await
     }
 
     /// The call's limits: the configured defaults, tightened (never loosened) by the policy.
     fn limits_for(&self, decision: &Decision) -> CallLimits {
-        let tighten = |default: u64, policy: Option<u64>| policy.map_or(default, |p| p.min(default));
+        let tighten =
+            |default: u64, policy: Option<u64>| policy.map_or(default, |p| p.min(default));
         CallLimits {
-            timeout: std::time::Duration::from_millis(tighten(self.limits.timeout_ms, decision.limits.timeout_ms)),
+            timeout: std::time::Duration::from_millis(tighten(
+                self.limits.timeout_ms,
+                decision.limits.timeout_ms,
+            )),
             memory_bytes: tighten(self.limits.memory_bytes, decision.limits.memory_bytes),
-            max_result_bytes: tighten(self.limits.max_result_bytes, decision.limits.max_result_bytes),
+            max_result_bytes: tighten(
+                self.limits.max_result_bytes,
+                decision.limits.max_result_bytes,
+            ),
         }
     }
 
@@ -369,12 +407,24 @@ impl Gateway {
         duration: Option<std::time::Duration>,
     ) -> CallResult {
         let (verdict, detail) = match &result {
-            CallResult::Completed { is_error: false, .. } => ("ok", None),
-            CallResult::Completed { is_error: true, text, .. } => ("tool_error", Some(text.clone())),
-            CallResult::Failed(error) if error.kind().starts_with("limit:") => ("limit", Some(error.to_string())),
-            CallResult::Failed(error) if error.kind() == "trap" => ("trap", Some(error.to_string())),
+            CallResult::Completed {
+                is_error: false, ..
+            } => ("ok", None),
+            CallResult::Completed {
+                is_error: true,
+                text,
+                ..
+            } => ("tool_error", Some(text.clone())),
+            CallResult::Failed(error) if error.kind().starts_with("limit:") => {
+                ("limit", Some(error.to_string()))
+            }
+            CallResult::Failed(error) if error.kind() == "trap" => {
+                ("trap", Some(error.to_string()))
+            }
             CallResult::Failed(error) => ("error", Some(error.to_string())),
-            CallResult::InvalidArguments(message) => ("error", Some(format!("invalid arguments: {message}"))),
+            CallResult::InvalidArguments(message) => {
+                ("error", Some(format!("invalid arguments: {message}")))
+            }
             CallResult::Denied { reasons } => ("denied", Some(reasons.join("; "))),
             CallResult::UnknownTool(name) => ("error", Some(format!("unknown tool `{name}`"))),
         };
@@ -394,7 +444,9 @@ impl Gateway {
             Err(error) => {
                 tracing::error!(%call_id, %error, "cannot record the call outcome; withholding the result");
                 CallResult::Denied {
-                    reasons: vec![format!("the audit log cannot record this call's outcome ({error}); the result is withheld")],
+                    reasons: vec![format!(
+                        "the audit log cannot record this call's outcome ({error}); the result is withheld"
+                    )],
                 }
             }
         }
@@ -412,7 +464,12 @@ impl Gateway {
         verdict: &str,
         input: Value,
     ) -> NewEntry {
-        let mut entry = NewEntry::new(phase, verdict, serde_json::to_value(caller).unwrap_or_default(), input);
+        let mut entry = NewEntry::new(
+            phase,
+            verdict,
+            serde_json::to_value(caller).unwrap_or_default(),
+            input,
+        );
         entry.call_id = Some(call_id.to_owned());
         entry.tool = Some(tool.name().to_owned());
         entry.component_digest = Some(tool.component.digest.clone());

@@ -39,7 +39,8 @@ pub struct CallArgs {
 }
 
 pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
-    let mut config = super::serve::load_config(None, &[args.path.display().to_string()], &args.host)?;
+    let mut config =
+        super::serve::load_config(None, &[args.path.display().to_string()], &args.host)?;
     args.governance.apply(&mut config);
     let gateway = Gateway::from_config(&config)?;
     let caller = Caller {

@@ -84,7 +84,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(crate::policy::reload_on_sighup(gateway.policy().clone())?);
     let result = serve_until_shutdown(&gateway, &config).await;
     match gateway.audit().close() {
-        Ok(closed) => tracing::info!(entries = closed.tree_size, "audit log closed with a final checkpoint"),
+        Ok(closed) => tracing::info!(
+            entries = closed.tree_size,
+            "audit log closed with a final checkpoint"
+        ),
         Err(error) => tracing::error!(%error, "closing the audit log failed"),
     }
     result
@@ -205,7 +208,16 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
         if config.policy.data.is_empty() {
             String::new()
         } else {
-            format!(", data {}", config.policy.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                ", data {}",
+                config
+                    .policy
+                    .data
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         },
         config.audit.path.display(),
     ));

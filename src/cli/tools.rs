@@ -36,7 +36,9 @@ pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
         expected_digest: None,
         exclude: &[],
     })?);
-    let tools: Vec<_> = Tool::all(&component).map(|tool| describe_tool(&tool)).collect();
+    let tools: Vec<_> = Tool::all(&component)
+        .map(|tool| describe_tool(&tool))
+        .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
         return Ok(ExitCode::SUCCESS);
