@@ -112,7 +112,7 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
             let local = listener.local_addr()?;
             print_banner(
                 &gateway,
-                &config,
+                config,
                 &format!("streamable HTTP at http://{local}/mcp"),
             );
             let options = HttpOptions {
