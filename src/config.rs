@@ -39,8 +39,7 @@ pub struct Config {
 pub struct PolicyConfig {
     /// Bundle directory (`.rego` files, `data.json`); default `policies` in the working
     /// directory, the bundle shipped with Gatehouse.
-    #[serde(default = "default_policy_dir")]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
     /// Data files merged over the bundle's own data, in order (environment-specific settings).
     #[serde(default)]
     pub data: Vec<PathBuf>,
@@ -49,9 +48,15 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            dir: default_policy_dir(),
+            dir: None,
             data: Vec::new(),
         }
+    }
+}
+
+impl PolicyConfig {
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(default_policy_dir)
     }
 }
 
@@ -63,9 +68,9 @@ fn default_policy_dir() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLogConfig {
-    /// SQLite file; created on first start. Default `gatehouse-audit.db` in the working directory.
-    #[serde(default = "default_audit_path")]
-    pub path: PathBuf,
+    /// SQLite file; created on first start. Default `gatehouse-audit.db` in the working
+    /// directory (not the config file's: the default is where the operator runs the gateway).
+    pub path: Option<PathBuf>,
     /// Ed25519 checkpoint signing key (`gatehouse audit keygen`); unsigned checkpoints without.
     pub signing_key: Option<PathBuf>,
     /// Where checkpoints are also appended for shipping off the host (default `<path>.checkpoints`).
@@ -81,7 +86,7 @@ pub struct AuditLogConfig {
 impl Default for AuditLogConfig {
     fn default() -> Self {
         AuditLogConfig {
-            path: default_audit_path(),
+            path: None,
             signing_key: None,
             checkpoint_file: None,
             checkpoint_every: default_checkpoint_every(),
@@ -90,8 +95,12 @@ impl Default for AuditLogConfig {
     }
 }
 
-fn default_audit_path() -> PathBuf {
-    PathBuf::from(crate::audit::DEFAULT_AUDIT_FILE)
+impl AuditLogConfig {
+    pub fn path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::audit::DEFAULT_AUDIT_FILE))
+    }
 }
 fn default_checkpoint_every() -> u64 {
     1000
@@ -329,12 +338,16 @@ impl Config {
         if let Some(dir) = &mut self.cache.dir {
             resolve(dir);
         }
-        resolve(&mut self.policy.dir);
+        // Unset paths keep their defaults in the working directory, where the operator runs us.
         self.policy.data.iter_mut().for_each(resolve);
-        resolve(&mut self.audit.path);
-        for path in [&mut self.audit.signing_key, &mut self.audit.checkpoint_file]
-            .into_iter()
-            .flatten()
+        for path in [
+            &mut self.policy.dir,
+            &mut self.audit.path,
+            &mut self.audit.signing_key,
+            &mut self.audit.checkpoint_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             resolve(path);
         }

@@ -107,12 +107,12 @@ impl Gateway {
     /// component the configuration names. Any failure refuses to start.
     pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
         let policy = PolicyStore::load(
-            &config.policy.dir,
+            config.policy.dir(),
             &config.policy.data,
             crate::policy::PolicyOptions::default(),
         )?;
         let audit = AuditLog::open(
-            &config.audit.path,
+            &config.audit.path(),
             crate::audit::AuditConfig {
                 signing_key: config.audit.signing_key.clone(),
                 checkpoint_file: config.audit.checkpoint_file.clone(),
@@ -339,9 +339,10 @@ impl Gateway {
         }
         if !decision.is_allowed() {
             tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, reasons = ?decision.reasons, "call denied by policy");
-            return CallResult::Denied {
-                reasons: decision.reasons,
+            let result = CallResult::Denied {
+                reasons: decision.reasons.clone(),
             };
+            return self.finish(&call_id, caller, tool, &decision, result, None).await;
         }
         let params = match params {
             Ok(params) => params,

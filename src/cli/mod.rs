@@ -87,12 +87,12 @@ pub struct GovernanceArgs {
 impl GovernanceArgs {
     /// Adds the flags to a config (flags win over the file).
     pub fn apply(&self, config: &mut Config) {
-        if let Some(dir) = &self.policies {
-            config.policy.dir = dir.clone();
+        if self.policies.is_some() {
+            config.policy.dir = self.policies.clone();
         }
         config.policy.data.extend(self.policy_data.iter().cloned());
-        if let Some(path) = &self.audit {
-            config.audit.path = path.clone();
+        if self.audit.is_some() {
+            config.audit.path = self.audit.clone();
         }
         if self.audit_key.is_some() {
             config.audit.signing_key = self.audit_key.clone();

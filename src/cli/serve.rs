@@ -219,7 +219,7 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
                     .join(", ")
             )
         },
-        config.audit.path.display(),
+        config.audit.path().display(),
     ));
     banner.push_str(&format!(
         "  mounts: {}\n  outgoing HTTP allowed to: {}\n",

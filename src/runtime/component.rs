@@ -300,6 +300,7 @@ fn offer(
         None => func.name.clone(),
     };
     let mut skip = |reason: String| {
+        // The banner and `gatehouse tools` list these for people; this is for log pipelines.
         tracing::warn!(component = spec.name, function = %export_name, %reason, "export not offered as a tool");
         skipped.push(SkippedFunction {
             name: export_name.clone(),
