@@ -1,0 +1,79 @@
+"""The audit log as an auditor relies on it, driven through the official MCP Python SDK: a
+gateway killed with SIGKILL under load has recorded every call its clients saw answered and
+still verifies; values the policy asks to redact never reach the file in clear."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+import anyio
+import pytest
+from mcp import Client
+
+from conftest import REPO, client_for, http_gateway, serve_args
+
+pytestmark = pytest.mark.anyio
+
+
+def rows(db, sql):
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+async def test_sigkill_loses_no_answered_call_and_the_log_verifies(gatehouse, components, cache_dir, tmp_path):
+    db = tmp_path / "audit.db"
+    answered: list[str] = []
+    with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",), audit=db)) as gateway:
+
+        async def agent(number: int):
+            async with Client(gateway.url, read_timeout_seconds=10) as client:
+                for i in range(10_000):
+                    message = f"agent{number}-call{i}"
+                    result = await client.call_tool("echo_echo", {"message": message})
+                    assert not result.is_error
+                    answered.append(message)
+
+        with pytest.raises(BaseException):
+            async with anyio.create_task_group() as group:
+                for number in range(4):
+                    group.start_soon(agent, number)
+                with anyio.fail_after(120):
+                    while len(answered) < 60:
+                        await anyio.sleep(0.01)
+                gateway.process.kill()  # SIGKILL, mid-run: calls are in flight
+                gateway.process.wait()
+    assert len(answered) >= 60
+    calls = dict(rows(db, "SELECT call_id, json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call' AND verdict = 'allow'"))
+    ok = {call_id for (call_id,) in rows(db, "SELECT call_id FROM entries WHERE phase = 'outcome' AND verdict = 'ok'")}
+    recorded = {message for call_id, message in calls.items() if call_id in ok}
+    missing = [message for message in answered if message not in recorded]
+    assert not missing, f"{len(missing)} answered calls have no verdict+outcome in the log: {missing[:5]}"
+    verify = subprocess.run([gatehouse, "audit", "verify", db], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "OK:" in verify.stdout
+
+
+async def test_redacted_arguments_never_appear_in_the_file(gatehouse, components, cache_dir, tmp_path):
+    db = tmp_path / "audit.db"
+    secret = "hunter2-SUPER-SECRET-7f3a"
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({
+        "settings": {"mode": "dev"},
+        "principals": {"local": {"tools": ["echo_*"]}},
+        "redact": {"argument_names": ["message"]},
+    }))
+    args = serve_args(components, cache_dir, "--policy-data", str(data), names=("echo",), policies=REPO / "policies", audit=db)
+    async with client_for("stdio", gatehouse, args) as client:
+        for _ in range(2):
+            result = await client.call_tool("echo_echo", {"message": secret})
+            assert result.structured_content == {"result": secret}
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("audit.db*") if path.is_file())
+    assert secret.encode() not in raw
+    masked = [json.loads(text) for (text,) in rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")]
+    assert len(masked) == 2 and masked[0] == masked[1], masked  # equal values stay linkable
+    assert set(masked[0]) == {"redacted"} and masked[0]["redacted"].startswith("hmac-sha256:")
