@@ -342,7 +342,9 @@ impl Gateway {
             let result = CallResult::Denied {
                 reasons: decision.reasons.clone(),
             };
-            return self.finish(&call_id, caller, tool, &decision, result, None).await;
+            return self
+                .finish(&call_id, caller, tool, &decision, result, None)
+                .await;
         }
         let params = match params {
             Ok(params) => params,

@@ -43,6 +43,19 @@ impl CallLimiter {
     }
 }
 
+/// Refuses growth to `desired` beyond `limit`, naming the limit (via `hit`) in the error.
+fn check_growth(
+    desired: usize,
+    limit: u64,
+    hit: fn(u64, u64) -> LimitHit,
+) -> wasmtime::Result<bool> {
+    let requested = desired as u64;
+    if requested > limit {
+        return Err(LimitExceeded(hit(limit, requested)).into());
+    }
+    Ok(true)
+}
+
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(
         &mut self,
@@ -50,15 +63,9 @@ impl ResourceLimiter for CallLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let requested = desired as u64;
-        if requested > self.memory_limit {
-            return Err(LimitExceeded(LimitHit::Memory {
-                limit: self.memory_limit,
-                requested,
-            })
-            .into());
-        }
-        Ok(true)
+        check_growth(desired, self.memory_limit, |limit, requested| {
+            LimitHit::Memory { limit, requested }
+        })
     }
 
     fn table_growing(
@@ -67,14 +74,8 @@ impl ResourceLimiter for CallLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let requested = desired as u64;
-        if requested > MAX_TABLE_ELEMENTS {
-            return Err(LimitExceeded(LimitHit::TableElements {
-                limit: MAX_TABLE_ELEMENTS,
-                requested,
-            })
-            .into());
-        }
-        Ok(true)
+        check_growth(desired, MAX_TABLE_ELEMENTS, |limit, requested| {
+            LimitHit::TableElements { limit, requested }
+        })
     }
 }
