@@ -148,8 +148,17 @@ fn classify(
         Some(trap) => {
             let (_, stderr) = store.data().captured_output();
             let stderr = stderr.trim();
+            // Compiled languages keep their call stack in linear memory, so deep recursion
+            // usually surfaces as an out-of-bounds access rather than a wasm stack overflow.
+            let trap = match trap {
+                Trap::MemoryOutOfBounds => format!(
+                    "{trap} (the tool accessed memory outside its own; in Rust or C tools this \
+                     is typically its stack overflowing from deep recursion)"
+                ),
+                other => other.to_string(),
+            };
             let message = if stderr.is_empty() {
-                trap.to_string()
+                trap
             } else {
                 format!(
                     "{trap}; the tool wrote to stderr: {}",
