@@ -34,7 +34,7 @@ pub struct Config {
 }
 
 /// The Rego bundle that decides every call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Bundle directory (`.rego` files, `data.json`); default `policies` in the working
@@ -43,15 +43,6 @@ pub struct PolicyConfig {
     /// Data files merged over the bundle's own data, in order (environment-specific settings).
     #[serde(default)]
     pub data: Vec<PathBuf>,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            dir: None,
-            data: Vec::new(),
-        }
-    }
 }
 
 impl PolicyConfig {
