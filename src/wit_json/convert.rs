@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use wasmtime::component::Val;
 
-use super::types::{FuncSignature, MAX_TYPE_DEPTH, Named, WitType};
+use super::types::{Flags, FuncSignature, MAX_TYPE_DEPTH, Named, WitType};
 use super::{F32_LIMIT, FLOAT_SPECIALS};
 
 /// How long quoted strings and names from the input may get in an error message.
@@ -319,12 +319,7 @@ fn to_val(ty: &WitType, json: &Value, depth: usize) -> Result<Val, ConvertError>
         }
         WitType::Flags(flags) => {
             let items = json.as_array().ok_or_else(mismatch)?;
-            let index: HashMap<&str, usize> = flags
-                .names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.name.as_str(), i))
-                .collect();
+            let index = flag_positions(flags);
             let mut set = vec![false; flags.names.len()];
             for (i, item) in items.iter().enumerate() {
                 let name = item.as_str().ok_or_else(|| {
@@ -648,12 +643,7 @@ fn to_json(ty: &WitType, val: &Val, depth: usize) -> Result<Value, ConvertError>
             payload_json(err.as_deref(), v.as_deref(), next).map_err(|e| e.at_field("err"))?,
         ),
         (WitType::Flags(flags), Val::Flags(names)) => {
-            let index: HashMap<&str, usize> = flags
-                .names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.name.as_str(), i))
-                .collect();
+            let index = flag_positions(flags);
             let mut set = vec![false; flags.names.len()];
             for name in names {
                 let Some(&position) = index.get(name.as_str()) else {
@@ -819,4 +809,14 @@ fn list_quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
         out.push_str("nothing (the type has no cases)");
     }
     out
+}
+
+/// Each flag name's declaration position: flags are written in declaration order both ways.
+fn flag_positions(flags: &Flags) -> HashMap<&str, usize> {
+    flags
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect()
 }
