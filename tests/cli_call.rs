@@ -144,3 +144,47 @@ fn tools_lists_schemas_and_what_was_skipped() {
         "{text}"
     );
 }
+
+#[test]
+fn no_call_runs_without_a_policy_bundle_or_a_writable_audit_log() {
+    let path = common::component("echo");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
+    let audit = tempfile::tempdir().unwrap();
+    let audit_db = audit.path().join("audit.db");
+    let unwritable = audit.path().join("missing-dir").join("audit.db");
+    let path = path.to_str().unwrap();
+
+    let output = gatehouse(&[
+        "call",
+        path,
+        "echo(\"x\")",
+        "--policies",
+        policies,
+        "--audit",
+        unwritable.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.starts_with("error: audit log: ") && stderr.contains("missing-dir"),
+        "{stderr}"
+    );
+
+    let no_bundle = audit.path().join("no-bundle");
+    let output = gatehouse(&[
+        "call",
+        path,
+        "echo(\"x\")",
+        "--policies",
+        no_bundle.to_str().unwrap(),
+        "--audit",
+        audit_db.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.starts_with("error: policy bundle: cannot read "),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing ran");
+}
