@@ -214,7 +214,8 @@ pub struct LimitsConfig {
     pub memory_bytes: u64,
     #[serde(default = "default_max_result_bytes")]
     pub max_result_bytes: u64,
-    /// Largest arguments object accepted from an agent, in bytes of JSON.
+    /// Largest arguments object accepted from an agent, in bytes of JSON; the transports
+    /// refuse larger requests (HTTP body, stdio line) before they are parsed.
     #[serde(default = "default_max_argument_bytes")]
     pub max_argument_bytes: u64,
     /// Calls running at once across all components; further calls wait for a slot.

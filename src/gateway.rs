@@ -263,14 +263,9 @@ impl Gateway {
         let Some(tool) = self.tools.get(tool_name) else {
             return CallResult::UnknownTool(tool_name.to_owned());
         };
+        // The transports bound the request size (`limits.max_argument_bytes`), and the policy
+        // store bounds its input, so the arguments are not measured again here.
         let arguments = arguments.unwrap_or_default();
-        let size = serde_json::to_vec(&arguments).map_or(0, |bytes| bytes.len() as u64);
-        if size > self.limits.max_argument_bytes {
-            return CallResult::InvalidArguments(format!(
-                "arguments are {size} bytes of JSON, over the limit of {} bytes",
-                self.limits.max_argument_bytes
-            ));
-        }
         let params = wit_json::args_to_vals(&tool.function().signature, &arguments)
             .map_err(|error| error.to_string());
         self.run(caller, tool, Value::Object(arguments), params)
@@ -366,7 +361,7 @@ impl Gateway {
             .runtime
             .call(&tool.component, function, &params, &limits)
             .await
-            .and_then(|output| shape_result(&function.signature, output.result, &limits))
+            .and_then(|result| shape_result(&function.signature, result, &limits))
         {
             Ok(result) => result,
             Err(error) => CallResult::Failed(error),
@@ -418,13 +413,7 @@ impl Gateway {
                 text,
                 ..
             } => ("tool_error", Some(text.clone())),
-            CallResult::Failed(error) if error.kind().starts_with("limit:") => {
-                ("limit", Some(error.to_string()))
-            }
-            CallResult::Failed(error) if error.kind() == "trap" => {
-                ("trap", Some(error.to_string()))
-            }
-            CallResult::Failed(error) => ("error", Some(error.to_string())),
+            CallResult::Failed(error) => (error.outcome(), Some(error.to_string())),
             CallResult::InvalidArguments(message) => {
                 ("error", Some(format!("invalid arguments: {message}")))
             }

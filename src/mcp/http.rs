@@ -114,21 +114,21 @@ async fn require_json_rpc(State(limit): State<usize>, request: Request, next: Ne
             );
         }
     };
-    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(error) => {
-            return json_rpc_error(
-                http::StatusCode::BAD_REQUEST,
-                -32700,
-                format!("parse error: {error}"),
-            );
-        }
-    };
-    if let Err(error) = serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
+    // One parse decides both errors: a syntax error is -32700, a well-formed body that is
+    // not a JSON-RPC message is -32600.
+    if let Err(error) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(&bytes) {
+        let (code, what) = match error.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                (-32700, "parse error")
+            }
+            serde_json::error::Category::Data | serde_json::error::Category::Io => {
+                (-32600, "invalid JSON-RPC request")
+            }
+        };
         return json_rpc_error(
             http::StatusCode::BAD_REQUEST,
-            -32600,
-            format!("invalid JSON-RPC request: {error}"),
+            code,
+            format!("{what}: {error}"),
         );
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))

@@ -16,13 +16,6 @@ use crate::host::CallState;
 /// Characters of guest stderr quoted in a trap message (the tail, where a panic message is).
 const STDERR_IN_ERROR: usize = 2000;
 
-/// A finished call.
-#[derive(Debug)]
-pub struct CallOutput {
-    pub result: Option<Val>,
-    pub duration: Duration,
-}
-
 /// Why a call did not produce a result. Messages are what the agent reads.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -47,6 +40,19 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// How the audit log records a call that ended this way (`limit`, `trap` or `error`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::Trap { .. } => "trap",
+            CallError::Instantiate { .. } => "error",
+            CallError::Timeout { .. }
+            | CallError::MemoryLimit { .. }
+            | CallError::TableLimit { .. }
+            | CallError::StackOverflow
+            | CallError::ResultTooLarge { .. } => "limit",
+        }
+    }
+
     /// A short, stable label for logs and the audit log: `trap`, `limit:time`, ….
     pub fn kind(&self) -> &'static str {
         match self {
@@ -62,14 +68,15 @@ impl CallError {
 }
 
 impl Runtime {
-    /// Instantiates `component` in a fresh store and calls `function` with `params`.
+    /// Instantiates `component` in a fresh store and calls `function` with `params`; returns
+    /// its result value, if the function has one.
     pub async fn call(
         &self,
         component: &LoadedComponent,
         function: &ExportedFunction,
         params: &[Val],
         limits: &CallLimits,
-    ) -> Result<CallOutput, CallError> {
+    ) -> Result<Option<Val>, CallError> {
         let started = Instant::now();
         let state = CallState::new(&self.host, CallLimiter::new(limits)).map_err(|e| {
             CallError::Instantiate {
@@ -115,10 +122,7 @@ impl Runtime {
             Ok(Err((error, instantiating))) => Err(classify(&error, instantiating, limits, &store)),
         };
         log_guest_output(component, function, store.data());
-        result.map(|result| CallOutput {
-            result,
-            duration: started.elapsed(),
-        })
+        result
     }
 }
 

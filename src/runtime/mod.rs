@@ -18,7 +18,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::host::{CallState, HostConfig};
 use cache::CompileCache;
-pub use call::{CallError, CallOutput};
+pub use call::CallError;
 pub use component::{ComponentSpec, ExportedFunction, LoadError, LoadedComponent};
 pub use limits::CallLimits;
 
