@@ -59,6 +59,7 @@ pub enum RuntimeError {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        install_tls_provider();
         let engine = build_engine(&options).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -82,6 +83,13 @@ impl Runtime {
     pub fn load(&self, spec: &ComponentSpec<'_>) -> Result<LoadedComponent, LoadError> {
         component::load(&self.engine, &self.linker, &self.cache, spec)
     }
+}
+
+/// Both rustls providers are compiled in (ring from wasmtime-wasi-http, aws-lc-rs from
+/// sigstore), so rustls has no unambiguous default and a guest's outgoing TLS would panic.
+/// Picks ring, process-wide, once; a provider installed earlier by the embedder is kept.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn build_engine(options: &RuntimeOptions) -> wasmtime::Result<Engine> {
