@@ -54,6 +54,7 @@ pub(super) fn load_config(
             path: PathBuf::from(path),
             sha256: None,
             exclude: Vec::new(),
+            env: Vec::new(),
         });
     }
     host.apply(&mut config);
@@ -222,16 +223,11 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
         config.audit.path().display(),
     ));
     banner.push_str(&format!(
-        "  mounts: {}\n  outgoing HTTP allowed to: {}\n",
+        "  mounts: {}\n  outgoing HTTP and file access: decided per request by the policy (phases http, fs, socket)\n",
         if mounts.is_empty() {
             "none".to_owned()
         } else {
             mounts.join(", ")
-        },
-        if config.http.allow_hosts.is_empty() {
-            "nobody".to_owned()
-        } else {
-            config.http.allow_hosts.join(", ")
         },
     ));
     eprint!("{banner}");
