@@ -264,8 +264,10 @@ pub struct LimitsConfig {
     /// error, so one busy tool cannot take every slot.
     #[serde(default = "default_max_concurrent_per_component")]
     pub max_concurrent_per_component: u32,
-    /// Fuel (roughly, wasm instructions) a call may burn; 0 turns fuel metering off, and then
-    /// a policy that asks for a fuel limit denies the call rather than run it unmetered.
+    /// Fuel a call may burn: about one unit per wasm operation, so a tight loop burns several
+    /// billion a second. The default is far above what the time limit lets a call use; a
+    /// policy's `fuel` obligation tightens it per call. 0 turns fuel metering off, and then a
+    /// policy that asks for a fuel limit denies the call rather than run it unmetered.
     #[serde(default = "default_fuel")]
     pub fuel: u64,
     /// Outgoing HTTP requests one call may make.
@@ -313,7 +315,7 @@ fn default_max_concurrent_per_component() -> u32 {
     32
 }
 fn default_fuel() -> u64 {
-    10_000_000_000
+    1_000_000_000_000
 }
 fn default_max_requests() -> u64 {
     64

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
@@ -447,7 +448,10 @@ impl Gateway {
             .await
             .and_then(|result| shape_result(&function.signature, result, &limits))
         {
-            Ok(result) => self.check_result(&record, &input, result).await,
+            Ok(result) => {
+                self.check_result(&record, &input, &decision.redact, result)
+                    .await
+            }
             Err(error) => CallResult::Failed(error),
         };
         let elapsed = started.elapsed();
@@ -467,11 +471,13 @@ impl Gateway {
     }
 
     /// Step 5: the `result` phase, if the bundle defines it, decides whether the agent may see
-    /// what the tool returned; its verdict is recorded like every other.
+    /// what the tool returned; its verdict is recorded like every other. `call_redact` are the
+    /// call decision's pointers: the record carries the arguments too.
     async fn check_result(
         &self,
         record: &CallRecord,
         call_input: &Value,
+        call_redact: &[String],
         result: CallResult,
     ) -> CallResult {
         let CallResult::Completed {
@@ -509,9 +515,27 @@ impl Gateway {
         } else {
             "deny"
         };
-        let mut entry = record.entry("result", label, input, decision.revision.clone());
+        // The log keeps what was decided about the result, not the result: a tool's output
+        // can be large and can echo secrets no pointer names. Its digest proves what it was.
+        let mut recorded = input;
+        if let Some(result) = recorded.get_mut("result").and_then(Value::as_object_mut)
+            && let Some(value) = result.remove("value")
+        {
+            let digest = Sha256::digest(value.to_string().as_bytes());
+            result.insert("value_sha256".into(), hex::encode(digest).into());
+        }
+        let mut entry = record.entry("result", label, recorded, decision.revision.clone());
         entry.reasons = decision.reasons.clone();
-        entry.redact = decision.redact.clone();
+        entry.redact = call_redact
+            .iter()
+            .chain(
+                decision
+                    .redact
+                    .iter()
+                    .filter(|p| !p.starts_with("/result/")),
+            )
+            .cloned()
+            .collect();
         entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
         if let Err(error) = self.audit.append(entry).await {
             return CallResult::Denied {
