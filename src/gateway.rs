@@ -34,7 +34,7 @@ use crate::runtime::{
     RuntimeError, RuntimeOptions,
 };
 use crate::wit_json::{self, FuncSignature, WitType};
-use inflight::InFlight;
+pub use inflight::{InFlight, Tally};
 
 /// A tool: one exported function of one loaded component.
 #[derive(Clone)]
@@ -391,18 +391,27 @@ impl Gateway {
                 )],
             };
         }
-        let finish =
-            |result, duration, tally| self.finish(&record, &decision, result, duration, tally);
+        let finish = |result, duration, tally, earlier| {
+            self.finish(&record, &decision, result, duration, tally, earlier)
+        };
         if !decision.is_allowed() {
             tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, reasons = ?decision.reasons, "call denied by policy");
             let result = CallResult::Denied {
                 reasons: decision.reasons.clone(),
             };
-            return finish(result, None, None).await;
+            return finish(result, None, None, Vec::new()).await;
         }
         let params = match params {
             Ok(params) => params,
-            Err(message) => return finish(CallResult::InvalidArguments(message), None, None).await,
+            Err(message) => {
+                return finish(
+                    CallResult::InvalidArguments(message),
+                    None,
+                    None,
+                    Vec::new(),
+                )
+                .await;
+            }
         };
         let limits = match self.limits_for(&decision) {
             Ok(limits) => limits,
@@ -410,7 +419,7 @@ impl Gateway {
                 let result = CallResult::Denied {
                     reasons: vec![reason],
                 };
-                return finish(result, None, None).await;
+                return finish(result, None, None, Vec::new()).await;
             }
         };
         let Ok(_component_slot) = self.component_slots[&tool.component.name]
@@ -421,7 +430,7 @@ impl Gateway {
                 component: tool.component.name.clone(),
                 limit: self.limits.max_concurrent_per_component.max(1),
             };
-            return finish(CallResult::Failed(busy), None, None).await;
+            return finish(CallResult::Failed(busy), None, None, Vec::new()).await;
         };
         let _slot = self
             .slots
@@ -429,13 +438,7 @@ impl Gateway {
             .await
             .expect("the call semaphore is never closed");
 
-        let inflight = Arc::new(InFlight::new(
-            self.policy.clone(),
-            self.audit.clone(),
-            record.clone(),
-            &input,
-            decision.redact.clone(),
-        ));
+        let inflight = self.in_flight(&record, &input, &decision.redact);
         let host = CallHost {
             guard: inflight.clone(),
             max_requests: limits.max_requests,
@@ -455,19 +458,46 @@ impl Gateway {
             Err(error) => CallResult::Failed(error),
         };
         let elapsed = started.elapsed();
-        // Every decision made while the tool ran must be in the log before the agent hears.
-        match inflight.settle().await {
-            Ok(tally) => finish(result, Some(elapsed), Some(tally)).await,
-            Err(error) => {
+        // Every decision made while the tool ran must be in the log before the agent hears:
+        // the records are awaited together with the outcome, so they share its commit.
+        let closed = inflight.close();
+        match closed.unrecorded {
+            None => {
+                let tally = Some(closed.tally);
+                finish(result, Some(elapsed), tally, closed.pending).await
+            }
+            Some(error) => {
                 tracing::error!(%call_id, %error, "cannot record the call's in-flight decisions; withholding the result");
                 let result = CallResult::Denied {
                     reasons: vec![format!(
                         "the audit log cannot record what this call did ({error}); the result is withheld"
                     )],
                 };
-                finish(result, Some(elapsed), None).await
+                finish(result, Some(elapsed), None, closed.pending).await
             }
         }
+    }
+
+    fn in_flight(&self, record: &CallRecord, input: &Value, redact: &[String]) -> Arc<InFlight> {
+        Arc::new(InFlight::new(
+            self.policy.clone(),
+            self.audit.clone(),
+            record.clone(),
+            input,
+            redact.to_vec(),
+        ))
+    }
+
+    /// The guard a call of `tool` by `caller` with `arguments` runs under once allowed: its
+    /// host requests decided by this gateway's policy and recorded in its audit log. For
+    /// measuring and testing the host layer on its own (`benches/interception.rs`).
+    pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
+        let record = CallRecord::new(caller, tool);
+        let input = serde_json::json!({
+            "call": {"id": record.call_id}, "caller": caller, "tool": tool_input(tool),
+            "arguments": arguments,
+        });
+        self.in_flight(&record, &input, &[])
     }
 
     /// Step 5: the `result` phase, if the bundle defines it, decides whether the agent may see
@@ -608,7 +638,8 @@ impl Gateway {
         })
     }
 
-    /// Step 6: records the outcome; the agent gets the result only if it was recorded.
+    /// Step 6: records the outcome behind the call's in-flight records (`earlier`); the agent
+    /// gets the result only if all of them were committed.
     async fn finish(
         &self,
         record: &CallRecord,
@@ -616,6 +647,7 @@ impl Gateway {
         result: CallResult,
         duration: Option<std::time::Duration>,
         tally: Option<inflight::Tally>,
+        earlier: Vec<crate::audit::PendingAppend>,
     ) -> CallResult {
         let call_id = &record.call_id;
         let (verdict, detail) = match &result {
@@ -645,16 +677,25 @@ impl Gateway {
             "duration_us": duration.map(|d| d.as_micros() as u64),
             "in_flight": tally,
         });
-        match self.audit.append(entry).await {
-            Ok(_) => {
+        // The outcome is queued behind the call's in-flight records; all of them must commit.
+        let failure = match self.audit.submit(entry) {
+            Ok(outcome) => {
+                inflight::commit_all(earlier.into_iter().chain(std::iter::once(outcome)))
+                    .await
+                    .err()
+            }
+            Err(error) => Some(error.to_string()),
+        };
+        match failure {
+            None => {
                 tracing::info!(%call_id, tool = %record.tool, outcome = verdict, "tool call finished");
                 result
             }
-            Err(error) => {
-                tracing::error!(%call_id, %error, "cannot record the call outcome; withholding the result");
+            Some(error) => {
+                tracing::error!(%call_id, %error, "cannot record the call; withholding the result");
                 CallResult::Denied {
                     reasons: vec![format!(
-                        "the audit log cannot record this call's outcome ({error}); the result is withheld"
+                        "the audit log cannot record this call ({error}); the result is withheld"
                     )],
                 }
             }

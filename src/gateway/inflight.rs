@@ -74,7 +74,7 @@ fn phase_of(request: &HostRequest) -> Phase {
 
 impl InFlight {
     /// `call_input` is the input the call was decided with; its shared fields carry over.
-    pub fn new(
+    pub(crate) fn new(
         policy: PolicyStore,
         audit: AuditLog,
         record: CallRecord,
@@ -137,28 +137,46 @@ impl InFlight {
         verdict
     }
 
+    /// Ends the call's in-flight recording: the records queued so far (to be awaited with the
+    /// outcome, so they share its commit), how the decisions went, and — if a record could
+    /// not even be queued — why the result must be withheld.
+    pub fn close(&self) -> Closed {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Closed {
+            pending: std::mem::take(&mut state.pending),
+            unrecorded: state.unrecorded.take(),
+            tally: state.tally,
+        }
+    }
+
     /// Waits until every in-flight record is committed. `Err` says why the call's result must
     /// be withheld.
     pub async fn settle(&self) -> Result<Tally, String> {
-        let (pending, unrecorded, tally) = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                std::mem::take(&mut state.pending),
-                state.unrecorded.take(),
-                state.tally,
-            )
-        };
-        let mut failure = unrecorded;
-        for append in pending {
-            if let Err(error) = append.committed().await {
-                failure.get_or_insert_with(|| error.to_string());
-            }
-        }
-        match failure {
-            None => Ok(tally),
+        let closed = self.close();
+        let committed = commit_all(closed.pending).await;
+        match closed.unrecorded {
             Some(error) => Err(error),
+            None => committed.map(|()| closed.tally),
         }
     }
+}
+
+/// Waits for every queued record; the first failure, if any, says why.
+pub async fn commit_all(pending: impl IntoIterator<Item = PendingAppend>) -> Result<(), String> {
+    let mut failure = None;
+    for append in pending {
+        if let Err(error) = append.committed().await {
+            failure.get_or_insert_with(|| error.to_string());
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// What [`InFlight::close`] hands over.
+pub struct Closed {
+    pub pending: Vec<PendingAppend>,
+    pub unrecorded: Option<String>,
+    pub tally: Tally,
 }
 
 impl HostGuard for InFlight {
