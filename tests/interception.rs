@@ -614,3 +614,25 @@ fn a_component_naming_an_undefined_variable_refuses_to_start() {
     let error = Gateway::from_config(&config).err().unwrap().to_string();
     assert!(error.contains("`MISSING`"), "{error}");
 }
+
+#[test]
+fn an_import_the_gateway_does_not_provide_fails_at_load_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = wat::parse_str(
+        r#"(component
+            (import "example:unprovided/door@1.0.0" (instance (export "open" (func))))
+        )"#,
+    )
+    .unwrap();
+    let path = dir.path().join("needs-a-door.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    let mut config = Config::default();
+    config
+        .components
+        .push(toml::from_str(&format!("path = {path:?}")).unwrap());
+    config.policy.dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
+    config.audit.path = Some(dir.path().join("audit.db"));
+    config.cache.dir = Some(dir.path().join("cache"));
+    let error = Gateway::from_config(&config).err().unwrap().to_string();
+    assert!(error.contains("example:unprovided/door@1.0.0"), "{error}");
+}
