@@ -110,6 +110,12 @@ async def test_audit_show_tells_the_whole_story_of_a_call(gatehouse, components,
     story = [tuple(row) for row in rows(db, f"SELECT phase, verdict FROM entries WHERE call_id = '{call_id}' ORDER BY seq")]
     assert story == [("call", "allow"), ("http", "allow"), ("http", "deny"), ("fs", "deny"), ("result", "allow"), ("outcome", "ok")]
 
+    # The canned views answer "where did it try to go, what did it try to touch" directly.
+    egress = rows(db, f"SELECT verdict, scheme, host, port, path FROM egress WHERE call_id = '{call_id}' ORDER BY seq")
+    assert egress == [("allow", "http", "127.0.0.1", int(port), "/hello"), ("deny", "http", "localhost", int(port), "/hello")]
+    files = rows(db, f"SELECT verdict, operation, path, access, mount FROM file_access WHERE call_id = '{call_id}'")
+    assert files == [("deny", "open-at", "/data/report.txt", "write", "/data")]
+
     show = subprocess.run([gatehouse, "audit", "show", db, call_id], capture_output=True, text=True, timeout=60)
     assert show.returncode == 0, show.stderr
     timeline = show.stdout
@@ -119,3 +125,33 @@ async def test_audit_show_tells_the_whole_story_of_a_call(gatehouse, components,
     assert timeline.index('not in http.allowed_domains') < timeline.index("not under a writable prefix")
     verify = subprocess.run([gatehouse, "audit", "verify", db], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_sigusr1_rotates_the_log_without_deleting_a_row(gatehouse, components, cache_dir, tmp_path):
+    import os
+    import signal
+
+    db = tmp_path / "audit.db"
+    with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",), audit=db)) as gateway:
+        async with Client(gateway.url, read_timeout_seconds=10) as client:
+            for message in ("before", "rotation"):
+                assert not (await client.call_tool("echo_echo", {"message": message})).is_error
+            gateway.process.send_signal(signal.SIGUSR1)
+            rotated = []
+            with anyio.fail_after(20):
+                while not rotated:
+                    await anyio.sleep(0.05)
+                    rotated = sorted(tmp_path.glob("audit.*Z.db"))
+            with anyio.fail_after(20):
+                while not any("audit log rotated" in line for line in gateway.stderr_lines):
+                    await anyio.sleep(0.05)
+            assert not (await client.call_tool("echo_echo", {"message": "after"})).is_error
+    [new] = rotated
+    old_calls = rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
+    new_calls = rows(new, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
+    assert [m for (m,) in old_calls] == ["before", "rotation"] and [m for (m,) in new_calls] == ["after"]
+    [(first_phase, first_input)] = rows(new, "SELECT phase, input FROM entries ORDER BY seq LIMIT 1")
+    assert first_phase == "lifecycle" and str(db) in first_input
+    for path in (db, new):
+        verify = subprocess.run([gatehouse, "audit", "verify", path], capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
