@@ -345,6 +345,7 @@ async fn loopback_is_denied_by_default_however_it_is_spelled() {
         format!("http://2130706433:{port}/hello"),
         format!("http://[::ffff:127.0.0.1]:{port}/hello"),
         format!("http://localhost:{port}/hello"),
+        format!("http://[::1]:{port}/hello"),
     ];
     // Every spelling is an allowed domain here: the resolved address alone must stop it.
     let domains = [
@@ -353,6 +354,7 @@ async fn loopback_is_denied_by_default_however_it_is_spelled() {
         "2130706433",
         "::ffff:127.0.0.1",
         "localhost",
+        "::1",
     ];
     let sandbox = Sandbox::new(
         open_data(
