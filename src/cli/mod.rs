@@ -2,6 +2,7 @@
 
 pub mod audit;
 mod call;
+mod component;
 pub mod policy;
 mod serve;
 mod tools;
@@ -37,6 +38,9 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Query, verify and prove the audit log.
     Audit(audit::AuditArgs),
+    /// Supply chain: verify a component's signature, inspect what it asks for, accept a
+    /// changed tool definition.
+    Component(component::ComponentArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
+        Command::Component(args) => component::run(args),
     };
     match outcome {
         Ok(code) => code,
