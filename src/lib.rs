@@ -5,15 +5,28 @@
 //! `mcp` speaks the protocol, `gateway` sequences the pipeline, `runtime` and `host` run the
 //! component inside the limits and doors we guard, `policy` decides, `wit_json` converts values
 //! and schemas.
+//!
+//! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
+//! `identity`, `audit`, `jsonrpc`, and `policy_input`. That is what `fuzz/` links.
 
 pub mod audit;
+#[cfg(feature = "full")]
 pub mod cli;
+#[cfg(feature = "full")]
 pub mod config;
+#[cfg(feature = "full")]
 pub mod gateway;
+#[cfg(feature = "full")]
 pub mod host;
 pub mod identity;
+pub mod jsonrpc;
+#[cfg(feature = "full")]
 pub mod logging;
+#[cfg(feature = "full")]
 pub mod mcp;
+#[cfg(feature = "full")]
 pub mod policy;
+pub mod policy_input;
+#[cfg(feature = "full")]
 pub mod runtime;
 pub mod wit_json;
