@@ -7,13 +7,14 @@
 //! and schemas.
 //!
 //! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
-//! `identity`, `audit`, `jsonrpc`, and `policy_input`. That is what `fuzz/` links.
+//! `identity`, `audit`, `jsonrpc`, `policy_input` and `fuzzing`. That is what `fuzz/` links.
 
 pub mod audit;
 #[cfg(feature = "full")]
 pub mod cli;
 #[cfg(feature = "full")]
 pub mod config;
+pub mod fuzzing;
 #[cfg(feature = "full")]
 pub mod gateway;
 #[cfg(feature = "full")]
