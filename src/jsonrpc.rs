@@ -30,7 +30,17 @@ impl Refusal {
 /// syntax error is [`PARSE_ERROR`], a well-formed body that is not a client message is
 /// [`INVALID_REQUEST`].
 pub fn parse_client_message(bytes: &[u8]) -> Result<ClientJsonRpcMessage, Refusal> {
-    serde_json::from_slice::<ClientJsonRpcMessage>(bytes).map_err(classify)
+    serde_json::from_slice::<ClientJsonRpcMessage>(bytes).map_err(|error| {
+        // serde stops at the first value of the wrong shape, before it reads the rest, so a
+        // body that is not JSON at all (`4\x08`) would come out as a data error. Only on this
+        // error path is the syntax checked on its own, so that it is a parse error after all.
+        if error.classify() == serde_json::error::Category::Data
+            && let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        {
+            return classify(syntax);
+        }
+        classify(error)
+    })
 }
 
 /// Checks only that `line` is one JSON value, without building it (the stdio transport: rmcp

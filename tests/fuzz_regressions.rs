@@ -55,3 +55,24 @@ fn every_seed_input_passes_its_target() {
 fn every_regression_input_passes_its_target() {
     replay("regressions");
 }
+
+/// Found by `mcp_request`: the body `4\x08` was answered -32600 "invalid request" instead of
+/// -32700 "parse error", because serde stops at the wrong type of `4` before it reaches the
+/// stray byte. (stdio's syntax check refused it correctly, so the transports disagreed.)
+#[test]
+fn a_body_that_starts_with_a_json_value_but_is_not_json_is_a_parse_error() {
+    use gatehouse::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, parse_client_message};
+    assert_eq!(
+        parse_client_message(b"4\x08").unwrap_err().code,
+        PARSE_ERROR
+    );
+    assert_eq!(parse_client_message(b"{} x").unwrap_err().code, PARSE_ERROR);
+    assert_eq!(
+        parse_client_message(b"4").unwrap_err().code,
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        parse_client_message(b"{}").unwrap_err().code,
+        INVALID_REQUEST
+    );
+}
