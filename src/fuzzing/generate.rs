@@ -24,6 +24,8 @@ pub struct TypeShape {
     pub inhabited: bool,
     /// Whether `map<K, V>` may appear (WAVE has no maps).
     pub maps: bool,
+    /// Whether `list<T, N>` may appear (wasm-wave's own value type does not convert them).
+    pub fixed_lists: bool,
 }
 
 impl TypeShape {
@@ -36,6 +38,7 @@ impl TypeShape {
         labels_only: false,
         inhabited: false,
         maps: true,
+        fixed_lists: true,
     };
 }
 
@@ -75,10 +78,11 @@ fn type_at(
         11 => WitType::Char,
         12 => WitType::String,
         13 => WitType::List(Box::new(type_at(u, shape, next, nodes)?)),
-        14 => {
+        14 if shape.fixed_lists => {
             let n = u.int_in_range(0..=shape.max_fixed_len)?;
             WitType::FixedList(Box::new(type_at(u, shape, next, nodes)?), n)
         }
+        14 => WitType::List(Box::new(type_at(u, shape, next, nodes)?)),
         15 if shape.maps => {
             let key = match u.choose_index(4)? {
                 0 => WitType::String,

@@ -165,7 +165,8 @@ pub fn value_roundtrip(data: &[u8], validator: &dyn SchemaValidator) {
         .unwrap_or_else(|e| panic!("the result fails the output schema: {e}"));
 }
 
-/// The first byte picks the mode. Mode 0: an arbitrary WIT type (without maps, which WAVE lacks)
+/// The first byte picks the mode. Mode 0: an arbitrary WIT type (without maps, which WAVE lacks,
+/// and fixed-length lists, which wasm-wave 0.254's own value type cannot hold)
 /// and arbitrary text parsed as a WAVE value and as a WAVE call (the `gatehouse call` path):
 /// no panic, and whatever parses prints and parses back to the same text. Otherwise: an
 /// arbitrary value printed the way `gatehouse call` prints results parses back to the same text.
@@ -178,12 +179,14 @@ pub fn wave(data: &[u8]) {
         labels_only: true,
         inhabited: true,
         maps: false,
+        fixed_lists: false,
         ..TypeShape::JSON
     };
     let Ok(ty) = arbitrary_type(&mut u, &shape) else {
         return;
     };
-    let wave_ty = wave_type(&ty).expect("inhabited types without maps have a WAVE type");
+    let wave_ty =
+        wave_type(&ty).expect("inhabited types without maps and fixed lists have a WAVE type");
     if mode % 2 == 0 {
         let Ok(text) = std::str::from_utf8(u.take_rest()) else {
             return;
@@ -215,7 +218,8 @@ fn assert_wave_reparses(ty: &wasm_wave::value::Type, printed: &str) {
 }
 
 /// The WAVE type of `ty`; `None` for maps and for types WAVE refuses (empty records, tuples,
-/// variants, enums and flags).
+/// variants, enums and flags). Fixed-length lists have a WAVE type, but wasm-wave 0.254 cannot
+/// convert them into its own values.
 pub fn wave_type(ty: &WitType) -> Option<wasm_wave::value::Type> {
     use wasm_wave::value::Type;
     Some(match ty {
