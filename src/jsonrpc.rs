@@ -35,7 +35,7 @@ pub fn parse_client_message(bytes: &[u8]) -> Result<ClientJsonRpcMessage, Refusa
         // body that is not JSON at all (`4\x08`) would come out as a data error. Only on this
         // error path is the syntax checked on its own, so that it is a parse error after all.
         if error.classify() == serde_json::error::Category::Data
-            && let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            && let Err(syntax) = serde_json::from_slice::<AnyJson>(bytes)
         {
             return classify(syntax);
         }
@@ -43,12 +43,68 @@ pub fn parse_client_message(bytes: &[u8]) -> Result<ClientJsonRpcMessage, Refusa
     })
 }
 
-/// Checks only that `line` is one JSON value, without building it (the stdio transport: rmcp
-/// parses the message itself right after).
+/// Checks only that `line` is one JSON value that serde_json can read, without building it (the
+/// stdio transport: rmcp parses the message itself right after). Numbers are read, not just
+/// skipped: `1e999` is JSON by its grammar but beyond f64, which serde_json refuses when it
+/// builds the message; passing it on would have rmcp drop the line without an answer.
 pub fn check_syntax(line: &str) -> Result<(), Refusal> {
-    serde_json::from_str::<serde::de::IgnoredAny>(line)
+    serde_json::from_str::<AnyJson>(line)
         .map(drop)
         .map_err(classify)
+}
+
+/// Any JSON value, read the way serde_json reads values (numbers parsed and range-checked,
+/// strings unescaped, nesting limited) and dropped as it is read.
+struct AnyJson;
+
+impl<'de> serde::Deserialize<'de> for AnyJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AnyJsonVisitor)
+    }
+}
+
+struct AnyJsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AnyJsonVisitor {
+    type Value = AnyJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_unit<E>(self) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyJson, A::Error> {
+        while seq.next_element::<AnyJson>()?.is_some() {}
+        Ok(AnyJson)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AnyJson, A::Error> {
+        while map.next_entry::<AnyJson, AnyJson>()?.is_some() {}
+        Ok(AnyJson)
+    }
 }
 
 fn classify(error: serde_json::Error) -> Refusal {

@@ -76,3 +76,23 @@ fn a_body_that_starts_with_a_json_value_but_is_not_json_is_a_parse_error() {
         INVALID_REQUEST
     );
 }
+
+/// Found by `mcp_request`: `1e888888888888` is JSON by the grammar but beyond f64. The message
+/// parser refuses it (-32700), but stdio's syntax check skipped numbers without reading them,
+/// so such a line passed on to rmcp, which drops a line it cannot read without answering.
+#[test]
+fn a_number_beyond_f64_fails_the_stdio_syntax_check_as_it_fails_the_parser() {
+    use gatehouse::jsonrpc::{PARSE_ERROR, check_syntax, parse_client_message};
+    assert_eq!(
+        check_syntax("1e888888888888").unwrap_err().code,
+        PARSE_ERROR
+    );
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"x":-1e400}}}"#;
+    assert_eq!(check_syntax(call).unwrap_err().code, PARSE_ERROR);
+    assert_eq!(
+        parse_client_message(call.as_bytes()).unwrap_err().code,
+        PARSE_ERROR
+    );
+    let fine = r#"[1e308, 18446744073709551615, -9223372036854775808, "\ud83d\ude00", {"a": [null, true]}]"#;
+    assert_eq!(check_syntax(fine), Ok(()));
+}
