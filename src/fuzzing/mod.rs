@@ -621,7 +621,7 @@ pub fn policy_input(data: &[u8]) {
 
 /// Arbitrary JSON as an audit entry's parts: the entry is refused with a clear error, or its
 /// canonical bytes equal RFC 8785 of the whole entry object, are a fixed point of
-/// canonicalization, and hold no integer beyond ±(2^53 − 1).
+/// canonicalization, and hold no number a double cannot hold exactly.
 pub fn audit_entry(data: &[u8]) {
     let Ok(doc) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -709,15 +709,20 @@ fn check_entry(entry: NewEntry, seq: u64, time: &str) -> Result<(), crate::audit
     Ok(())
 }
 
+/// Every number in canonical bytes reads back exactly as a double (I-JSON): an integer beyond
+/// ±(2^53 − 1) may appear only where it is the exact text of a double (a float input such as
+/// `9.007199254740993e16`), never as a rounded-away 64-bit integer.
 fn assert_i_json(v: &Value) {
-    const MAX_SAFE: u64 = (1 << 53) - 1;
     match v {
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
-                assert!(u <= MAX_SAFE, "integer {u} in canonical bytes");
+                assert!(
+                    (u as f64) as u128 == u.into(),
+                    "integer {u} in canonical bytes"
+                );
             } else if let Some(i) = n.as_i64() {
                 assert!(
-                    i.unsigned_abs() <= MAX_SAFE,
+                    (i as f64) as i128 == i.into(),
                     "integer {i} in canonical bytes"
                 );
             }
