@@ -28,6 +28,7 @@ use crate::host::http::HttpSettings;
 use crate::host::{CallHost, HostConfig};
 use crate::identity::Caller;
 use crate::policy::{Decision, Phase, PolicyStore};
+use crate::policy_input::{self, ToolDoc};
 use crate::runtime::component::default_component_name;
 use crate::runtime::{
     CallError, CallLimits, ComponentSpec, ExportedFunction, LoadError, LoadedComponent, Runtime,
@@ -580,9 +581,7 @@ impl Gateway {
         let mut hidden = Vec::new();
         let mut revision = None;
         for tool in catalog.tools.values() {
-            let input = serde_json::json!({
-                "phase": "list", "time": time, "caller": caller, "tool": tool_input(tool),
-            });
+            let input = policy_input::list_input(&time, caller, &tool_doc(tool));
             let decision = self.policy.decide(Phase::List, &input);
             revision.get_or_insert_with(|| decision.revision.clone());
             if decision.is_allowed() {
@@ -630,11 +629,9 @@ impl Gateway {
         let tool = &tool;
         // The transports bound the request size (`limits.max_argument_bytes`), and the policy
         // store bounds its input, so the arguments are not measured again here.
-        let arguments = arguments.unwrap_or_default();
-        let params = wit_json::args_to_vals(&tool.function().signature, &arguments)
-            .map_err(|error| error.to_string());
-        self.run(caller, tool, Value::Object(arguments), params)
-            .await
+        let (arguments, params) =
+            policy_input::call_arguments(&tool.function().signature, arguments);
+        self.run(caller, tool, arguments, params).await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
@@ -670,14 +667,7 @@ impl Gateway {
         let record = CallRecord::new(caller, tool);
         let call_id = record.call_id.clone();
         let function = tool.function();
-        let input = serde_json::json!({
-            "phase": "call",
-            "time": now(),
-            "call": {"id": call_id},
-            "caller": caller,
-            "tool": tool_input(tool),
-            "arguments": arguments,
-        });
+        let input = policy_input::call_input(&call_id, &now(), caller, &tool_doc(tool), arguments);
         let decision = self.policy.decide(Phase::Call, &input);
         let label = if decision.is_allowed() {
             "allow"
@@ -802,7 +792,7 @@ impl Gateway {
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
         let record = CallRecord::new(caller, tool);
         let input = serde_json::json!({
-            "call": {"id": record.call_id}, "caller": caller, "tool": tool_input(tool),
+            "call": {"id": record.call_id}, "caller": caller, "tool": tool_doc(tool).to_json(),
             "arguments": arguments,
         });
         self.in_flight(&record, &input, &[])
@@ -1071,21 +1061,20 @@ pub struct ReloadReport {
 }
 
 /// The `input.tool` document of the policy contract (policies/README.md).
-fn tool_input(tool: &Tool) -> Value {
+fn tool_doc(tool: &Tool) -> ToolDoc<'_> {
     let function = tool.function();
-    serde_json::json!({
-        "name": tool.name(),
-        "function": function.function,
-        "interface": function.interface,
-        "component": {
-            "name": tool.component.name,
-            "digest": tool.component.digest,
-            "source": tool.component.provenance.source,
-            "signed": tool.component.provenance.signed,
-            "signer": tool.component.provenance.signer,
-        },
-        "definition_changed": tool.definition_changed,
-    })
+    ToolDoc {
+        name: tool.name(),
+        function: &function.function,
+        interface: function.interface.as_deref(),
+        component_name: &tool.component.name,
+        component_digest: &tool.component.digest,
+        component_source: tool.component.provenance.source.as_str().into(),
+        component_signed: tool.component.provenance.signed,
+        component_signer: serde_json::to_value(&tool.component.provenance.signer)
+            .unwrap_or(Value::Null),
+        definition_changed: tool.definition_changed,
+    }
 }
 
 /// The decision time every policy input carries: RFC 3339, UTC, milliseconds.

@@ -5,16 +5,31 @@
 //! `mcp` speaks the protocol, `gateway` sequences the pipeline, `runtime` and `host` run the
 //! component inside the limits and doors we guard, `policy` decides, `wit_json` converts values
 //! and schemas.
+//!
+//! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
+//! `identity`, `audit`, `jsonrpc`, `policy_input` and `fuzzing`. That is what `fuzz/` links.
 
 pub mod audit;
+#[cfg(feature = "full")]
 pub mod cli;
+#[cfg(feature = "full")]
 pub mod config;
+pub mod fuzzing;
+#[cfg(feature = "full")]
 pub mod gateway;
+#[cfg(feature = "full")]
 pub mod host;
 pub mod identity;
+pub mod jsonrpc;
+#[cfg(feature = "full")]
 pub mod logging;
+#[cfg(feature = "full")]
 pub mod mcp;
+#[cfg(feature = "full")]
 pub mod policy;
+pub mod policy_input;
+#[cfg(feature = "full")]
 pub mod runtime;
+#[cfg(feature = "full")]
 pub mod supply;
 pub mod wit_json;

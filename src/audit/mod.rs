@@ -27,6 +27,7 @@ pub const DEFAULT_AUDIT_FILE: &str = "gatehouse-audit.db";
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_checkpoint_file};
 pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
+pub(crate) use entry::{PreparedEntry, canonical_bytes};
 pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};

@@ -109,38 +109,20 @@ async fn require_json_rpc(State(limit): State<usize>, request: Request, next: Ne
         Err(_) => {
             return json_rpc_error(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
-                -32600,
+                crate::jsonrpc::INVALID_REQUEST,
                 format!("request body is larger than {limit} bytes"),
             );
         }
     };
-    // One parse decides both errors: a syntax error is -32700, a well-formed body that is
-    // not a JSON-RPC message is -32600.
-    if let Err(error) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(&bytes) {
-        let (code, what) = match error.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                (-32700, "parse error")
-            }
-            serde_json::error::Category::Data | serde_json::error::Category::Io => {
-                (-32600, "invalid JSON-RPC request")
-            }
-        };
-        return json_rpc_error(
-            http::StatusCode::BAD_REQUEST,
-            code,
-            format!("{what}: {error}"),
-        );
+    if let Err(refusal) = crate::jsonrpc::parse_client_message(&bytes) {
+        return json_rpc_error(http::StatusCode::BAD_REQUEST, refusal.code, refusal.message);
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
 }
 
 fn json_rpc_error(status: http::StatusCode, code: i32, message: String) -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {"code": code, "message": message},
-    });
+    let body = crate::jsonrpc::error_response(code, &message);
     (status, axum::Json(body)).into_response()
 }
 

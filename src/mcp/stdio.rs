@@ -8,6 +8,8 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
+use crate::jsonrpc;
+
 /// Buffer between rmcp and the line pumps.
 const PIPE_BYTES: usize = 64 << 10;
 
@@ -28,8 +30,8 @@ pub fn transport(max_line_bytes: usize) -> (DuplexStream, DuplexStream) {
             let refusal = match line {
                 Ok(line) if line.trim().is_empty() => continue,
                 // Only the syntax is checked here (no tree is built); rmcp parses the message.
-                Ok(line) => match serde_json::from_str::<serde::de::IgnoredAny>(&line) {
-                    Ok(_) => {
+                Ok(line) => match jsonrpc::check_syntax(&line) {
+                    Ok(()) => {
                         if to_rmcp
                             .write_all(format!("{line}\n").as_bytes())
                             .await
@@ -39,12 +41,13 @@ pub fn transport(max_line_bytes: usize) -> (DuplexStream, DuplexStream) {
                         }
                         continue;
                     }
-                    Err(error) => error_line(-32700, &format!("parse error: {error}")),
+                    Err(refusal) => refusal.response().to_string(),
                 },
-                Err(LinesCodecError::MaxLineLengthExceeded) => error_line(
-                    -32600,
+                Err(LinesCodecError::MaxLineLengthExceeded) => jsonrpc::error_response(
+                    jsonrpc::INVALID_REQUEST,
                     &format!("message is longer than {max_line_bytes} bytes"),
-                ),
+                )
+                .to_string(),
                 Err(LinesCodecError::Io(error)) => {
                     tracing::warn!(%error, "reading stdin failed");
                     break;
@@ -82,9 +85,4 @@ pub fn transport(max_line_bytes: usize) -> (DuplexStream, DuplexStream) {
     });
 
     (rmcp_reads, rmcp_writes)
-}
-
-fn error_line(code: i32, message: &str) -> String {
-    serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
-        .to_string()
 }
