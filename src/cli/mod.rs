@@ -1,6 +1,7 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
 pub mod audit;
+mod bench;
 mod call;
 pub mod policy;
 mod serve;
@@ -37,6 +38,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Query, verify and prove the audit log.
     Audit(audit::AuditArgs),
+    /// Drive a running gateway's streamable HTTP endpoint with concurrent MCP clients.
+    Bench(bench::BenchArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -115,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
+        Command::Bench(args) => bench::run(args),
     };
     match outcome {
         Ok(code) => code,
