@@ -114,39 +114,54 @@ async fn gateway_call(gateway: &Gateway, caller: &Caller) {
     );
 }
 
-/// Calls per second with `tasks` concurrent in-process callers making `per_task` calls each.
+/// Calls per second with `tasks` concurrent in-process callers making `per_task` calls each,
+/// and how many were denied (a decision past its time budget under overload denies).
 fn in_process_throughput(
     rt: &tokio::runtime::Runtime,
     gateway: &Arc<Gateway>,
     tasks: usize,
     per_task: usize,
-) -> (f64, Summary) {
+) -> (f64, usize, Summary) {
     let start = Instant::now();
-    let latencies = rt.block_on(async {
+    let (latencies, refused) = rt.block_on(async {
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
                 let gateway = gateway.clone();
                 tokio::spawn(async move {
                     let caller = anonymous();
                     let mut times = Vec::with_capacity(per_task);
+                    let mut refused = 0;
                     for _ in 0..per_task {
                         let t0 = Instant::now();
-                        gateway_call(&gateway, &caller).await;
+                        let result = gateway
+                            .call(&caller, "echo_echo", Some(echo_arguments()))
+                            .await;
                         times.push(t0.elapsed());
+                        match result {
+                            CallResult::Completed {
+                                is_error: false, ..
+                            } => {}
+                            // Overload shows as policy timeouts, which deny (fail closed).
+                            CallResult::Denied { .. } => refused += 1,
+                            other => panic!("{other:?}"),
+                        }
                     }
-                    times
+                    (times, refused)
                 })
             })
             .collect();
         let mut all = Vec::new();
+        let mut refused = 0;
         for handle in handles {
-            all.extend(handle.await.unwrap());
+            let (times, r) = handle.await.unwrap();
+            all.extend(times);
+            refused += r;
         }
-        all
+        (all, refused)
     });
     let rate = (tasks * per_task) as f64 / start.elapsed().as_secs_f64();
     let label = format!("gateway, {tasks} concurrent callers, FULL");
-    (rate, Summary::of(label, latencies))
+    (rate, refused, Summary::of(label, latencies))
 }
 
 /// Writes a component of about `megabytes` MB: a data segment plus a few thousand small
@@ -388,7 +403,10 @@ fn main() {
     println!("== in-process throughput, durable audit log");
     for tasks in [1, 16, 64] {
         let per_task = (samples * 2 / tasks).max(20);
-        let (rate, summary) = in_process_throughput(&rt, &full, tasks, per_task);
-        println!("{}  {rate:>8.0} calls/s", summary.row(Some(&baseline)));
+        let (rate, refused, summary) = in_process_throughput(&rt, &full, tasks, per_task);
+        println!(
+            "{}  {rate:>8.0} calls/s, {refused} denied",
+            summary.row(Some(&baseline))
+        );
     }
 }
