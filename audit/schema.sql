@@ -95,17 +95,22 @@ FROM entries WHERE verdict IN ('deny', 'denied');
 -- field spellings (input.request.* as the gateway writes it, or flat input.*).
 CREATE VIEW egress AS
 SELECT seq, time, call_id, principal, tool, phase, verdict, reasons,
-       coalesce(json_extract(input, '$.request.method'), json_extract(input, '$.method')) AS method,
-       coalesce(json_extract(input, '$.request.host'), json_extract(input, '$.host')) AS host,
-       coalesce(json_extract(input, '$.request.port'), json_extract(input, '$.port')) AS port,
-       coalesce(json_extract(input, '$.request.url'), json_extract(input, '$.url')) AS url,
+       coalesce(json_extract(input, '$.request.method'), json_extract(input, '$.socket.operation')) AS method,
+       coalesce(json_extract(input, '$.request.scheme'), json_extract(input, '$.socket.protocol')) AS scheme,
+       coalesce(json_extract(input, '$.request.host'), json_extract(input, '$.socket.address')) AS host,
+       coalesce(json_extract(input, '$.request.port'), json_extract(input, '$.socket.port')) AS port,
+       json_extract(input, '$.request.path') AS path,
+       json_extract(input, '$.request.resolved_ips') AS resolved_ips,
        input
 FROM entries WHERE phase IN ('http', 'socket');
 
 -- Filesystem decisions.
 CREATE VIEW file_access AS
 SELECT seq, time, call_id, principal, tool, verdict, reasons,
-       coalesce(json_extract(input, '$.fs.operation'), json_extract(input, '$.operation')) AS operation,
-       coalesce(json_extract(input, '$.fs.path'), json_extract(input, '$.path')) AS path,
+       json_extract(input, '$.fs.operation') AS operation,
+       json_extract(input, '$.fs.path') AS path,
+       json_extract(input, '$.fs.access') AS access,
+       json_extract(input, '$.fs.mount') AS mount,
+       json_extract(input, '$.fs.target') AS target,
        input
 FROM entries WHERE phase = 'fs';

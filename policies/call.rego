@@ -28,10 +28,10 @@ arguments := [[path, name, value] |
 
 pointer(path) := concat("", ["/arguments", lib.json_pointer(path)])
 
-# A URL argument must be https to an allowed domain.
+# A URL argument must use an allowed scheme (https by default) and go to an allowed domain.
 url_arguments := [[path, value] | some [path, name, value] in arguments; name == "url"]
 
-url_host[i] := lib.https_host(value) if some i, [_, value] in url_arguments
+url_host[i] := lib.url_host(value) if some i, [_, value] in url_arguments
 
 deny contains msg if {
 	some [path, value] in url_arguments
@@ -43,7 +43,7 @@ deny contains msg if {
 	some i, [path, value] in url_arguments
 	is_string(value)
 	not url_host[i]
-	msg := sprintf("argument %s must be an https URL without credentials, got %q", [pointer(path), value])
+	msg := sprintf("argument %s must be a %s URL without credentials, got %q", [pointer(path), concat(" or ", lib.allowed_schemes), value])
 }
 
 deny contains msg if {
@@ -116,4 +116,12 @@ redact contains pointer(path) if {
 	some [path, name, _] in arguments
 	is_string(name)
 	lower(name) in data.redact.argument_names
+}
+
+# --- environment ---------------------------------------------------------------------------
+# Environment variables (defined in the gateway's [env] table) a principal's tools get, e.g.
+# {"principals": {"alice": {"tools": ["weather_*"], "env": ["WEATHER_API_KEY"]}}}.
+env contains name if {
+	access.granted
+	some name in object.get(data.principals[input.caller.principal], "env", [])
 }

@@ -86,7 +86,19 @@ test_https_url_to_allowed_domain_or_subdomain_passes if {
 test_plain_http_url_is_denied if {
 	doc := with_arguments({"url": "http://example.com/"})
 	not allowed(doc)
-	denied_with(doc, "argument /arguments/url must be an https URL without credentials, got \"http://example.com/\"")
+	denied_with(doc, "argument /arguments/url must be a https URL without credentials, got \"http://example.com/\"")
+}
+
+test_allowed_schemes_and_ipv6_literals_are_understood if {
+	doc := with_arguments({"url": "http://[::1]:8080/x"})
+	d := {"allow": call.allow, "deny": call.deny}
+		with input as doc
+		with data.principals as fixtures.principals
+		with data.components as fixtures.components
+		with data.http as {"allowed_domains": ["::1"], "allowed_schemes": ["http"]}
+		with data.fs as fixtures.fs
+	d.allow
+	count(d.deny) == 0
 }
 
 test_url_with_credentials_is_denied if {
@@ -167,4 +179,13 @@ test_principal_limits_override_the_defaults if {
 test_secret_arguments_are_redacted if {
 	doc := with_arguments({"token": "t", "options": {"Password": "p"}, "name": "x"})
 	decide(doc).redact == {"/arguments/token", "/arguments/options/Password"}
+}
+
+# --- environment -------------------------------------------------------------------------
+
+test_env_grants_follow_the_principal if {
+	principals := object.union(fixtures.principals, {"alice": object.union(fixtures.principals.alice, {"env": ["WEATHER_API_KEY"]})})
+	granted := call.env with input as fixtures.call_input with data.principals as principals with data.components as fixtures.components
+	granted == {"WEATHER_API_KEY"}
+	count(call.env) == 0 with input as fixtures.call_input with data.principals as fixtures.principals with data.components as fixtures.components
 }

@@ -2,6 +2,9 @@
 #
 # Deny by default. Reads are allowed under fs.allowed_prefixes, writes only under the
 # prefixes listed in fs.writable as well. Paths are compared after resolving "." and "..".
+# An operation with a second path (`target`: the source of rename-at and link-at, what a
+# symlink-at link points to) needs that path allowed too, and writable for a rename, so a tool
+# cannot move, link or point a file out of reach into reach.
 package gatehouse.fs
 
 import data.lib
@@ -14,12 +17,30 @@ cleaned := lib.clean_path(input.fs.path)
 allow if {
 	input.fs.access == "read"
 	lib.cleaned_allowed(cleaned)
+	target_ok
 }
 
 allow if {
 	input.fs.access == "write"
 	lib.cleaned_allowed(cleaned)
 	lib.cleaned_writable(cleaned)
+	target_ok
+}
+
+# The second path, if the operation has one.
+target := lib.clean_path(input.fs.target)
+
+target_ok if not input.fs.target
+
+target_ok if {
+	lib.cleaned_allowed(target)
+	input.fs.operation != "rename-at"
+}
+
+target_ok if {
+	lib.cleaned_allowed(target)
+	input.fs.operation == "rename-at"
+	lib.cleaned_writable(target)
 }
 
 deny contains msg if {
@@ -42,4 +63,17 @@ deny contains msg if {
 	lib.cleaned_allowed(cleaned)
 	not lib.cleaned_writable(cleaned)
 	msg := sprintf("path %q is not under a writable prefix (fs.writable)", [cleaned])
+}
+
+deny contains msg if {
+	input.fs.target
+	not lib.cleaned_allowed(target)
+	msg := sprintf("%v target %v is outside fs.allowed_prefixes", [input.fs.operation, input.fs.target])
+}
+
+deny contains msg if {
+	input.fs.operation == "rename-at"
+	lib.cleaned_allowed(target)
+	not lib.cleaned_writable(target)
+	msg := sprintf("rename-at source %q is not under a writable prefix (fs.writable)", [target])
 }

@@ -47,3 +47,22 @@ test_unknown_access_is_denied if {
 	not allowed(doc)
 	"fs access execute is neither \"read\" nor \"write\"" in reasons(doc)
 }
+
+test_link_or_rename_from_outside_the_prefixes_is_denied if {
+	every operation in ["link-at", "rename-at", "symlink-at"] {
+		doc := op({"path": "/tmp/work/copy", "access": "write", "operation": operation, "target": "/etc/passwd"})
+		not allowed(doc)
+		sprintf("%v target /etc/passwd is outside fs.allowed_prefixes", [operation]) in reasons(doc)
+	}
+}
+
+test_rename_needs_a_writable_source if {
+	doc := op({"path": "/tmp/work/moved", "access": "write", "operation": "rename-at", "target": "/data/report.csv"})
+	not allowed(doc)
+	"rename-at source \"/data/report.csv\" is not under a writable prefix (fs.writable)" in reasons(doc)
+	allowed(op({"path": "/tmp/work/moved", "access": "write", "operation": "rename-at", "target": "/tmp/work/a"}))
+}
+
+test_symlink_to_a_readable_place_is_allowed_in_a_writable_one if {
+	allowed(op({"path": "/tmp/work/link", "access": "write", "operation": "symlink-at", "target": "/data/report.csv"}))
+}

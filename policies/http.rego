@@ -1,23 +1,26 @@
 # Phase "http": each outgoing HTTP request a running tool makes.
 #
-# Deny by default. A request may go out over https to an allowed domain, and never to an
-# address inside the gateway's own network: the gateway resolves the host first and the policy
-# checks every resolved address, which closes DNS tricks that point an allowed-looking name at
-# 127.0.0.1 or the cloud metadata service.
+# Deny by default. A request may go out over an allowed scheme (https unless
+# http.allowed_schemes says otherwise) to an allowed domain, and never to an address inside the
+# gateway's own network: the gateway resolves the host first, the policy checks every resolved
+# address, and the gateway then connects only to those addresses, which closes DNS tricks that
+# point an allowed-looking name at 127.0.0.1 or the cloud metadata service.
 package gatehouse.http
 
 import data.lib
 
 default allow := false
 
+allowed_schemes := object.get(data.http, "allowed_schemes", ["https"])
+
 allow if {
-	input.request.scheme == "https"
+	input.request.scheme in allowed_schemes
 	lib.domain_allowed(input.request.host)
 }
 
 deny contains msg if {
-	input.request.scheme != "https"
-	msg := sprintf("request to %v uses %q: only https is allowed", [input.request.host, input.request.scheme])
+	not input.request.scheme in allowed_schemes
+	msg := sprintf("request to %v uses %q: only %v allowed (http.allowed_schemes)", [input.request.host, input.request.scheme, concat(", ", allowed_schemes)])
 }
 
 deny contains msg if {

@@ -26,7 +26,20 @@ test_https_to_allowed_domain_with_public_address_is_allowed if {
 test_plain_http_is_denied if {
 	doc := request({"scheme": "http", "port": 80})
 	not allowed(doc)
-	"request to api.example.com uses \"http\": only https is allowed" in reasons(doc)
+	"request to api.example.com uses \"http\": only https allowed (http.allowed_schemes)" in reasons(doc)
+}
+
+test_allowed_schemes_can_admit_plain_http if {
+	doc := request({"scheme": "http", "port": 80})
+	data_http := object.union(fixtures.http, {"allowed_schemes": ["http", "https"]})
+	http.allow with input as doc with data.http as data_http
+	count(http.deny) == 0 with input as doc with data.http as data_http
+}
+
+test_numeric_host_spellings_are_not_allowed_domains if {
+	every host in ["2130706433", "0x7f000001", "127.1", "localhost"] {
+		not allowed(request({"host": host, "resolved_ips": ["127.0.0.1"]}))
+	}
 }
 
 test_other_domain_is_denied if {

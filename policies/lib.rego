@@ -17,12 +17,18 @@ domain_allowed(host) if {
 	endswith(lower(host), concat("", [".", lower(domain)]))
 }
 
-# The host of an https URL; undefined for anything else, including URLs with credentials
-# (`https://allowed.example@evil.example/`), which are a classic allowlist bypass.
-https_host(url) := host if {
+# URL schemes tools may use (http.allowed_schemes, https only unless the data says otherwise).
+allowed_schemes := object.get(data.http, "allowed_schemes", ["https"])
+
+# The host of a URL whose scheme is allowed (an IPv6 literal without its brackets); undefined
+# for anything else, including URLs with credentials (`https://allowed.example@evil.example/`),
+# which are a classic allowlist bypass.
+url_host(url) := host if {
 	is_string(url)
-	regex.match(`^https://[A-Za-z0-9.-]+(:[0-9]+)?([/?#].*)?$`, url)
-	host := regex.replace(url, `^https://([A-Za-z0-9.-]+)(:[0-9]+)?([/?#].*)?$`, "$1")
+	parts := regex.find_all_string_submatch_n(`^([a-z]+)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?([/?#].*)?$`, url, 1)
+	count(parts) == 1
+	parts[0][1] in allowed_schemes
+	host := trim_suffix(trim_prefix(parts[0][2], "["), "]")
 }
 
 # --- paths -------------------------------------------------------------------------------

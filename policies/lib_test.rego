@@ -28,14 +28,16 @@ test_path_under_compares_whole_segments if {
 	lib.path_under("/anything", "/")
 }
 
-test_https_host_accepts_only_plain_https_urls if {
-	lib.https_host("https://example.com") == "example.com"
-	lib.https_host("https://api.example.com:8443/v1?q=1") == "api.example.com"
-	not lib.https_host("http://example.com/")
-	not lib.https_host("https://example.com@evil.example/")
-	not lib.https_host("https://user:pw@example.com/")
-	not lib.https_host("ftp://example.com/")
-	not lib.https_host(" https://example.com/")
+test_url_host_accepts_only_urls_of_allowed_schemes if {
+	lib.url_host("https://example.com") == "example.com"
+	lib.url_host("https://api.example.com:8443/v1?q=1") == "api.example.com"
+	lib.url_host("https://[2001:db8::1]:8443/") == "2001:db8::1"
+	not lib.url_host("http://example.com/")
+	not lib.url_host("https://example.com@evil.example/")
+	not lib.url_host("https://user:pw@example.com/")
+	not lib.url_host("ftp://example.com/")
+	not lib.url_host(" https://example.com/")
+	lib.url_host("http://example.com/") == "example.com" with data.http.allowed_schemes as ["http", "https"]
 }
 
 test_domain_allowed_matches_domain_and_subdomains_only if {

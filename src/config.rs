@@ -31,6 +31,10 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub audit: AuditLogConfig,
+    /// Environment variables that may be granted to tools: by a component's `env` list, or
+    /// per call by the policy's `env` obligation. A tool sees no other variable.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// The Rego bundle that decides every call.
@@ -149,6 +153,9 @@ pub struct ComponentConfig {
     /// Exported function names that are not offered as tools (toolchain entry points, helpers).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Keys of the top-level `[env]` table this component always gets.
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// A host directory made visible to components (`--dir HOST::GUEST[::rw]`).
@@ -196,12 +203,44 @@ impl std::str::FromStr for MountConfig {
     }
 }
 
-/// Outgoing HTTP until per-request policy decides: deny all but these `host` or `host:port`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// How outgoing HTTP requests are bounded. Which requests may go out at all is the policy's
+/// `http` phase.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    #[serde(default)]
-    pub allow_hosts: Vec<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_first_byte_timeout_ms")]
+    pub first_byte_timeout_ms: u64,
+    #[serde(default = "default_between_bytes_timeout_ms")]
+    pub between_bytes_timeout_ms: u64,
+    /// Response body bytes a tool may receive per request.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout_ms: default_connect_timeout_ms(),
+            first_byte_timeout_ms: default_first_byte_timeout_ms(),
+            between_bytes_timeout_ms: default_between_bytes_timeout_ms(),
+            max_response_bytes: default_max_response_bytes(),
+        }
+    }
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_first_byte_timeout_ms() -> u64 {
+    30_000
+}
+fn default_between_bytes_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_response_bytes() -> u64 {
+    16 << 20
 }
 
 /// Per-call sandbox limits (defaults; a policy decision may tighten them later).
@@ -221,6 +260,19 @@ pub struct LimitsConfig {
     /// Calls running at once across all components; further calls wait for a slot.
     #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
+    /// Calls one component may run at once; a call beyond it fails at once with a clear
+    /// error, so one busy tool cannot take every slot.
+    #[serde(default = "default_max_concurrent_per_component")]
+    pub max_concurrent_per_component: u32,
+    /// Fuel a call may burn: about one unit per wasm operation, so a tight loop burns several
+    /// billion a second. The default is far above what the time limit lets a call use; a
+    /// policy's `fuel` obligation tightens it per call. 0 turns fuel metering off, and then a
+    /// policy that asks for a fuel limit denies the call rather than run it unmetered.
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
+    /// Outgoing HTTP requests one call may make.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: u64,
 }
 
 impl Default for LimitsConfig {
@@ -231,6 +283,9 @@ impl Default for LimitsConfig {
             max_result_bytes: default_max_result_bytes(),
             max_argument_bytes: default_max_argument_bytes(),
             max_concurrent_calls: default_max_concurrent_calls(),
+            max_concurrent_per_component: default_max_concurrent_per_component(),
+            fuel: default_fuel(),
+            max_requests: default_max_requests(),
         }
     }
 }
@@ -254,6 +309,15 @@ fn default_max_argument_bytes() -> u64 {
     1 << 20
 }
 fn default_max_concurrent_calls() -> u32 {
+    64
+}
+fn default_max_concurrent_per_component() -> u32 {
+    32
+}
+fn default_fuel() -> u64 {
+    1_000_000_000_000
+}
+fn default_max_requests() -> u64 {
     64
 }
 

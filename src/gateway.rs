@@ -4,23 +4,28 @@
 //! 1. build the policy input (caller, tool, component digest, arguments);
 //! 2. policy phase `call` → allow or deny, with reasons and limits;
 //! 3. commit the verdict to the audit log — no audit row, no call;
-//! 4. run the function in a fresh instance inside the limits;
-//! 5. commit the outcome, then answer the agent.
+//! 4. run the function in a fresh instance inside the limits, every outgoing request, socket
+//!    and file operation decided and recorded as it happens ([`inflight`]);
+//! 5. policy phase `result` on what the tool returned (it may withhold it);
+//! 6. commit the outcome once every in-flight record is committed, then answer the agent.
 //!
 //! Every failure on this path denies: a policy error is a deny (the policy store guarantees
 //! it), an audit write failure refuses the call or withholds the result.
 
-use std::collections::BTreeMap;
+mod inflight;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
 use crate::audit::{AuditLog, NewEntry};
 use crate::config::{ComponentConfig, Config, LimitsConfig};
-use crate::host::HostConfig;
-use crate::host::http::HostAllowlist;
+use crate::host::http::HttpSettings;
+use crate::host::{CallHost, HostConfig};
 use crate::identity::Caller;
 use crate::policy::{Decision, Phase, PolicyStore};
 use crate::runtime::component::default_component_name;
@@ -29,6 +34,7 @@ use crate::runtime::{
     RuntimeError, RuntimeOptions,
 };
 use crate::wit_json::{self, FuncSignature, WitType};
+pub use inflight::{InFlight, Tally};
 
 /// A tool: one exported function of one loaded component.
 #[derive(Clone)]
@@ -98,6 +104,12 @@ pub struct Gateway {
     tools: BTreeMap<String, Tool>,
     limits: LimitsConfig,
     slots: Semaphore,
+    /// Per component: calls it may still start (`limits.max_concurrent_per_component`).
+    component_slots: HashMap<String, Arc<Semaphore>>,
+    /// Environment variables each component always gets (from `[env]`).
+    component_env: HashMap<String, Vec<(String, String)>>,
+    /// The `[env]` pool the policy's `env` obligation may grant from.
+    env_pool: BTreeMap<String, String>,
     policy: PolicyStore,
     audit: AuditLog,
 }
@@ -124,28 +136,65 @@ impl Gateway {
             },
         )?;
         let runtime = Self::runtime_for(config)?;
-        Gateway::new(
+        let mut gateway = Gateway::new(
             runtime,
             &config.components,
             config.limits.clone(),
             policy,
             audit,
-        )
+        )?;
+        gateway.grant_env(&config.env, &config.components)?;
+        Ok(gateway)
+    }
+
+    /// Sets the environment each component may be given: its `env` keys from the `[env]`
+    /// table always, and any key of the table per call when the policy's `env` obligation
+    /// names it. A component naming a key the table lacks refuses to start.
+    pub fn grant_env(
+        &mut self,
+        pool: &BTreeMap<String, String>,
+        components: &[ComponentConfig],
+    ) -> Result<(), GatewayError> {
+        for config in components {
+            let name = config
+                .name
+                .clone()
+                .unwrap_or_else(|| default_component_name(&config.path));
+            let vars = config
+                .env
+                .iter()
+                .map(|key| match pool.get(key) {
+                    Some(value) => Ok((key.clone(), value.clone())),
+                    None => Err(GatewayError::Config(format!(
+                        "component `{name}` asks for environment variable `{key}`, which the [env] table does not define"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.component_env.insert(name, vars);
+        }
+        self.env_pool = pool.clone();
+        Ok(())
     }
 
     /// The runtime a configuration describes (also used by `gatehouse tools`, which runs
     /// nothing and so needs no policy or audit log).
     pub fn runtime_for(config: &Config) -> Result<Runtime, GatewayError> {
-        let http_allow =
-            HostAllowlist::new(&config.http.allow_hosts).map_err(GatewayError::Config)?;
+        let millis = std::time::Duration::from_millis;
+        let http = HttpSettings::new(
+            millis(config.http.connect_timeout_ms),
+            millis(config.http.first_byte_timeout_ms),
+            millis(config.http.between_bytes_timeout_ms),
+            config.http.max_response_bytes,
+        );
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: config.cache.resolved_dir(),
             host: HostConfig {
                 mounts: config.mounts.clone(),
-                http_allow: Arc::new(http_allow),
+                http: Arc::new(http),
             },
             max_memory_bytes: config.limits.memory_bytes,
             max_concurrent_calls: config.limits.max_concurrent_calls,
+            fuel: config.limits.fuel > 0,
         })?;
         Ok(runtime)
     }
@@ -182,11 +231,19 @@ impl Gateway {
             .flat_map(Tool::all)
             .map(|tool| (tool.name().to_owned(), tool))
             .collect();
+        let per_component = limits.max_concurrent_per_component.max(1) as usize;
+        let component_slots = loaded
+            .iter()
+            .map(|c| (c.name.clone(), Arc::new(Semaphore::new(per_component))))
+            .collect();
         Ok(Gateway {
             runtime,
             components: loaded,
             tools,
             slots: Semaphore::new(limits.max_concurrent_calls as usize),
+            component_slots,
+            component_env: HashMap::new(),
+            env_pool: BTreeMap::new(),
             limits,
             policy,
             audit,
@@ -293,7 +350,7 @@ impl Gateway {
         }
     }
 
-    /// Steps 1–5 of the pipeline. `params` is the converted arguments, or why they did not
+    /// Steps 1–6 of the pipeline. `params` is the converted arguments, or why they did not
     /// convert: the call is decided and recorded either way, so auditors see bad attempts too.
     async fn run(
         &self,
@@ -302,7 +359,8 @@ impl Gateway {
         arguments: Value,
         params: Result<Vec<Val>, String>,
     ) -> CallResult {
-        let call_id = uuid::Uuid::now_v7().to_string();
+        let record = CallRecord::new(caller, tool);
+        let call_id = record.call_id.clone();
         let function = tool.function();
         let input = serde_json::json!({
             "phase": "call",
@@ -318,11 +376,12 @@ impl Gateway {
         } else {
             "deny"
         };
-        let mut verdict = self.entry(&call_id, caller, tool, &decision, "call", label, input);
+        let mut verdict = record.entry("call", label, input.clone(), decision.revision.clone());
         verdict.reasons = decision.reasons.clone();
         verdict.redact = decision.redact.clone();
-        verdict.obligations =
-            serde_json::json!({"limits": decision.limits, "redact": decision.redact});
+        verdict.obligations = serde_json::json!({
+            "limits": decision.limits, "redact": decision.redact, "env": decision.env,
+        });
         verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
         if let Err(error) = self.audit.append(verdict).await {
             tracing::error!(%call_id, %error, "cannot record the call verdict; refusing the call");
@@ -332,56 +391,239 @@ impl Gateway {
                 )],
             };
         }
+        let finish = |result, duration, tally, earlier| {
+            self.finish(&record, &decision, result, duration, tally, earlier)
+        };
         if !decision.is_allowed() {
             tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, reasons = ?decision.reasons, "call denied by policy");
             let result = CallResult::Denied {
                 reasons: decision.reasons.clone(),
             };
-            return self
-                .finish(&call_id, caller, tool, &decision, result, None)
-                .await;
+            return finish(result, None, None, Vec::new()).await;
         }
         let params = match params {
             Ok(params) => params,
             Err(message) => {
-                let result = CallResult::InvalidArguments(message);
-                return self
-                    .finish(&call_id, caller, tool, &decision, result, None)
-                    .await;
+                return finish(
+                    CallResult::InvalidArguments(message),
+                    None,
+                    None,
+                    Vec::new(),
+                )
+                .await;
             }
         };
-        let limits = self.limits_for(&decision);
+        let limits = match self.limits_for(&decision) {
+            Ok(limits) => limits,
+            Err(reason) => {
+                let result = CallResult::Denied {
+                    reasons: vec![reason],
+                };
+                return finish(result, None, None, Vec::new()).await;
+            }
+        };
+        let Ok(_component_slot) = self.component_slots[&tool.component.name]
+            .clone()
+            .try_acquire_owned()
+        else {
+            let busy = CallError::Busy {
+                component: tool.component.name.clone(),
+                limit: self.limits.max_concurrent_per_component.max(1),
+            };
+            return finish(CallResult::Failed(busy), None, None, Vec::new()).await;
+        };
         let _slot = self
             .slots
             .acquire()
             .await
             .expect("the call semaphore is never closed");
+
+        let inflight = self.in_flight(&record, &input, &decision.redact);
+        let host = CallHost {
+            guard: inflight.clone(),
+            max_requests: limits.max_requests,
+            env: self.env_for(tool, &decision),
+        };
         let started = std::time::Instant::now();
         let result = match self
             .runtime
-            .call(&tool.component, function, &params, &limits)
+            .call(&tool.component, function, &params, &limits, host)
             .await
             .and_then(|result| shape_result(&function.signature, result, &limits))
         {
-            Ok(result) => result,
+            Ok(result) => {
+                self.check_result(&record, &input, &decision.redact, result)
+                    .await
+            }
             Err(error) => CallResult::Failed(error),
         };
-        self.finish(
-            &call_id,
-            caller,
-            tool,
-            &decision,
-            result,
-            Some(started.elapsed()),
-        )
-        .await
+        let elapsed = started.elapsed();
+        // Every decision made while the tool ran must be in the log before the agent hears:
+        // the records are awaited together with the outcome, so they share its commit.
+        let closed = inflight.close();
+        match closed.unrecorded {
+            None => {
+                let tally = Some(closed.tally);
+                finish(result, Some(elapsed), tally, closed.pending).await
+            }
+            Some(error) => {
+                tracing::error!(%call_id, %error, "cannot record the call's in-flight decisions; withholding the result");
+                let result = CallResult::Denied {
+                    reasons: vec![format!(
+                        "the audit log cannot record what this call did ({error}); the result is withheld"
+                    )],
+                };
+                finish(result, Some(elapsed), None, closed.pending).await
+            }
+        }
+    }
+
+    fn in_flight(&self, record: &CallRecord, input: &Value, redact: &[String]) -> Arc<InFlight> {
+        Arc::new(InFlight::new(
+            self.policy.clone(),
+            self.audit.clone(),
+            record.clone(),
+            input,
+            redact.to_vec(),
+        ))
+    }
+
+    /// The guard a call of `tool` by `caller` with `arguments` runs under once allowed: its
+    /// host requests decided by this gateway's policy and recorded in its audit log. For
+    /// measuring and testing the host layer on its own (`benches/interception.rs`).
+    pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
+        let record = CallRecord::new(caller, tool);
+        let input = serde_json::json!({
+            "call": {"id": record.call_id}, "caller": caller, "tool": tool_input(tool),
+            "arguments": arguments,
+        });
+        self.in_flight(&record, &input, &[])
+    }
+
+    /// Step 5: the `result` phase, if the bundle defines it, decides whether the agent may see
+    /// what the tool returned; its verdict is recorded like every other. `call_redact` are the
+    /// call decision's pointers: the record carries the arguments too.
+    async fn check_result(
+        &self,
+        record: &CallRecord,
+        call_input: &Value,
+        call_redact: &[String],
+        result: CallResult,
+    ) -> CallResult {
+        let CallResult::Completed {
+            structured,
+            text,
+            is_error,
+        } = &result
+        else {
+            return result;
+        };
+        if !self.policy.defines(Phase::Result) {
+            return result;
+        }
+        let mut input = serde_json::Map::new();
+        for key in ["call", "caller", "tool", "arguments"] {
+            if let Some(value) = call_input.get(key) {
+                input.insert(key.to_owned(), value.clone());
+            }
+        }
+        input.insert("phase".into(), "result".into());
+        input.insert("time".into(), now().into());
+        let value = structured
+            .as_ref()
+            .and_then(|s| s.get("result"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        input.insert(
+            "result".into(),
+            serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
+        );
+        let input = Value::Object(input);
+        let decision = self.policy.decide(Phase::Result, &input);
+        let label = if decision.is_allowed() {
+            "allow"
+        } else {
+            "deny"
+        };
+        // The log keeps what was decided about the result, not the result: a tool's output
+        // can be large and can echo secrets no pointer names. Its digest proves what it was.
+        let mut recorded = input;
+        if let Some(result) = recorded.get_mut("result").and_then(Value::as_object_mut)
+            && let Some(value) = result.remove("value")
+        {
+            let digest = Sha256::digest(value.to_string().as_bytes());
+            result.insert("value_sha256".into(), hex::encode(digest).into());
+        }
+        let mut entry = record.entry("result", label, recorded, decision.revision.clone());
+        entry.reasons = decision.reasons.clone();
+        entry.redact = call_redact
+            .iter()
+            .chain(
+                decision
+                    .redact
+                    .iter()
+                    .filter(|p| !p.starts_with("/result/")),
+            )
+            .cloned()
+            .collect();
+        entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
+        if let Err(error) = self.audit.append(entry).await {
+            return CallResult::Denied {
+                reasons: vec![format!(
+                    "the audit log cannot record the result decision ({error}); the result is withheld"
+                )],
+            };
+        }
+        if decision.is_allowed() {
+            result
+        } else {
+            tracing::info!(call_id = %record.call_id, reasons = ?decision.reasons, "result withheld by policy");
+            CallResult::Denied {
+                reasons: decision
+                    .reasons
+                    .iter()
+                    .map(|r| format!("result withheld: {r}"))
+                    .collect(),
+            }
+        }
+    }
+
+    /// The environment of one call: the component's configured variables plus those the
+    /// decision's `env` obligation grants from the `[env]` table.
+    fn env_for(&self, tool: &Tool, decision: &Decision) -> Vec<(String, String)> {
+        let mut env = self
+            .component_env
+            .get(&tool.component.name)
+            .cloned()
+            .unwrap_or_default();
+        for key in &decision.env {
+            match self.env_pool.get(key) {
+                Some(value) if !env.iter().any(|(k, _)| k == key) => {
+                    env.push((key.clone(), value.clone()));
+                }
+                Some(_) => {}
+                None => tracing::warn!(
+                    key,
+                    "the policy grants an environment variable the [env] table does not define; not granted"
+                ),
+            }
+        }
+        env
     }
 
     /// The call's limits: the configured defaults, tightened (never loosened) by the policy.
-    fn limits_for(&self, decision: &Decision) -> CallLimits {
+    /// A fuel limit the engine cannot meter (fuel is off) refuses the call.
+    fn limits_for(&self, decision: &Decision) -> Result<CallLimits, String> {
         let tighten =
             |default: u64, policy: Option<u64>| policy.map_or(default, |p| p.min(default));
-        CallLimits {
+        let fuel = match (self.limits.fuel, decision.limits.fuel) {
+            (0, None) => None,
+            (0, Some(_)) => {
+                return Err("the policy sets a fuel limit, but fuel metering is off (limits.fuel = 0 in the configuration); refusing to run the call unmetered".into());
+            }
+            (configured, asked) => Some(tighten(configured, asked)),
+        };
+        Ok(CallLimits {
             timeout: std::time::Duration::from_millis(tighten(
                 self.limits.timeout_ms,
                 decision.limits.timeout_ms,
@@ -391,19 +633,23 @@ impl Gateway {
                 self.limits.max_result_bytes,
                 decision.limits.max_result_bytes,
             ),
-        }
+            fuel,
+            max_requests: tighten(self.limits.max_requests, decision.limits.max_requests),
+        })
     }
 
-    /// Step 5: records the outcome; the agent gets the result only if it was recorded.
+    /// Step 6: records the outcome behind the call's in-flight records (`earlier`); the agent
+    /// gets the result only if all of them were committed.
     async fn finish(
         &self,
-        call_id: &str,
-        caller: &Caller,
-        tool: &Tool,
+        record: &CallRecord,
         decision: &Decision,
         result: CallResult,
         duration: Option<std::time::Duration>,
+        tally: Option<inflight::Tally>,
+        earlier: Vec<crate::audit::PendingAppend>,
     ) -> CallResult {
+        let call_id = &record.call_id;
         let (verdict, detail) = match &result {
             CallResult::Completed {
                 is_error: false, ..
@@ -425,47 +671,64 @@ impl Gateway {
             _ => None,
         };
         let input = serde_json::json!({"phase": "outcome", "time": now(), "call": {"id": call_id}, "outcome": verdict, "kind": kind});
-        let mut entry = self.entry(call_id, caller, tool, decision, "outcome", verdict, input);
+        let mut entry = record.entry("outcome", verdict, input, decision.revision.clone());
         entry.reasons = detail.into_iter().collect();
-        entry.metrics = serde_json::json!({"duration_us": duration.map(|d| d.as_micros() as u64)});
-        match self.audit.append(entry).await {
-            Ok(_) => {
-                tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, outcome = verdict, "tool call finished");
+        entry.metrics = serde_json::json!({
+            "duration_us": duration.map(|d| d.as_micros() as u64),
+            "in_flight": tally,
+        });
+        // The outcome is queued behind the call's in-flight records; all of them must commit.
+        let failure = match self.audit.submit(entry) {
+            Ok(outcome) => {
+                inflight::commit_all(earlier.into_iter().chain(std::iter::once(outcome)))
+                    .await
+                    .err()
+            }
+            Err(error) => Some(error.to_string()),
+        };
+        match failure {
+            None => {
+                tracing::info!(%call_id, tool = %record.tool, outcome = verdict, "tool call finished");
                 result
             }
-            Err(error) => {
-                tracing::error!(%call_id, %error, "cannot record the call outcome; withholding the result");
+            Some(error) => {
+                tracing::error!(%call_id, %error, "cannot record the call; withholding the result");
                 CallResult::Denied {
                     reasons: vec![format!(
-                        "the audit log cannot record this call's outcome ({error}); the result is withheld"
+                        "the audit log cannot record this call ({error}); the result is withheld"
                     )],
                 }
             }
         }
     }
+}
 
-    /// An audit entry with the fields every entry of a call shares.
-    #[allow(clippy::too_many_arguments)]
-    fn entry(
-        &self,
-        call_id: &str,
-        caller: &Caller,
-        tool: &Tool,
-        decision: &Decision,
-        phase: &str,
-        verdict: &str,
-        input: Value,
-    ) -> NewEntry {
-        let mut entry = NewEntry::new(
-            phase,
-            verdict,
-            serde_json::to_value(caller).unwrap_or_default(),
-            input,
-        );
-        entry.call_id = Some(call_id.to_owned());
-        entry.tool = Some(tool.name().to_owned());
-        entry.component_digest = Some(tool.component.digest.clone());
-        entry.policy_revision = Some(decision.revision.clone());
+/// Who called which tool, under which call id: what every audit entry of a call shares.
+#[derive(Debug, Clone)]
+pub(crate) struct CallRecord {
+    call_id: String,
+    caller: Value,
+    tool: String,
+    component_digest: String,
+}
+
+impl CallRecord {
+    fn new(caller: &Caller, tool: &Tool) -> CallRecord {
+        CallRecord {
+            call_id: uuid::Uuid::now_v7().to_string(),
+            caller: serde_json::to_value(caller).unwrap_or_default(),
+            tool: tool.name().to_owned(),
+            component_digest: tool.component.digest.clone(),
+        }
+    }
+
+    /// An audit entry of this call.
+    fn entry(&self, phase: &str, verdict: &str, input: Value, revision: String) -> NewEntry {
+        let mut entry = NewEntry::new(phase, verdict, self.caller.clone(), input);
+        entry.call_id = Some(self.call_id.clone());
+        entry.tool = Some(self.tool.clone());
+        entry.component_digest = Some(self.component_digest.clone());
+        entry.policy_revision = Some(revision);
         entry
     }
 }

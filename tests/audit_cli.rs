@@ -66,7 +66,7 @@ fn populate() -> Log {
         "http",
         "deny",
         caller("alice"),
-        json!({"request": {"method": "GET", "url": "https://evil.example.net/exfil", "host": "evil.example.net"}}),
+        json!({"request": {"method": "GET", "scheme": "https", "host": "evil.example.net", "port": 443, "path": "/exfil", "query": ""}}),
     );
     http.call_id = Some("c-1".into());
     http.tool = Some("fetch".into());
@@ -216,7 +216,7 @@ fn show_tells_one_calls_story() {
     );
     assert!(text.contains("+0 ms"), "{text}");
     assert!(
-        text.contains("GET https://evil.example.net/exfil — host not allowed"),
+        text.contains("GET https://evil.example.net:443/exfil — host not allowed"),
         "{text}"
     );
     assert!(text.contains("duration_us=1234"), "{text}");

@@ -33,4 +33,6 @@ pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionPro
 pub use redact::RedactionKey;
 pub use store::{APPLICATION_ID, LogMeta, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
-pub use writer::{AuditConfig, AuditLog, Closed, Rotated, Synchronous, default_checkpoint_file};
+pub use writer::{
+    AuditConfig, AuditLog, Closed, PendingAppend, Rotated, Synchronous, default_checkpoint_file,
+};

@@ -118,6 +118,19 @@ struct Inner {
     stopped: Arc<Mutex<Option<StopReason>>>,
 }
 
+/// An entry queued by [`AuditLog::submit`], not yet known to be committed.
+pub struct PendingAppend {
+    rx: tokio::sync::oneshot::Receiver<Result<Appended, AuditError>>,
+    log: AuditLog,
+}
+
+impl PendingAppend {
+    /// Waits until the entry is durably committed; any error means it is not in the log.
+    pub async fn committed(self) -> Result<Appended, AuditError> {
+        self.rx.await.map_err(|_| self.log.stopped_error())?
+    }
+}
+
 /// The file currently written.
 #[derive(Debug, Clone)]
 struct Identity {
@@ -281,10 +294,21 @@ impl AuditLog {
     /// the entry is not in the log (the gateway must then deny). Dropping the future after it
     /// was first polled does not withdraw the entry: it may still be committed, unanswered.
     pub async fn append(&self, entry: NewEntry) -> Result<Appended, AuditError> {
+        self.submit(entry)?.committed().await
+    }
+
+    /// Queues `entry` now, in order with every entry submitted before it, and returns a
+    /// handle that resolves once it is durably committed. For records that must be in the log
+    /// before the agent is answered but need not hold up the operation they describe (the
+    /// decisions made while a tool runs).
+    pub fn submit(&self, entry: NewEntry) -> Result<PendingAppend, AuditError> {
         let prepared = PreparedEntry::new(entry, &self.inner.redaction)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Request::Append(Box::new(prepared), Reply::Async(tx)))?;
-        rx.await.map_err(|_| self.stopped_error())?
+        Ok(PendingAppend {
+            rx,
+            log: self.clone(),
+        })
     }
 
     /// [`AuditLog::append`] for callers outside an async context (blocks the thread).

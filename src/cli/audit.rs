@@ -377,18 +377,49 @@ fn detail(e: &Entry) -> String {
             .unwrap_or_default()
     };
     let about = match e.phase.as_str() {
-        "http" | "socket" => {
-            let method = s(&e.input, &["/request/method", "/method"]);
-            let target = s(
-                &e.input,
-                &["/request/url", "/url", "/request/host", "/host"],
-            );
-            format!("{method} {target}").trim().to_owned()
+        "http" => {
+            let r = |field: &str| s(&e.input, &[&format!("/request/{field}")]);
+            let host = r("host");
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let query = r("query");
+            let query = if query.is_empty() {
+                query
+            } else {
+                format!("?{query}")
+            };
+            format!(
+                "{} {}://{host}:{}{}{query}",
+                r("method"),
+                r("scheme"),
+                r("port"),
+                r("path")
+            )
+        }
+        "socket" => {
+            let r = |field: &str| s(&e.input, &[&format!("/socket/{field}")]);
+            format!(
+                "{} {} {}:{}",
+                r("protocol"),
+                r("operation"),
+                r("address"),
+                r("port")
+            )
         }
         "fs" => {
-            let op = s(&e.input, &["/fs/operation", "/operation"]);
-            let path = s(&e.input, &["/fs/path", "/path"]);
-            format!("{op} {path}").trim().to_owned()
+            let op = s(&e.input, &["/fs/operation"]);
+            let path = s(&e.input, &["/fs/path"]);
+            let access = s(&e.input, &["/fs/access"]);
+            let target = s(&e.input, &["/fs/target"]);
+            let target = if target.is_empty() {
+                target
+            } else {
+                format!(" (target {target})")
+            };
+            format!("{op} {path} [{access}]{target}")
         }
         "outcome" => e
             .metrics

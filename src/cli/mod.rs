@@ -48,9 +48,6 @@ pub struct HostArgs {
     /// Mount a host directory: HOST_DIR::GUEST_DIR (read-only) or HOST_DIR::GUEST_DIR::rw.
     #[arg(long = "dir", value_name = "HOST::GUEST[::rw]")]
     pub dirs: Vec<MountConfig>,
-    /// Allow outgoing HTTP to HOST or HOST:PORT (everything else is denied).
-    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
-    pub allow_hosts: Vec<String>,
     /// Directory for compiled components (default: $XDG_CACHE_HOME/gatehouse).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
@@ -60,10 +57,6 @@ impl HostArgs {
     /// Adds the flags to a config (flags extend what the file says).
     pub fn apply(&self, config: &mut Config) {
         config.mounts.extend(self.dirs.iter().cloned());
-        config
-            .http
-            .allow_hosts
-            .extend(self.allow_hosts.iter().cloned());
         if self.cache_dir.is_some() {
             config.cache.dir = self.cache_dir.clone();
         }

@@ -54,6 +54,7 @@ pub(super) fn load_config(
             path: PathBuf::from(path),
             sha256: None,
             exclude: Vec::new(),
+            env: Vec::new(),
         });
     }
     host.apply(&mut config);
@@ -82,6 +83,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .watch()
         .context("cannot watch the policy bundle for changes")?;
     tokio::spawn(crate::policy::reload_on_sighup(gateway.policy().clone())?);
+    tokio::spawn(rotate_on_sigusr1(
+        gateway.audit().clone(),
+        config.audit.path(),
+    )?);
     let result = serve_until_shutdown(&gateway, &config).await;
     match gateway.audit().close() {
         Ok(closed) => tracing::info!(
@@ -91,6 +96,42 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(error) => tracing::error!(%error, "closing the audit log failed"),
     }
     result
+}
+
+/// Retention without deleting a row: on SIGUSR1 the audit log is sealed with a final checkpoint
+/// and writing goes on in a new file beside it, `<stem>.<UTC time>.db`, whose first entry
+/// records the sealed file's path, size and final checkpoint. Old files can then be shipped
+/// off the host and verified on their own.
+fn rotate_on_sigusr1(
+    audit: crate::audit::AuditLog,
+    configured: std::path::PathBuf,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut user1 = signal(SignalKind::user_defined1())?;
+    Ok(async move {
+        while user1.recv().await.is_some() {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+            let stem = configured
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "gatehouse-audit".into());
+            let next = configured.with_file_name(format!("{stem}.{stamp}.db"));
+            let audit = audit.clone();
+            let rotated = tokio::task::spawn_blocking(move || audit.rotate(&next, None)).await;
+            match rotated {
+                Ok(Ok(rotated)) => tracing::info!(
+                    sealed = %rotated.previous_path.display(),
+                    sealed_entries = rotated.previous_tree_size,
+                    now_writing = %rotated.path.display(),
+                    "SIGUSR1: audit log rotated"
+                ),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "SIGUSR1: rotating the audit log failed; still writing the old file")
+                }
+                Err(error) => tracing::error!(%error, "SIGUSR1: the rotation task failed"),
+            }
+        }
+    })
 }
 
 async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow::Result<()> {
@@ -222,16 +263,11 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
         config.audit.path().display(),
     ));
     banner.push_str(&format!(
-        "  mounts: {}\n  outgoing HTTP allowed to: {}\n",
+        "  mounts: {}\n  outgoing HTTP and file access: decided per request by the policy (phases http, fs, socket)\n",
         if mounts.is_empty() {
             "none".to_owned()
         } else {
             mounts.join(", ")
-        },
-        if config.http.allow_hosts.is_empty() {
-            "nobody".to_owned()
-        } else {
-            config.http.allow_hosts.join(", ")
         },
     ));
     eprint!("{banner}");

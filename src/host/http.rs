@@ -1,82 +1,199 @@
-//! Outgoing HTTP from a tool: every request passes through [`OutgoingHttpGuard`].
+//! Outgoing HTTP from a tool: every request passes through [`OutgoingHttpGuard`], our
+//! implementation of wasmtime-wasi-http's `send_request` hook.
 //!
-//! Until per-request policy decides (the `http` phase), the rule is deny-all with an operator
-//! allowlist of `host` or `host:port` entries (`--allow-host`). A denied request never leaves
-//! the host: the guest receives wasi:http's `HTTP-request-denied` error code.
+//! For each request the gateway resolves the host itself, asks the call's guard (policy phase
+//! `http`) with the request's facts and **every resolved address**, and then connects only to
+//! those addresses — so a DNS answer that changes between the check and the connection, a
+//! numeric host spelled in hex or decimal, or a name that points at loopback cannot reach what
+//! the policy forbids. Redirects are not followed here: a 3xx goes back to the tool, and any
+//! follow-up is a new request with a new decision. Responses are bounded in time (connect,
+//! first byte, between bytes) and in size.
+//!
+//! A denied request never leaves the host: the tool receives wasi:http's
+//! `HTTP-request-denied` error code.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Timeouts applied when the guest sets none: a tool must not hold a call open forever.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+use super::guard::{HostGuard, HostRequest, HttpRequestFacts};
 
-/// Hosts (optionally with a port) that tools may reach.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostAllowlist {
-    entries: Vec<(String, Option<u16>)>,
+/// How outgoing requests are bounded, shared by all calls.
+#[derive(Clone)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub between_bytes_timeout: Duration,
+    /// The most response body bytes a tool may receive per request.
+    pub max_response_bytes: u64,
+    tls: Arc<rustls::ClientConfig>,
 }
 
-impl HostAllowlist {
-    /// Parses `host` and `host:port` entries (`[::1]:8080` for IPv6).
-    pub fn new<S: AsRef<str>>(entries: &[S]) -> Result<HostAllowlist, String> {
-        let entries = entries
-            .iter()
-            .map(|entry| parse_host_port(entry.as_ref()))
-            .collect::<Result<_, _>>()?;
-        Ok(HostAllowlist { entries })
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("between_bytes_timeout", &self.between_bytes_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings::new(
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            16 << 20,
+        )
     }
+}
 
-    /// Whether `host:port` may be reached. Host names compare case-insensitively.
-    pub fn permits(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.entries.iter().any(|(allowed, allowed_port)| {
-            allowed.eq_ignore_ascii_case(host) && allowed_port.is_none_or(|p| p == port)
+impl HttpSettings {
+    pub fn new(
+        connect_timeout: Duration,
+        first_byte_timeout: Duration,
+        between_bytes_timeout: Duration,
+        max_response_bytes: u64,
+    ) -> Self {
+        // The provider is named explicitly: with more than one rustls provider compiled into
+        // the binary, relying on a process default would panic.
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
         })
+        .with_no_client_auth();
+        HttpSettings {
+            connect_timeout,
+            first_byte_timeout,
+            between_bytes_timeout,
+            max_response_bytes,
+            tls: Arc::new(tls),
+        }
     }
 }
 
-fn parse_host_port(entry: &str) -> Result<(String, Option<u16>), String> {
-    let invalid = || format!("--allow-host {entry:?}: expected HOST or HOST:PORT");
-    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
-        match after.strip_prefix(':') {
-            Some(port) => (host, Some(port)),
-            None if after.is_empty() => (host, None),
-            None => return Err(invalid()),
-        }
-    } else {
-        match entry.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, Some(port)),
-            Some(_) => (entry, None), // a bare IPv6 address
-            None => (entry, None),
-        }
+/// Headers whose values are credentials: masked before anything sees them.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Header-name fragments that mark a credential (`x-api-key`, `x-auth-token`, …).
+const SECRET_HEADER_FRAGMENTS: &[&str] = &[
+    "token", "secret", "password", "api-key", "apikey", "session", "auth",
+];
+
+const MASK: &str = "***";
+
+fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.contains(&name) || SECRET_HEADER_FRAGMENTS.iter().any(|f| name.contains(f))
+}
+
+/// The request as the policy sees it, before its host is resolved.
+fn describe(request: &http::Request<WasiBody>) -> Result<HttpRequestFacts, HttpError> {
+    let uri = request.uri();
+    let scheme = uri
+        .scheme_str()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .to_ascii_lowercase();
+    let host = uri
+        .host()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = match (uri.port_u16(), scheme.as_str()) {
+        (Some(port), _) => port,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        (None, _) => return Err(HttpError::HttpRequestUriInvalid),
     };
-    if host.is_empty() {
-        return Err(invalid());
+    let mut headers = serde_json::Map::new();
+    for name in request.headers().keys() {
+        let name = name.as_str();
+        let value = if is_secret_header(name) {
+            MASK.to_owned()
+        } else {
+            request
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|v| match v.to_str() {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => format!("<{} bytes, not text>", v.len()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        headers.insert(name.to_owned(), serde_json::Value::String(value));
     }
-    let port = port
-        .map(|p| p.parse::<u16>().map_err(|_| invalid()))
-        .transpose()?;
-    Ok((host.to_ascii_lowercase(), port))
+    let body_size = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .or_else(|| request.body().size_hint().exact());
+    Ok(HttpRequestFacts {
+        method: request.method().as_str().to_owned(),
+        scheme,
+        host,
+        port,
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers,
+        resolved_ips: Vec::new(),
+        body_size,
+    })
+}
+
+/// Every address `host` stands for. IP literals are taken as they are; names (including
+/// numeric spellings such as `2130706433` or `0x7f000001`, which the system resolver accepts)
+/// go through the system resolver, exactly as a connection by name would.
+async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let mut addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    addresses.dedup();
+    Ok(addresses)
 }
 
 /// The wasi:http hook of one call's store.
 pub struct OutgoingHttpGuard {
-    allow: std::sync::Arc<HostAllowlist>,
+    guard: Arc<dyn HostGuard>,
+    settings: Arc<HttpSettings>,
+    /// Requests this call may still make (`max_requests`).
+    remaining: u64,
+    limit: u64,
 }
 
 impl OutgoingHttpGuard {
-    pub fn new(allow: std::sync::Arc<HostAllowlist>) -> Self {
-        OutgoingHttpGuard { allow }
+    pub fn new(guard: Arc<dyn HostGuard>, settings: Arc<HttpSettings>, max_requests: u64) -> Self {
+        OutgoingHttpGuard {
+            guard,
+            settings,
+            remaining: max_requests,
+            limit: max_requests,
+        }
     }
 }
 
@@ -99,69 +216,269 @@ impl WasiHttpHooks for OutgoingHttpGuard {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
-        let uri = request.uri();
-        let host = uri.host().unwrap_or_default().to_owned();
-        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-            Some("http") => 80,
-            _ => 443,
-        });
-        if !self.allow.permits(&host, port) {
-            tracing::warn!(
-                method = %request.method(),
-                %uri,
-                "outgoing HTTP request denied: host not on the allowlist"
+        let facts = match describe(&request) {
+            Ok(facts) => facts,
+            Err(error) => return Box::new(async { Err(error) }),
+        };
+        if self.remaining == 0 {
+            let reason = format!(
+                "the call's limit of {} outgoing requests is reached",
+                self.limit
             );
+            self.guard.refuse(HostRequest::Http(facts), reason);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        tracing::info!(method = %request.method(), %uri, "outgoing HTTP request allowed");
-        let options = with_default_timeouts(options);
+        self.remaining -= 1;
+        let guard = self.guard.clone();
+        let settings = self.settings.clone();
         Box::new(async move {
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let mut facts = facts;
+            let addresses = match resolve(&facts.host, facts.port).await {
+                Ok(addresses) if !addresses.is_empty() => addresses,
+                Ok(_) | Err(_) => {
+                    let reason = format!("host {:?} could not be resolved", facts.host);
+                    guard.refuse(HostRequest::Http(facts), reason);
+                    return Err(HttpError::DnsError {
+                        rcode: Some("no addresses".into()),
+                        info_code: None,
+                    });
+                }
+            };
+            facts.resolved_ips = addresses.iter().map(|a| a.ip().to_canonical()).collect();
+            let host = facts.host.clone();
+            let use_tls = facts.scheme == "https";
+            if facts.scheme != "http" && !use_tls {
+                let reason = format!("scheme {:?} is not HTTP", facts.scheme);
+                guard.refuse(HostRequest::Http(facts), reason);
+                return Err(HttpError::HttpRequestUriInvalid);
+            }
+            if !guard.decide(HostRequest::Http(facts)).allowed {
+                return Err(HttpError::HttpRequestDenied);
+            }
+            send(request, &host, use_tls, &addresses, options, &settings).await
         })
     }
 }
 
-fn with_default_timeouts(options: Option<RequestOptions>) -> RequestOptions {
-    let mut options = options.unwrap_or_default();
-    options
-        .connect_timeout
-        .get_or_insert(DEFAULT_CONNECT_TIMEOUT);
-    options
-        .first_byte_timeout
-        .get_or_insert(DEFAULT_FIRST_BYTE_TIMEOUT);
-    options
-        .between_bytes_timeout
-        .get_or_insert(DEFAULT_BETWEEN_BYTES_TIMEOUT);
-    options
+/// Sends an allowed request over a connection to one of the checked `addresses`.
+async fn send(
+    mut request: http::Request<WasiBody>,
+    host: &str,
+    use_tls: bool,
+    addresses: &[SocketAddr],
+    options: Option<RequestOptions>,
+    settings: &HttpSettings,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+> {
+    let options = options.unwrap_or_default();
+    // The tool may shorten our timeouts, never lengthen them.
+    let tighter = |asked: Option<Duration>, ours: Duration| asked.map_or(ours, |a| a.min(ours));
+    let connect_timeout = tighter(options.connect_timeout, settings.connect_timeout);
+    let first_byte_timeout = tighter(options.first_byte_timeout, settings.first_byte_timeout);
+    let between_bytes_timeout = tighter(
+        options.between_bytes_timeout,
+        settings.between_bytes_timeout,
+    )
+    .max(Duration::from_millis(1));
+
+    let stream = connect(addresses, connect_timeout).await?;
+    let io: Box<dyn IoStream> = if use_tls {
+        let name = match host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::from(ip),
+            Err(_) => ServerName::try_from(host.to_owned())
+                .map_err(|_| HttpError::HttpRequestUriInvalid)?,
+        };
+        let connector = tokio_rustls::TlsConnector::from(settings.tls.clone());
+        let tls = tokio::time::timeout(connect_timeout, connector.connect(name, stream))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(|_| HttpError::TlsProtocolError)?;
+        Box::new(tls)
+    } else {
+        Box::new(stream)
+    };
+    let (mut sender, connection) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(TokioIo::new(io)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+
+    // On the wire, the request line carries only the path and query (no proxy form).
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    // The connection task runs beside the request; its end is reported to wasmtime-wasi-http.
+    let connection = tokio::spawn(connection);
+    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)?
+        .map_err(HttpError::from)?;
+    let max = settings.max_response_bytes;
+    let response = response.map(|incoming| {
+        BoundedBody {
+            incoming,
+            received: 0,
+            max,
+            idle: tokio::time::sleep(between_bytes_timeout),
+            idle_limit: between_bytes_timeout,
+        }
+        .boxed_unsync()
+    });
+    let io_done = async move {
+        match connection.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(HttpError::from(error)),
+            Err(_) => Err(HttpError::HttpResponseIncomplete),
+        }
+    };
+    Ok((response, Box::new(io_done)))
+}
+
+trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream for T {}
+
+/// Connects to the first reachable address, in resolver order.
+async fn connect(addresses: &[SocketAddr], timeout: Duration) -> Result<TcpStream, HttpError> {
+    let mut last = HttpError::DestinationUnavailable;
+    for address in addresses {
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = HttpError::ConnectionRefused;
+            }
+            Ok(Err(error)) => last = HttpError::Connect(error),
+            Err(_) => last = HttpError::ConnectionTimeout,
+        }
+    }
+    Err(last)
+}
+
+pin_project_lite::pin_project! {
+    /// A response body cut off at `max` bytes and at `idle_limit` without data.
+    struct BoundedBody {
+        #[pin]
+        incoming: hyper::body::Incoming,
+        received: u64,
+        max: u64,
+        #[pin]
+        idle: tokio::time::Sleep,
+        idle_limit: Duration,
+    }
+}
+
+impl Body for BoundedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let mut this = self.project();
+        match this.incoming.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.received += data.len() as u64;
+                    if *this.received > *this.max {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            *this.max,
+                        )))));
+                    }
+                }
+                let deadline = tokio::time::Instant::now() + *this.idle_limit;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(HttpError::from(error)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(this.idle.poll(cx));
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn allowlist_matches_host_and_optional_port() {
-        let allow =
-            HostAllowlist::new(&["Example.com", "127.0.0.1:8080", "[::1]:9000", "::1"]).unwrap();
-        assert!(allow.permits("example.com", 443));
-        assert!(allow.permits("EXAMPLE.COM", 80));
-        assert!(allow.permits("127.0.0.1", 8080));
-        assert!(!allow.permits("127.0.0.1", 8081));
-        assert!(allow.permits("[::1]", 9000));
-        assert!(allow.permits("::1", 1234));
-        assert!(!allow.permits("example.org", 443));
-        assert!(!HostAllowlist::default().permits("example.com", 443));
+    fn request(uri: &str, headers: &[(&str, &str)]) -> http::Request<WasiBody> {
+        let mut builder = http::Request::builder().method("POST").uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = http_body_util::Full::new(Bytes::from_static(b"hello"))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        builder.body(body).unwrap()
     }
 
     #[test]
-    fn allowlist_rejects_malformed_entries() {
-        assert!(HostAllowlist::new(&["host:notaport"]).is_err());
-        assert!(HostAllowlist::new(&[":80"]).is_err());
-        assert!(HostAllowlist::new(&["[::1"]).is_err());
+    fn describes_the_request_with_secrets_masked() {
+        let facts = describe(&request(
+            "https://API.Example.com/v1/items?page=2",
+            &[
+                ("authorization", "Bearer s3cret"),
+                ("x-api-key", "k"),
+                ("accept", "application/json"),
+                ("cookie", "sid=1"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(facts.scheme, "https");
+        assert_eq!(facts.host, "api.example.com");
+        assert_eq!(facts.port, 443);
+        assert_eq!(facts.path, "/v1/items");
+        assert_eq!(facts.query, "page=2");
+        assert_eq!(facts.headers["authorization"], "***");
+        assert_eq!(facts.headers["x-api-key"], "***");
+        assert_eq!(facts.headers["cookie"], "***");
+        assert_eq!(facts.headers["accept"], "application/json");
+        assert_eq!(facts.body_size, Some(5));
+        assert!(!serde_json::to_string(&facts).unwrap().contains("s3cret"));
+    }
+
+    #[test]
+    fn ports_default_by_scheme_and_ipv6_loses_brackets() {
+        assert_eq!(describe(&request("http://h/", &[])).unwrap().port, 80);
+        let facts = describe(&request("http://[::1]:8080/x", &[])).unwrap();
+        assert_eq!((facts.host.as_str(), facts.port), ("::1", 8080));
+    }
+
+    #[tokio::test]
+    async fn numeric_spellings_resolve_to_the_address_they_mean() {
+        for host in ["2130706433", "0x7f000001", "127.1", "localhost"] {
+            let addresses = resolve(host, 80).await.unwrap();
+            assert!(
+                addresses
+                    .iter()
+                    .any(|a| a.ip().to_canonical().is_loopback()),
+                "{host} resolved to {addresses:?}"
+            );
+        }
+        let mapped = resolve("::ffff:127.0.0.1", 80).await.unwrap();
+        assert_eq!(mapped[0].ip().to_canonical(), IpAddr::from([127, 0, 0, 1]));
     }
 }

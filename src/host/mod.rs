@@ -1,22 +1,31 @@
 //! Our side of the WASI imports: the state one call's `Store` carries, and the doors through
 //! which a tool may touch the world.
 //!
-//! Components get clocks, random, stdio captured into our log, no inherited environment, no
-//! arguments, only the directories the operator mounted, and outgoing HTTP through
-//! [`http::OutgoingHttpGuard`]. Raw sockets and name lookup stay closed.
+//! Components get clocks, random, stdio captured into our log, no arguments, only the
+//! environment variables granted to them, only the directories the operator mounted (through
+//! our guarded `wasi:filesystem`, [`fs`]), outgoing HTTP through [`http::OutgoingHttpGuard`],
+//! and raw sockets only where the policy's `socket` phase allows an address. Name lookup over
+//! `wasi:sockets` stays closed: HTTP resolves names on the host, where they are checked.
 
+pub mod fs;
+pub mod guard;
 pub mod http;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::MountConfig;
 use crate::runtime::limits::CallLimiter;
-use http::{HostAllowlist, OutgoingHttpGuard};
+use fs::{DescriptorPaths, GuardedFilesystem};
+use guard::{HostGuard, HostRequest, SharedGuard, SocketAccess};
+use http::{HttpSettings, OutgoingHttpGuard};
 
 /// Bytes of stdout and of stderr kept per call; beyond that the guest's stream is closed.
 const CAPTURED_OUTPUT_BYTES: usize = 1 << 20;
@@ -25,7 +34,17 @@ const CAPTURED_OUTPUT_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct HostConfig {
     pub mounts: Vec<MountConfig>,
-    pub http_allow: Arc<HostAllowlist>,
+    pub http: Arc<HttpSettings>,
+}
+
+/// What one call brings to its store besides the shared configuration.
+pub struct CallHost {
+    /// Decides and records what the tool does while it runs.
+    pub guard: SharedGuard,
+    /// Outgoing HTTP requests the call may make.
+    pub max_requests: u64,
+    /// Environment variables granted to this call (by configuration and policy).
+    pub env: Vec<(String, String)>,
 }
 
 /// The data of one call's `Store`: WASI and wasi:http state plus the call's limits.
@@ -34,6 +53,8 @@ pub struct CallState {
     http: WasiHttpCtx,
     table: ResourceTable,
     http_guard: OutgoingHttpGuard,
+    guard: SharedGuard,
+    descriptor_paths: DescriptorPaths,
     pub(crate) limiter: CallLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
@@ -41,16 +62,26 @@ pub struct CallState {
 
 impl CallState {
     /// Builds a fresh state for one call; nothing is shared with any other call.
-    pub fn new(host: &HostConfig, limiter: CallLimiter) -> std::io::Result<CallState> {
+    pub fn new(
+        host: &HostConfig,
+        limiter: CallLimiter,
+        call: CallHost,
+    ) -> std::io::Result<CallState> {
         let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
         let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
         let mut builder = WasiCtxBuilder::new();
+        let socket_guard = call.guard.clone();
         builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .envs(&call.env)
+            .allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(move |address, used| {
+                let allowed = check_socket(socket_guard.as_ref(), address, used);
+                Box::pin(async move { allowed })
+            });
         for mount in &host.mounts {
             let perms = if mount.writable {
                 FsPerms::ReadWrite
@@ -71,7 +102,13 @@ impl CallState {
             wasi: builder.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            http_guard: OutgoingHttpGuard::new(host.http_allow.clone()),
+            http_guard: OutgoingHttpGuard::new(
+                call.guard.clone(),
+                host.http.clone(),
+                call.max_requests,
+            ),
+            guard: call.guard,
+            descriptor_paths: DescriptorPaths::default(),
             limiter,
             stdout,
             stderr,
@@ -85,6 +122,41 @@ impl CallState {
             String::from_utf8_lossy(&self.stderr.contents()).into_owned(),
         )
     }
+
+    /// The guarded `wasi:filesystem` view the linker hands to filesystem imports.
+    pub fn guarded_filesystem(&mut self) -> GuardedFilesystem<'_> {
+        GuardedFilesystem {
+            inner: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            paths: &mut self.descriptor_paths,
+            guard: self.guard.as_ref(),
+        }
+    }
+}
+
+/// Decides one raw socket use. The implicit bind of an unspecified address to an ephemeral
+/// port that every `connect` starts with reaches nothing and is let through unrecorded; every
+/// other bind, listen, accept, connect and datagram destination is decided by the policy.
+fn check_socket(guard: &dyn HostGuard, address: SocketAddr, used: SocketAddrUse) -> bool {
+    let (operation, protocol) = match used {
+        SocketAddrUse::TcpBind => ("bind", "tcp"),
+        SocketAddrUse::TcpListen => ("listen", "tcp"),
+        SocketAddrUse::TcpAccept => ("accept", "tcp"),
+        SocketAddrUse::TcpConnect => ("connect", "tcp"),
+        SocketAddrUse::UdpBind => ("bind", "udp"),
+        SocketAddrUse::UdpSend => ("send", "udp"),
+        SocketAddrUse::UdpReceive => ("receive", "udp"),
+    };
+    if operation == "bind" && address.ip().is_unspecified() && address.port() == 0 {
+        return true;
+    }
+    guard
+        .decide(HostRequest::Socket(SocketAccess::new(
+            operation, protocol, address,
+        )))
+        .allowed
 }
 
 impl WasiView for CallState {

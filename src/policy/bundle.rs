@@ -192,6 +192,7 @@ impl BundleSource {
                 declared.deny |= has("deny");
                 declared.limits |= has("limits");
                 declared.redact |= has("redact");
+                declared.env |= has("env");
             }
         }
         match phases.get(&Phase::Call) {
@@ -219,6 +220,7 @@ fn decision_module(phases: &BTreeMap<Phase, DeclaredRules>) -> String {
             ("deny", declared.deny),
             ("limits", declared.limits),
             ("redact", declared.redact),
+            ("env", declared.env),
         ] {
             if present {
                 module.push_str(&format!(
@@ -238,6 +240,7 @@ pub struct DeclaredRules {
     pub deny: bool,
     pub limits: bool,
     pub redact: bool,
+    pub env: bool,
 }
 
 /// A prepared engine and what its phase packages declare.

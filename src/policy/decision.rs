@@ -69,6 +69,9 @@ pub struct Decision {
     pub limits: Limits,
     /// The `redact` obligation: JSON pointers (RFC 6901) of values to mask in logs and results.
     pub redact: Vec<String>,
+    /// The `env` obligation: names of environment variables (from the gateway's `[env]`
+    /// configuration) granted to the tool for this call.
+    pub env: Vec<String>,
     /// The revision of the bundle that made the decision.
     pub revision: String,
     /// Wall-clock time the evaluation took, in microseconds.
@@ -95,6 +98,7 @@ impl Decision {
             reasons: vec![format!("{POLICY_ERROR}: {cause}")],
             limits: Limits::default(),
             redact: Vec::new(),
+            env: Vec::new(),
             revision: revision.to_string(),
             eval_micros,
         }
@@ -109,6 +113,7 @@ pub struct RuleValues {
     pub deny: Option<Value>,
     pub limits: Option<Value>,
     pub redact: Option<Value>,
+    pub env: Option<Value>,
 }
 
 impl RuleValues {
@@ -171,6 +176,19 @@ impl RuleValues {
             }
         };
 
+        let env = match self
+            .env
+            .as_ref()
+            .map(|v| strings(v, &format!("{package}.env")))
+        {
+            None => Vec::new(),
+            Some(Ok(names)) => names,
+            Some(Err(message)) => {
+                error(message);
+                Vec::new()
+            }
+        };
+
         let allowed = allow == Some(true) && deny.is_empty() && errors.is_empty();
         let mut reasons = errors;
         reasons.extend(deny);
@@ -193,6 +211,7 @@ impl RuleValues {
             reasons: if allowed { Vec::new() } else { reasons },
             limits,
             redact,
+            env,
             revision: revision.to_string(),
             eval_micros,
         }

@@ -345,6 +345,7 @@ impl ServingBundle {
             deny: value_of("deny", declared.deny),
             limits: value_of("limits", declared.limits),
             redact: value_of("redact", declared.redact),
+            env: value_of("env", declared.env),
         };
         Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
     }

@@ -11,7 +11,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::limits::{CallLimiter, CallLimits, LimitExceeded, LimitHit};
 use super::{EPOCH_TICK, ExportedFunction, LoadedComponent, Runtime};
-use crate::host::CallState;
+use crate::host::{CallHost, CallState};
 
 /// Characters of guest stderr quoted in a trap message (the tail, where a panic message is).
 const STDERR_IN_ERROR: usize = 2000;
@@ -31,6 +31,12 @@ pub enum CallError {
         "the tool exceeded its table limit of {limit} elements (it asked for {requested}) and was stopped"
     )]
     TableLimit { limit: u64, requested: u64 },
+    #[error("the tool used up its fuel of {limit} units (its CPU budget) and was stopped")]
+    FuelLimit { limit: u64 },
+    #[error(
+        "component `{component}` is already running {limit} calls, its limit; try again when one has finished"
+    )]
+    Busy { component: String, limit: u32 },
     #[error("the tool overflowed its stack (deep recursion) and was stopped")]
     StackOverflow,
     #[error("the tool's result is {size} bytes of JSON, over the limit of {limit} bytes")]
@@ -49,6 +55,8 @@ impl CallError {
             | CallError::MemoryLimit { .. }
             | CallError::TableLimit { .. }
             | CallError::StackOverflow
+            | CallError::FuelLimit { .. }
+            | CallError::Busy { .. }
             | CallError::ResultTooLarge { .. } => "limit",
         }
     }
@@ -61,6 +69,8 @@ impl CallError {
             CallError::MemoryLimit { .. } => "limit:memory",
             CallError::TableLimit { .. } => "limit:table",
             CallError::StackOverflow => "limit:stack",
+            CallError::FuelLimit { .. } => "limit:fuel",
+            CallError::Busy { .. } => "limit:concurrency",
             CallError::ResultTooLarge { .. } => "limit:result",
             CallError::Instantiate { .. } => "instantiate",
         }
@@ -76,15 +86,21 @@ impl Runtime {
         function: &ExportedFunction,
         params: &[Val],
         limits: &CallLimits,
+        host: CallHost,
     ) -> Result<Option<Val>, CallError> {
         let started = Instant::now();
-        let state = CallState::new(&self.host, CallLimiter::new(limits)).map_err(|e| {
+        let state = CallState::new(&self.host, CallLimiter::new(limits), host).map_err(|e| {
             CallError::Instantiate {
                 message: e.to_string(),
             }
         })?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        if let Some(fuel) = limits.fuel {
+            store.set_fuel(fuel).map_err(|e| CallError::Instantiate {
+                message: format!("cannot grant fuel: {e}"),
+            })?;
+        }
         let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -146,6 +162,9 @@ fn classify(
             limit: limits.timeout,
         },
         Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(Trap::OutOfFuel) => CallError::FuelLimit {
+            limit: limits.fuel.unwrap_or_default(),
+        },
         _ if instantiating => CallError::Instantiate {
             message: format!("{error:#}"),
         },

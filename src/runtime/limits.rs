@@ -1,5 +1,5 @@
 //! The hard limits of one call: memory and table growth (a `ResourceLimiter`), wall-clock time
-//! (epoch interruption) and result size. When a limit stops a tool we remember which one, so
+//! (epoch interruption), CPU (fuel), outgoing requests and result size. When a limit stops a tool we remember which one, so
 //! the agent and the audit log learn "memory limit of 64 MiB exceeded", not a bare trap.
 
 use std::time::Duration;
@@ -12,6 +12,10 @@ pub struct CallLimits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub max_result_bytes: u64,
+    /// Instructions' worth of fuel, when the engine meters fuel.
+    pub fuel: Option<u64>,
+    /// Outgoing HTTP requests the call may make.
+    pub max_requests: u64,
 }
 
 /// Which limit stopped a call.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::host::fs::GuardedFs;
 use crate::host::{CallState, HostConfig};
 use cache::CompileCache;
 pub use call::CallError;
@@ -38,6 +39,8 @@ pub struct RuntimeOptions {
     pub max_memory_bytes: u64,
     /// How many calls may run at once; sizes the pooling allocator.
     pub max_concurrent_calls: u32,
+    /// Whether calls are metered with fuel (then every call gets a fuel budget).
+    pub fuel: bool,
 }
 
 /// The engine, linker and cache shared by every component and call.
@@ -60,10 +63,7 @@ pub enum RuntimeError {
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let engine = build_engine(&options).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
-            .map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
+        let linker = build_linker(&engine).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
         let cache = CompileCache::new(&engine, options.cache_dir.clone());
         Ok(Runtime {
             _epoch: EpochTicker::start(engine.clone()),
@@ -84,12 +84,27 @@ impl Runtime {
     }
 }
 
+/// wasmtime-wasi's WASI p2 and wasi:http, with `wasi:filesystem` replaced by our guarded
+/// implementation ([`crate::host::fs`]): every path a tool names is checked and decided.
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+    use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    linker.allow_shadowing(true);
+    types::add_to_linker::<CallState, GuardedFs>(&mut linker, CallState::guarded_filesystem)?;
+    preopens::add_to_linker::<CallState, GuardedFs>(&mut linker, CallState::guarded_filesystem)?;
+    linker.allow_shadowing(false);
+    Ok(linker)
+}
+
 fn build_engine(options: &RuntimeOptions) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK_BYTES)
+        .consume_fuel(options.fuel)
         // wit_json converts maps and fixed-length lists, so components may use them.
         .wasm_component_model_map(true)
         .wasm_component_model_fixed_length_lists(true);

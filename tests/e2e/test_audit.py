@@ -77,3 +77,81 @@ async def test_redacted_arguments_never_appear_in_the_file(gatehouse, components
     masked = [json.loads(text) for (text,) in rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")]
     assert len(masked) == 2 and masked[0] == masked[1], masked  # equal values stay linkable
     assert set(masked[0]) == {"redacted"} and masked[0]["redacted"].startswith("hmac-sha256:")
+
+
+async def test_audit_show_tells_the_whole_story_of_a_call(gatehouse, components, cache_dir, tmp_path, web):
+    """One call through the MCP SDK makes an allowed and a denied HTTP request and a denied
+    file write; `gatehouse audit show` lays out every decision of it, in order."""
+    db = tmp_path / "audit.db"
+    (tmp_path / "data").mkdir()
+    port = web.rsplit(":", 1)[1]
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({
+        "settings": {"mode": "dev"},
+        "principals": {"local": {"tools": ["escape_*"]}},
+        "http": {"allowed_domains": ["127.0.0.1"], "allowed_schemes": ["http"], "allow_private": True},
+        "fs": {"allowed_prefixes": ["/data"]},
+    }))
+    args = serve_args(components, cache_dir, "--policy-data", str(data), "--dir", f"{tmp_path / 'data'}::/data::rw",
+                      names=("escape",), policies=REPO / "policies", audit=db)
+    async with client_for("stdio", gatehouse, args) as client:
+        result = await client.call_tool("escape_visit", {
+            "urls": [f"{web}/hello", f"http://localhost:{port}/hello"],
+            "write-path": "/data/report.txt",
+        })
+        assert not result.is_error
+        lines = result.structured_content["result"]
+        assert lines[0].startswith("succeeded: status 200"), lines
+        assert lines[1].startswith("refused:") and "HttpRequestDenied" in lines[1], lines
+        assert lines[2].startswith("refused:"), lines
+    assert not (tmp_path / "data" / "report.txt").exists()
+
+    [(call_id,)] = rows(db, "SELECT call_id FROM entries WHERE phase = 'call' AND tool = 'escape_visit'")
+    story = [tuple(row) for row in rows(db, f"SELECT phase, verdict FROM entries WHERE call_id = '{call_id}' ORDER BY seq")]
+    assert story == [("call", "allow"), ("http", "allow"), ("http", "deny"), ("fs", "deny"), ("result", "allow"), ("outcome", "ok")]
+
+    # The canned views answer "where did it try to go, what did it try to touch" directly.
+    egress = rows(db, f"SELECT verdict, scheme, host, port, path FROM egress WHERE call_id = '{call_id}' ORDER BY seq")
+    assert egress == [("allow", "http", "127.0.0.1", int(port), "/hello"), ("deny", "http", "localhost", int(port), "/hello")]
+    files = rows(db, f"SELECT verdict, operation, path, access, mount FROM file_access WHERE call_id = '{call_id}'")
+    assert files == [("deny", "open-at", "/data/report.txt", "write", "/data")]
+
+    show = subprocess.run([gatehouse, "audit", "show", db, call_id], capture_output=True, text=True, timeout=60)
+    assert show.returncode == 0, show.stderr
+    timeline = show.stdout
+    for expected in ("escape_visit", "http", f"127.0.0.1:{port}", "localhost", 'host "localhost" is not in http.allowed_domains',
+                     "/data/report.txt", "not under a writable prefix (fs.writable)", "outcome"):
+        assert expected in timeline, f"{expected!r} missing from:\n{timeline}"
+    assert timeline.index('not in http.allowed_domains') < timeline.index("not under a writable prefix")
+    verify = subprocess.run([gatehouse, "audit", "verify", db], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_sigusr1_rotates_the_log_without_deleting_a_row(gatehouse, components, cache_dir, tmp_path):
+    import os
+    import signal
+
+    db = tmp_path / "audit.db"
+    with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",), audit=db)) as gateway:
+        async with Client(gateway.url, read_timeout_seconds=10) as client:
+            for message in ("before", "rotation"):
+                assert not (await client.call_tool("echo_echo", {"message": message})).is_error
+            gateway.process.send_signal(signal.SIGUSR1)
+            rotated = []
+            with anyio.fail_after(20):
+                while not rotated:
+                    await anyio.sleep(0.05)
+                    rotated = sorted(tmp_path.glob("audit.*Z.db"))
+            with anyio.fail_after(20):
+                while not any("audit log rotated" in line for line in gateway.stderr_lines):
+                    await anyio.sleep(0.05)
+            assert not (await client.call_tool("echo_echo", {"message": "after"})).is_error
+    [new] = rotated
+    old_calls = rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
+    new_calls = rows(new, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
+    assert [m for (m,) in old_calls] == ["before", "rotation"] and [m for (m,) in new_calls] == ["after"]
+    [(first_phase, first_input)] = rows(new, "SELECT phase, input FROM entries ORDER BY seq LIMIT 1")
+    assert first_phase == "lifecycle" and str(db) in first_input
+    for path in (db, new):
+        verify = subprocess.run([gatehouse, "audit", "verify", path], capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from mcp import MCPError
 
-from conftest import client_for, http_gateway, serve_args
+from conftest import REPO, client_for, http_gateway, serve_args
 
 TRANSPORTS = ["stdio", "http"]
 pytestmark = pytest.mark.anyio
@@ -119,9 +119,16 @@ async def test_bad_arguments_get_clear_errors_and_the_server_keeps_serving(trans
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_fetch_reaches_only_allowed_hosts(transport, gatehouse, components, cache_dir, web):
-    port = web.rsplit(":", 1)[1]
-    args = serve_args(components, cache_dir, "--allow-host", f"127.0.0.1:{port}")
+async def test_fetch_reaches_only_allowed_hosts(transport, gatehouse, components, cache_dir, web, tmp_path):
+    # The bundled policy, with its default deny of loopback addresses lifted by this test's
+    # data so that the allowed path is tested for real against the local server.
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({
+        "settings": {"mode": "dev"},
+        "principals": {"local": {"tools": ["*"]}, "anonymous": {"tools": ["*"]}},
+        "http": {"allowed_domains": ["127.0.0.1"], "allowed_schemes": ["http"], "allow_private": True},
+    }))
+    args = serve_args(components, cache_dir, "--policy-data", str(data), policies=REPO / "policies")
     async with client_for(transport, gatehouse, args) as client:
         result = await client.call_tool("fetch_fetch", {"url": f"{web}/hello"})
         assert not result.is_error, text_of(result)
@@ -129,9 +136,9 @@ async def test_fetch_reaches_only_allowed_hosts(transport, gatehouse, components
         assert response["status"] == 200
         assert response["body"] == "hello from the test server"
         assert ["x-test", "yes"] in [[k.lower(), v] for k, v in response["headers"]]
-        # Another port of the same host is not on the allowlist.
-        denied = await client.call_tool("fetch_fetch", {"url": "http://127.0.0.1:9/"})
-        assert denied.is_error and "denied" in text_of(denied).lower()
+        # A host the policy does not list is denied, with the policy's reason.
+        denied = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{web.rsplit(':', 1)[1]}/hello"})
+        assert denied.is_error and 'domain "localhost" is not in http.allowed_domains' in text_of(denied)
         # The other component's `fetch` is a different tool.
         echoed = await client.call_tool("echo_fetch", {"key": "no-such-key"})
         assert not echoed.is_error and echoed.structured_content == {"result": None}

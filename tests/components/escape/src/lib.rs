@@ -126,6 +126,12 @@ fn lookup(name: &str) -> Result<Vec<String>, SocketErrorCode> {
     }
 }
 
+/// Writes a short text to `path` and reports the outcome.
+fn write_text(path: &str) -> String {
+    const TEXT: &str = "written by the gatehouse escape test component\n";
+    report(std::fs::write(path, TEXT).map(|()| format!("wrote {} bytes to {path}", TEXT.len())))
+}
+
 impl Guest for Component {
     fn read_parent(path: String) -> String {
         report(read_through(&path))
@@ -158,10 +164,13 @@ impl Guest for Component {
     }
 
     fn write_readonly(path: String) -> String {
-        const TEXT: &str = "written by the gatehouse escape test component\n";
-        report(
-            std::fs::write(&path, TEXT).map(|()| format!("wrote {} bytes to {path}", TEXT.len())),
-        )
+        write_text(&path)
+    }
+
+    fn visit(urls: Vec<String>, write_path: String) -> Vec<String> {
+        let mut lines: Vec<String> = urls.iter().map(|url| Self::http_get(url.clone())).collect();
+        lines.push(write_text(&write_path));
+        lines
     }
 
     fn http_get(url: String) -> String {
@@ -179,6 +188,10 @@ impl Guest for Component {
             let peer = stream.peer_addr()?;
             Ok(format!("connected to {peer}"))
         }))
+    }
+
+    fn read_env(name: String) -> Option<String> {
+        std::env::var(&name).ok()
     }
 
     fn resolve(name: String) -> String {

@@ -1,0 +1,155 @@
+//! The question our WASI host code asks before it lets a running tool touch the world.
+//!
+//! The host implementations (outgoing HTTP, sockets, the filesystem) describe what the tool
+//! asked for as a [`HostRequest`] and ask the call's [`HostGuard`]. The gateway's guard
+//! decides with the policy (phases `http`, `socket`, `fs`) and records every verdict in the
+//! audit log; the host code only enforces the answer. Keeping the question in these plain
+//! types keeps the host independent of how it is answered.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// One thing a tool asked the host to do, in the words of the policy input contract
+/// (policies/README.md): serialized as `input.request`, `input.socket` or `input.fs`.
+#[derive(Debug, Clone, Serialize)]
+pub enum HostRequest {
+    Http(HttpRequestFacts),
+    Socket(SocketAccess),
+    Fs(FsAccess),
+}
+
+impl HostRequest {
+    /// The policy phase that decides this request.
+    pub fn phase(&self) -> &'static str {
+        match self {
+            HostRequest::Http(_) => "http",
+            HostRequest::Socket(_) => "socket",
+            HostRequest::Fs(_) => "fs",
+        }
+    }
+
+    /// The input field that carries the request (`request`, `socket` or `fs`).
+    pub fn input_field(&self) -> &'static str {
+        match self {
+            HostRequest::Http(_) => "request",
+            HostRequest::Socket(_) => "socket",
+            HostRequest::Fs(_) => "fs",
+        }
+    }
+
+    /// The request as the JSON document the policy reads.
+    pub fn to_json(&self) -> serde_json::Value {
+        let value = match self {
+            HostRequest::Http(facts) => serde_json::to_value(facts),
+            HostRequest::Socket(access) => serde_json::to_value(access),
+            HostRequest::Fs(access) => serde_json::to_value(access),
+        };
+        value.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An outgoing HTTP request as the policy sees it (`input.request`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpRequestFacts {
+    pub method: String,
+    pub scheme: String,
+    /// Lower-cased host name or IP literal as the tool wrote it (IPv6 without brackets).
+    pub host: String,
+    /// The explicit port, or the scheme's default.
+    pub port: u16,
+    pub path: String,
+    pub query: String,
+    /// Header names (lower case) and values; values of credential-carrying headers are
+    /// replaced by `***` so that no policy, log or audit entry ever holds them.
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// Every address the gateway resolved the host to, IPv4-mapped IPv6 shown as IPv4; the
+    /// request can only ever connect to these.
+    pub resolved_ips: Vec<IpAddr>,
+    /// The body size, when the tool declared it (`content-length`).
+    pub body_size: Option<u64>,
+}
+
+/// A raw socket operation (`input.socket`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SocketAccess {
+    /// `connect` or `bind`.
+    pub operation: &'static str,
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+impl SocketAccess {
+    pub fn new(operation: &'static str, protocol: &'static str, address: SocketAddr) -> Self {
+        SocketAccess {
+            operation,
+            protocol,
+            address: address.ip().to_canonical(),
+            port: address.port(),
+        }
+    }
+}
+
+/// Read or write: anything that creates, changes or removes is a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A filesystem operation that names a path (`input.fs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FsAccess {
+    /// The WASI operation, e.g. `open-at`, `stat-at`, `rename-at`, `read-directory`.
+    pub operation: &'static str,
+    /// The absolute guest path with `.` and `..` resolved.
+    pub path: String,
+    /// The guest path of the mount `path` lies in.
+    pub mount: String,
+    pub access: Access,
+    /// The second path of `rename-at` and `link-at` (the source), or the contents of the
+    /// link `symlink-at` creates, resolved against the link's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The open flags of `open-at` (`create`, `directory`, `exclusive`, `truncate`, `read`,
+    /// `write`, `mutate-directory`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<&'static str>,
+}
+
+/// The answer to a [`HostRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostVerdict {
+    pub allowed: bool,
+    /// Why, in the policy's words (for a denial: what the tool and the log are told).
+    pub reasons: Vec<String>,
+}
+
+impl HostVerdict {
+    pub fn deny(reason: impl Into<String>) -> Self {
+        HostVerdict {
+            allowed: false,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+/// Decides what one call's tool may do while it runs. Deciding is synchronous (a policy
+/// evaluation and queueing an audit record), so it can serve every host hook, including
+/// wasmtime-wasi's socket address check. Implementations must fail closed: an error while
+/// deciding or recording is a denial.
+pub trait HostGuard: Send + Sync {
+    /// Decides `request` with the policy and records the verdict.
+    fn decide(&self, request: HostRequest) -> HostVerdict;
+
+    /// Records a request the host refused by itself, whatever the policy says (a path out of
+    /// its mount, a limit reached); returns the denial.
+    fn refuse(&self, request: HostRequest, reason: String) -> HostVerdict;
+}
+
+/// The guard of one call, shared by the call's store and its socket check.
+pub type SharedGuard = Arc<dyn HostGuard>;

@@ -1,0 +1,640 @@
+//! Interception while a tool runs: the `escape` test component tries every way out we know
+//! of, through the real gateway (bundled policy, our WASI host code, a real audit log), and
+//! each attempt must be refused *and* leave a denial record. Servers are real, on 127.0.0.1
+//! and [::1] only, started by each test.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gatehouse::audit::{AuditReader, Entry, EntryFilter};
+use gatehouse::config::{Config, MountConfig};
+use gatehouse::gateway::{CallResult, Gateway};
+use gatehouse::identity::{Caller, Transport};
+use serde_json::{Value, json};
+
+/// A gateway over the `escape` and `misbehave` components with two mounts: `/data`
+/// (read-only, holding `hello.txt` and a symlink `evil` pointing out of the mount) and
+/// `/work` (read-write); `outside/secret.txt` lies beside them, in no mount.
+struct Sandbox {
+    dir: tempfile::TempDir,
+    gateway: Gateway,
+}
+
+const SECRET: &str = "the secret outside every mount";
+
+impl Sandbox {
+    /// `data` is merged over the bundled policy's data.json; `tweak` adjusts the config.
+    fn new(data: Value, tweak: impl FnOnce(&mut Config)) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for sub in ["data", "work", "outside"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("data/hello.txt"), "hello from /data\n").unwrap();
+        std::fs::write(root.join("outside/secret.txt"), SECRET).unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("data/evil")).unwrap();
+        std::fs::write(root.join("policy-data.json"), data.to_string()).unwrap();
+
+        let mut config = Config::default();
+        for name in ["escape", "misbehave"] {
+            config
+                .components
+                .push(toml::from_str(&format!("path = {:?}", common::component(name))).unwrap());
+        }
+        config.mounts = vec![
+            MountConfig {
+                host: root.join("data"),
+                guest: "/data".into(),
+                writable: false,
+            },
+            MountConfig {
+                host: root.join("work"),
+                guest: "/work".into(),
+                writable: true,
+            },
+        ];
+        config.policy.dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
+        config.policy.data = vec![root.join("policy-data.json")];
+        config.audit.path = Some(root.join("audit.db"));
+        config.cache.dir = Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
+        tweak(&mut config);
+        let gateway = Gateway::from_config(&config).unwrap();
+        Sandbox { dir, gateway }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Calls `tool` as the local operator; returns the text the agent gets and the call id.
+    async fn call(&self, tool: &str, arguments: Value) -> (String, String) {
+        let caller = Caller {
+            principal: "local".into(),
+            authenticated: true,
+            transport: Transport::Cli,
+            client: None,
+        };
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object")
+        };
+        let result = self.gateway.call(&caller, tool, Some(arguments)).await;
+        let text = match result {
+            CallResult::Completed { text, .. } => text,
+            CallResult::Failed(error) => format!("failed: {error}"),
+            CallResult::Denied { reasons } => format!("denied: {}", reasons.join("; ")),
+            other => panic!("{tool}: unexpected result {other:?}"),
+        };
+        (text, self.last_call_id())
+    }
+
+    fn last_call_id(&self) -> String {
+        let entries = self.entries(EntryFilter {
+            phase: Some("call".into()),
+            newest_first: true,
+            limit: Some(1),
+            ..Default::default()
+        });
+        entries[0].call_id.clone().unwrap()
+    }
+
+    fn entries(&self, filter: EntryFilter) -> Vec<Entry> {
+        AuditReader::open(&self.root().join("audit.db"))
+            .unwrap()
+            .query(&filter)
+            .unwrap()
+    }
+
+    /// The in-flight decisions (`http`, `fs`, `socket`) recorded for one call, in order.
+    fn decisions(&self, call_id: &str) -> Vec<Entry> {
+        self.entries(EntryFilter {
+            call_id: Some(call_id.into()),
+            ..Default::default()
+        })
+        .into_iter()
+        .filter(|e| matches!(e.phase.as_str(), "http" | "fs" | "socket"))
+        .collect()
+    }
+
+    /// Asserts that the call left a denial in `phase` whose reasons mention `reason`.
+    fn assert_denied(&self, call_id: &str, phase: &str, reason: &str) -> Entry {
+        let decisions = self.decisions(call_id);
+        decisions
+            .iter()
+            .find(|e| {
+                e.phase == phase
+                    && e.verdict == "deny"
+                    && e.reasons.iter().any(|r| r.contains(reason))
+            })
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!("no {phase} denial mentioning {reason:?} for call {call_id}: {decisions:#?}")
+            })
+    }
+}
+
+fn refused(text: &str) -> bool {
+    text.starts_with("refused: ")
+}
+
+/// Policy data for a deployment where everything the call phase checks passes, so that
+/// what is tested is the interception underneath.
+fn open_data(fs: Value, http: Value) -> Value {
+    json!({
+        "settings": {"mode": "dev"},
+        "principals": {"local": {"tools": ["*"]}},
+        "fs": fs,
+        "http": http,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_escapes_are_refused_whatever_the_policy_says() {
+    // The policy allows every path and every write: only the host stands in the way.
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({"allowed_prefixes": ["/"], "writable": ["/"]}),
+            json!({}),
+        ),
+        |_| {},
+    );
+
+    let (text, call) = sandbox
+        .call(
+            "escape_read-parent",
+            json!({"path": "/data/../outside/secret.txt"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(&call, "fs", "climbs above the directory");
+
+    let (text, call) = sandbox
+        .call(
+            "escape_open-at",
+            json!({"preopen": "/data", "path": "/etc/passwd"}),
+        )
+        .await;
+    assert!(refused(&text) && text.contains("not-permitted"), "{text}");
+    sandbox.assert_denied(&call, "fs", "absolute path");
+
+    let (text, call) = sandbox
+        .call(
+            "escape_symlink-out",
+            json!({"link": "/work/etc", "target": "/etc"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(&call, "fs", "may not point to an absolute path");
+    assert!(std::fs::symlink_metadata(sandbox.root().join("work/etc")).is_err());
+
+    let (text, call) = sandbox
+        .call(
+            "escape_symlink-out",
+            json!({"link": "/work/out", "target": "../outside"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(&call, "fs", "may not point outside its mount");
+
+    let (text, call) = sandbox
+        .call(
+            "escape_hardlink-out",
+            json!({"src": "/data/hello.txt", "dst": "/work/hello"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(&call, "fs", "crosses mounts");
+
+    let (text, call) = sandbox
+        .call(
+            "escape_hardlink-out",
+            json!({"src": "/work/../outside/secret.txt", "dst": "/work/s"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(&call, "fs", "climbs above");
+
+    // A symlink already in the mount that points out of it: the policy allows the lexical
+    // path, the lookup underneath refuses to follow the link out.
+    let (text, _) = sandbox
+        .call(
+            "escape_read-parent",
+            json!({"path": "/data/evil/secret.txt"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+
+    // A read-only mount stays read-only even though the policy allows the write.
+    let (text, _) = sandbox
+        .call("escape_write-readonly", json!({"path": "/data/new.txt"}))
+        .await;
+    assert!(refused(&text), "{text}");
+    assert!(!sandbox.root().join("data/new.txt").exists());
+
+    // Nothing read the secret.
+    let all = sandbox.entries(EntryFilter::default());
+    assert!(!serde_json::to_string(&all).unwrap().contains(SECRET));
+
+    // And the ordinary path still works, decided and recorded with the guest path.
+    let (text, call) = sandbox
+        .call("escape_read-parent", json!({"path": "/data/hello.txt"}))
+        .await;
+    assert!(
+        text.starts_with("succeeded: ") && text.contains("hello from /data"),
+        "{text}"
+    );
+    let opened = sandbox
+        .decisions(&call)
+        .into_iter()
+        .find(|e| e.input["fs"]["operation"] == "open-at")
+        .expect("the open is recorded");
+    assert_eq!(opened.verdict, "allow");
+    assert_eq!(opened.input["fs"]["path"], "/data/hello.txt");
+    assert_eq!(opened.input["fs"]["mount"], "/data");
+    assert_eq!(opened.input["fs"]["access"], "read");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_policy_decides_each_file_operation() {
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({"allowed_prefixes": ["/data", "/work"], "writable": ["/work"]}),
+            json!({}),
+        ),
+        |_| {},
+    );
+    let (text, call) = sandbox
+        .call("escape_write-readonly", json!({"path": "/data/new.txt"}))
+        .await;
+    assert!(refused(&text), "{text}");
+    let denial = sandbox.assert_denied(&call, "fs", "not under a writable prefix");
+    assert_eq!(denial.input["fs"]["access"], "write");
+    assert!(
+        denial.input["fs"]["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("create"))
+    );
+
+    let (text, _) = sandbox
+        .call("escape_write-readonly", json!({"path": "/work/new.txt"}))
+        .await;
+    assert!(text.starts_with("succeeded: "), "{text}");
+    assert!(sandbox.root().join("work/new.txt").is_file());
+
+    // A link inside the writable mount may not point at what the policy does not allow.
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({"allowed_prefixes": ["/work/public"], "writable": ["/work/public"]}),
+            json!({}),
+        ),
+        |_| {},
+    );
+    std::fs::create_dir_all(sandbox.root().join("work/public")).unwrap();
+    std::fs::create_dir_all(sandbox.root().join("work/private")).unwrap();
+    let (text, call) = sandbox
+        .call(
+            "escape_symlink-out",
+            json!({"link": "/work/public/door", "target": "../private"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(
+        &call,
+        "fs",
+        "target /work/private is outside fs.allowed_prefixes",
+    );
+}
+
+/// A tiny web server on `address`: `/hello`, `/redirect` (302 to a host no policy allows),
+/// `/big` (64 KiB). Stops when the test's runtime ends.
+async fn serve(address: &str) -> Option<SocketAddr> {
+    use axum::Router;
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(address).await.ok()?;
+    let local = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello from the test server" }))
+        .route(
+            "/redirect",
+            get(|| async {
+                (
+                    StatusCode::FOUND,
+                    [(header::LOCATION, "http://forbidden.example/")],
+                    "",
+                )
+            }),
+        )
+        .route("/big", get(|| async { "x".repeat(64 * 1024) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Some(local)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_is_denied_by_default_however_it_is_spelled() {
+    let v4 = serve("127.0.0.1:0")
+        .await
+        .expect("127.0.0.1 is always there");
+    let port = v4.port();
+    let spellings = [
+        format!("http://127.0.0.1:{port}/hello"),
+        format!("http://0x7f000001:{port}/hello"),
+        format!("http://2130706433:{port}/hello"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hello"),
+        format!("http://localhost:{port}/hello"),
+        format!("http://[::1]:{port}/hello"),
+    ];
+    // Every spelling is an allowed domain here: the resolved address alone must stop it.
+    let domains = [
+        "127.0.0.1",
+        "0x7f000001",
+        "2130706433",
+        "::ffff:127.0.0.1",
+        "localhost",
+        "::1",
+    ];
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({}),
+            json!({"allowed_domains": domains, "allowed_schemes": ["http"], "allow_private": false}),
+        ),
+        |_| {},
+    );
+    for url in &spellings {
+        let (text, call) = sandbox.call("escape_http-get", json!({"url": url})).await;
+        assert!(
+            refused(&text) && text.contains("HttpRequestDenied"),
+            "{url}: {text}"
+        );
+        let denial = sandbox.assert_denied(&call, "http", "inside blocked range");
+        assert!(
+            denial.input["request"]["resolved_ips"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|ip| ip == "127.0.0.1" || ip == "::1"),
+            "{denial:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_requests_go_out_and_redirects_come_back_undecided() {
+    let v4 = serve("127.0.0.1:0").await.unwrap();
+    let v6 = serve("[::1]:0").await;
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({}),
+            json!({"allowed_domains": ["127.0.0.1", "::1"], "allowed_schemes": ["http"], "allow_private": true}),
+        ),
+        |config| config.http.max_response_bytes = 1000,
+    );
+    let (text, call) = sandbox
+        .call(
+            "escape_http-get",
+            json!({"url": format!("http://{v4}/hello")}),
+        )
+        .await;
+    assert_eq!(text, "succeeded: status 200, 26 body bytes");
+    let decisions = sandbox.decisions(&call);
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    assert_eq!(decisions[0].verdict, "allow");
+    let request = &decisions[0].input["request"];
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["host"], "127.0.0.1");
+    assert_eq!(request["port"], v4.port());
+    assert_eq!(request["path"], "/hello");
+    assert_eq!(request["resolved_ips"], json!(["127.0.0.1"]));
+
+    if let Some(v6) = v6 {
+        let (text, _) = sandbox
+            .call(
+                "escape_http-get",
+                json!({"url": format!("http://[::1]:{}/hello", v6.port())}),
+            )
+            .await;
+        assert_eq!(text, "succeeded: status 200, 26 body bytes");
+    } else {
+        eprintln!("no IPv6 loopback on this machine: the [::1] request was not tried");
+    }
+
+    // The host hands the 3xx back; it never asks about (let alone visits) the Location.
+    let (text, call) = sandbox
+        .call(
+            "escape_http-get",
+            json!({"url": format!("http://{v4}/redirect")}),
+        )
+        .await;
+    assert!(text.starts_with("succeeded: status 302"), "{text}");
+    assert_eq!(sandbox.decisions(&call).len(), 1);
+
+    // Responses are cut off at the configured size.
+    let (text, _) = sandbox
+        .call(
+            "escape_http-get",
+            json!({"url": format!("http://{v4}/big")}),
+        )
+        .await;
+    assert!(
+        refused(&text) && text.contains("body size exceeds limit: 1000 bytes"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_call_tells_its_whole_story_in_the_audit_log() {
+    let v4 = serve("127.0.0.1:0").await.unwrap();
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({"allowed_prefixes": ["/data", "/work"], "writable": ["/work"]}),
+            json!({"allowed_domains": ["127.0.0.1"], "allowed_schemes": ["http"], "allow_private": true}),
+        ),
+        |config| config.limits.max_requests = 2,
+    );
+    let urls = [
+        format!("http://{v4}/hello"),
+        format!("http://localhost:{}/hello", v4.port()),
+        format!("http://{v4}/hello"),
+    ];
+    let (text, call) = sandbox
+        .call(
+            "escape_visit",
+            json!({"urls": urls, "write-path": "/data/report.txt"}),
+        )
+        .await;
+    let lines: Vec<String> = serde_json::from_str(&text).unwrap();
+    assert!(lines[0].starts_with("succeeded: status 200"), "{lines:?}");
+    assert!(
+        refused(&lines[1]) && lines[1].contains("HttpRequestDenied"),
+        "{lines:?}"
+    );
+    assert!(
+        refused(&lines[2]),
+        "the third request is over max_requests: {lines:?}"
+    );
+    assert!(refused(&lines[3]), "{lines:?}");
+    sandbox.assert_denied(
+        &call,
+        "http",
+        "host \"localhost\" is not in http.allowed_domains",
+    );
+    sandbox.assert_denied(&call, "http", "limit of 2 outgoing requests is reached");
+    sandbox.assert_denied(&call, "fs", "not under a writable prefix");
+
+    let story: Vec<(String, String)> = sandbox
+        .entries(EntryFilter {
+            call_id: Some(call.clone()),
+            ..Default::default()
+        })
+        .into_iter()
+        .map(|e| (e.phase, e.verdict))
+        .collect();
+    let expected = [
+        ("call", "allow"),
+        ("http", "allow"),
+        ("http", "deny"),
+        ("http", "deny"),
+        ("fs", "deny"),
+        ("result", "allow"),
+        ("outcome", "ok"),
+    ];
+    let story: Vec<(&str, &str)> = story
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(story, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_sockets_are_closed_unless_an_address_is_allowed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let closed = Sandbox::new(open_data(json!({}), json!({})), |_| {});
+    let (text, call) = closed
+        .call(
+            "escape_tcp-connect",
+            json!({"address": address.to_string()}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    closed.assert_denied(&call, "socket", "is not in socket.allowed");
+
+    let (text, _) = closed
+        .call("escape_resolve", json!({"name": "localhost"}))
+        .await;
+    assert!(refused(&text), "name lookup is closed: {text}");
+
+    let mut data = open_data(json!({}), json!({}));
+    data["socket"] = json!({"allowed": [
+        {"protocol": "tcp", "operation": "connect", "address": "127.0.0.1", "port": address.port()}
+    ]});
+    let open = Sandbox::new(data, |_| {});
+    let (text, _) = open
+        .call(
+            "escape_tcp-connect",
+            json!({"address": address.to_string()}),
+        )
+        .await;
+    assert_eq!(text, format!("succeeded: connected to {address}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_stop_a_tool_with_a_clear_error_and_others_keep_running() {
+    let sandbox = Sandbox::new(open_data(json!({}), json!({})), |config| {
+        config.limits.fuel = 5_000_000;
+        config.limits.max_concurrent_per_component = 1;
+    });
+    let (text, _) = sandbox.call("misbehave_spin", json!({})).await;
+    assert!(text.contains("used up its fuel of 5000000 units"), "{text}");
+    let outcome = sandbox.entries(EntryFilter {
+        phase: Some("outcome".into()),
+        newest_first: true,
+        limit: Some(1),
+        ..Default::default()
+    });
+    assert_eq!(outcome[0].verdict, "limit");
+    assert_eq!(outcome[0].input["kind"], "limit:fuel");
+
+    // One misbehave call at a time: a second one is refused at once, another component runs.
+    let (sleeping, busy, other) = tokio::join!(
+        sandbox.call("misbehave_sleep-ms", json!({"ms": 1500})),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sandbox.call("misbehave_ok", json!({})).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sandbox
+                .call("escape_read-env", json!({"name": "HOME"}))
+                .await
+        },
+    );
+    assert!(!sleeping.0.starts_with("failed"), "{}", sleeping.0);
+    assert!(
+        busy.0
+            .contains("component `misbehave` is already running 1 calls"),
+        "{}",
+        busy.0
+    );
+    assert_eq!(other.0, "null", "no inherited environment");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_variables_are_only_those_granted() {
+    let mut data = open_data(json!({}), json!({}));
+    data["principals"]["local"]["env"] = json!(["API_TOKEN"]);
+    let sandbox = Sandbox::new(data, |config| {
+        config.env.insert("REGION".into(), "eu-west".into());
+        config.env.insert("API_TOKEN".into(), "t0ken".into());
+        config.env.insert("UNGRANTED".into(), "nope".into());
+        config.components[0].env = vec!["REGION".into()];
+    });
+    let read = |name: &'static str| sandbox.call("escape_read-env", json!({"name": name}));
+    assert_eq!(read("REGION").await.0, "eu-west");
+    assert_eq!(read("API_TOKEN").await.0, "t0ken");
+    assert_eq!(read("UNGRANTED").await.0, "null");
+    assert_eq!(read("PATH").await.0, "null");
+}
+
+#[test]
+fn a_component_naming_an_undefined_variable_refuses_to_start() {
+    let mut config = Config::default();
+    config.components.push(
+        toml::from_str(&format!(
+            "path = {:?}\nenv = [\"MISSING\"]",
+            common::component("echo")
+        ))
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    config.policy.dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
+    config.audit.path = Some(dir.path().join("audit.db"));
+    config.cache.dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
+    let error = Gateway::from_config(&config).err().unwrap().to_string();
+    assert!(error.contains("`MISSING`"), "{error}");
+}
+
+#[test]
+fn an_import_the_gateway_does_not_provide_fails_at_load_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = wat::parse_str(
+        r#"(component
+            (import "example:unprovided/door@1.0.0" (instance (export "open" (func))))
+        )"#,
+    )
+    .unwrap();
+    let path = dir.path().join("needs-a-door.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    let mut config = Config::default();
+    config
+        .components
+        .push(toml::from_str(&format!("path = {path:?}")).unwrap());
+    config.policy.dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
+    config.audit.path = Some(dir.path().join("audit.db"));
+    config.cache.dir = Some(dir.path().join("cache"));
+    let error = Gateway::from_config(&config).err().unwrap().to_string();
+    assert!(error.contains("example:unprovided/door@1.0.0"), "{error}");
+}
