@@ -25,7 +25,8 @@ use std::time::Instant;
 use gatehouse::audit::{AuditConfig, AuditLog, NewEntry, Synchronous};
 use gatehouse::config::{ComponentConfig, LimitsConfig};
 use gatehouse::gateway::{CallResult, Gateway};
-use gatehouse::host::HostConfig;
+use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
+use gatehouse::host::{CallHost, HostConfig};
 use gatehouse::identity::{Caller, Transport};
 use gatehouse::policy::{Phase, PolicyOptions, PolicyStore};
 use gatehouse::runtime::{CallLimits, ComponentSpec, Runtime, RuntimeOptions};
@@ -40,8 +41,31 @@ fn runtime(cache_dir: &Path) -> Runtime {
         host: HostConfig::default(),
         max_memory_bytes: limits.memory_bytes,
         max_concurrent_calls: limits.max_concurrent_calls,
+        fuel: limits.fuel > 0,
     })
     .unwrap()
+}
+
+/// The host guard of the calls made through `Runtime::call` alone: `echo` reaches no file and
+/// no network, so nothing needs allowing, and anything it tried would be refused.
+struct DenyEverything;
+
+impl HostGuard for DenyEverything {
+    fn decide(&self, _request: HostRequest) -> HostVerdict {
+        HostVerdict::deny("the bench allows no host access")
+    }
+
+    fn refuse(&self, _request: HostRequest, reason: String) -> HostVerdict {
+        HostVerdict::deny(reason)
+    }
+}
+
+fn no_host_access() -> CallHost {
+    CallHost {
+        guard: Arc::new(DenyEverything),
+        max_requests: 0,
+        env: Vec::new(),
+    }
 }
 
 fn audit_log(path: &Path, synchronous: Synchronous) -> AuditLog {
@@ -74,6 +98,7 @@ fn gateway(scratch: &Path, name: &str, synchronous: Synchronous) -> Gateway {
             path: support::component("echo"),
             sha256: None,
             exclude: Vec::new(),
+            env: Vec::new(),
         }],
         LimitsConfig::default(),
         policy,
@@ -215,7 +240,7 @@ fn first_call(
         .find(|f| f.function == function)
         .unwrap();
     let limits = call_limits();
-    rt.block_on(runtime.call(&loaded, function, params, &limits))
+    rt.block_on(runtime.call(&loaded, function, params, &limits, no_host_access()))
         .unwrap();
 }
 
@@ -225,6 +250,8 @@ fn call_limits() -> CallLimits {
         timeout: limits.timeout(),
         memory_bytes: limits.memory_bytes,
         max_result_bytes: limits.max_result_bytes,
+        fuel: (limits.fuel > 0).then_some(limits.fuel),
+        max_requests: 0,
     }
 }
 
@@ -269,7 +296,13 @@ fn main() {
         "runtime: Runtime::call (host state, limits, timeout)",
         sample_async(&rt, warmup, samples, || async {
             full.runtime()
-                .call(&tool.component, function, &params, &limits)
+                .call(
+                    &tool.component,
+                    function,
+                    &params,
+                    &limits,
+                    no_host_access(),
+                )
                 .await
                 .unwrap();
         }),
@@ -401,7 +434,7 @@ fn main() {
 
     let full = Arc::new(full);
     println!("== in-process throughput, durable audit log");
-    for tasks in [1, 16, 64] {
+    for tasks in [1, 16, 32] {
         let per_task = (samples * 2 / tasks).max(20);
         let (rate, refused, summary) = in_process_throughput(&rt, &full, tasks, per_task);
         println!(

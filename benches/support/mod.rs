@@ -184,6 +184,9 @@ impl RawCall {
         let mut store = Store::new(&self.engine, state);
         // The engine interrupts at epoch deadlines; this call never reaches one.
         store.set_epoch_deadline(u64::MAX / 2);
+        // When the engine meters fuel, a store starts with none; give it plenty. (Without fuel
+        // metering this is an error, which is fine to ignore.)
+        let _ = store.set_fuel(u64::MAX / 2);
         let instance = self.pre.instantiate_async(&mut store).await.unwrap();
         let func = instance.get_func(&mut store, self.export).unwrap();
         let mut results = vec![Val::Bool(false); usize::from(self.has_result)];
