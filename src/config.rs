@@ -31,6 +31,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub audit: AuditLogConfig,
+    #[serde(default)]
+    pub supply_chain: SupplyChainConfig,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     #[serde(default)]
@@ -142,20 +144,138 @@ fn default_true() -> bool {
 }
 
 /// One component served as tools.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
     /// Prefix of the component's tool names; defaults to the file name without extension.
     pub name: Option<String>,
-    pub path: PathBuf,
+    /// A local component file. Exactly one of `path` and `url` is given.
+    pub path: Option<PathBuf>,
+    /// An `https://` URL the component is downloaded from at load (`http://` only to a loopback
+    /// address, for tests and local mirrors).
+    pub url: Option<String>,
     /// Expected `sha256:<hex>` digest; a mismatch refuses the load.
     pub sha256: Option<String>,
+    /// The signature this component must carry; overrides `[supply_chain.signature]`.
+    pub signature: Option<SignatureConfig>,
+    /// The sigstore bundle (path or URL); default: the component's path or URL plus
+    /// `.sigstore.json`.
+    pub bundle: Option<String>,
     /// Exported function names that are not offered as tools (toolchain entry points, helpers).
     #[serde(default)]
     pub exclude: Vec<String>,
     /// Keys of the top-level `[env]` table this component always gets.
     #[serde(default)]
     pub env: Vec<String>,
+}
+
+impl ComponentConfig {
+    /// A component given by its file, with everything else default (the `--component` flag).
+    pub fn from_path(name: Option<String>, path: PathBuf) -> Self {
+        ComponentConfig {
+            name,
+            path: Some(path),
+            ..Default::default()
+        }
+    }
+
+    /// Where the component comes from, as written (path or URL), for names and messages.
+    pub fn location(&self) -> String {
+        match (&self.path, &self.url) {
+            (Some(path), _) => path.display().to_string(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => "<no path or url>".to_owned(),
+        }
+    }
+}
+
+/// A signature requirement: either a cosign public key, or a keyless (Fulcio certificate)
+/// identity checked against a trust root file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureConfig {
+    /// PEM public key (`cosign generate-key-pair` writes `cosign.pub`).
+    pub key: Option<PathBuf>,
+    /// Required certificate identity (SAN: e-mail or URI), for keyless signatures.
+    pub identity: Option<String>,
+    /// Required OIDC issuer of the certificate, for keyless signatures.
+    pub issuer: Option<String>,
+    /// A sigstore `trusted_root.json` (Fulcio CAs, CT log keys); read from disk, never fetched.
+    pub trust_root: Option<PathBuf>,
+}
+
+/// How signatures, downloads and tool-definition pins are handled (`[supply_chain]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplyChainConfig {
+    /// `permissive` (default): components without a valid signature load, marked unsigned for
+    /// policy. `strict`: every component must verify against a requirement, or it never loads.
+    #[serde(default)]
+    pub mode: SupplyMode,
+    /// The requirement for components that declare none of their own.
+    pub signature: Option<SignatureConfig>,
+    /// Tool-definition pins (JSON); default `gatehouse-pins.json` beside the audit log, whose
+    /// history it belongs to.
+    pub pins: Option<PathBuf>,
+    /// What a changed tool definition does: `withhold` (default) until accepted, or `allow`
+    /// (offered, with `input.tool.definition_changed` set for policy).
+    #[serde(default)]
+    pub on_drift: DriftAction,
+    /// Largest component (or bundle) download, in bytes.
+    #[serde(default = "default_max_download_bytes")]
+    pub max_download_bytes: u64,
+    #[serde(default = "default_download_timeout_secs")]
+    pub download_timeout_secs: u64,
+    /// Extra PEM CA certificates trusted for component downloads (a private mirror).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SupplyChainConfig {
+    fn default() -> Self {
+        SupplyChainConfig {
+            mode: SupplyMode::default(),
+            signature: None,
+            pins: None,
+            on_drift: DriftAction::default(),
+            max_download_bytes: default_max_download_bytes(),
+            download_timeout_secs: default_download_timeout_secs(),
+            ca_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// The tool-definition pin file: as configured, else beside the audit log.
+    pub fn pins_path(&self) -> PathBuf {
+        self.supply_chain.pins.clone().unwrap_or_else(|| {
+            self.audit
+                .path()
+                .with_file_name(crate::supply::DEFAULT_PINS_FILE)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SupplyMode {
+    #[default]
+    Permissive,
+    Strict,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    #[default]
+    Withhold,
+    Allow,
+}
+
+fn default_max_download_bytes() -> u64 {
+    64 << 20
+}
+fn default_download_timeout_secs() -> u64 {
+    30
 }
 
 /// A host directory made visible to components (`--dir HOST::GUEST[::rw]`).
@@ -386,7 +506,21 @@ impl Config {
             }
         };
         for component in &mut self.components {
-            resolve(&mut component.path);
+            if let Some(path) = &mut component.path {
+                resolve(path);
+            }
+            if let Some(bundle) = &mut component.bundle
+                && !bundle.contains("://")
+                && Path::new(bundle.as_str()).is_relative()
+            {
+                *bundle = base.join(bundle.as_str()).display().to_string();
+            }
+            if let Some(signature) = &mut component.signature {
+                signature.resolve_relative_to(base);
+            }
+        }
+        if let Some(signature) = &mut self.supply_chain.signature {
+            signature.resolve_relative_to(base);
         }
         for mount in &mut self.mounts {
             resolve(&mut mount.host);
@@ -401,11 +535,23 @@ impl Config {
             &mut self.audit.path,
             &mut self.audit.signing_key,
             &mut self.audit.checkpoint_file,
+            &mut self.supply_chain.pins,
+            &mut self.supply_chain.ca_file,
         ]
         .into_iter()
         .flatten()
         {
             resolve(path);
+        }
+    }
+}
+
+impl SignatureConfig {
+    fn resolve_relative_to(&mut self, base: &Path) {
+        for path in [&mut self.key, &mut self.trust_root].into_iter().flatten() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
         }
     }
 }
@@ -455,7 +601,10 @@ mod tests {
         )
         .unwrap();
         let config = Config::load(&file).unwrap();
-        assert_eq!(config.components[0].path, dir.path().join("c/types.wasm"));
+        assert_eq!(
+            config.components[0].path,
+            Some(dir.path().join("c/types.wasm"))
+        );
         assert_eq!(config.mounts[0].host, dir.path().join("data"));
         assert_eq!(config.limits.timeout_ms, 500);
         assert_eq!(config.limits.memory_bytes, 256 << 20);

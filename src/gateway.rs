@@ -15,7 +15,7 @@
 mod inflight;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
 use crate::audit::{AuditLog, NewEntry};
-use crate::config::{ComponentConfig, Config, LimitsConfig};
+use crate::config::{ComponentConfig, Config, DriftAction, LimitsConfig, SupplyChainConfig};
 use crate::host::http::HttpSettings;
 use crate::host::{CallHost, HostConfig};
 use crate::identity::Caller;
@@ -33,6 +33,8 @@ use crate::runtime::{
     CallError, CallLimits, ComponentSpec, ExportedFunction, LoadError, LoadedComponent, Runtime,
     RuntimeError, RuntimeOptions,
 };
+use crate::supply::pins::{PinCheck, PinStore, definition_hash};
+use crate::supply::{Fetcher, SupplyError};
 use crate::wit_json::{self, FuncSignature, WitType};
 pub use inflight::{InFlight, Tally};
 
@@ -41,6 +43,9 @@ pub use inflight::{InFlight, Tally};
 pub struct Tool {
     pub component: Arc<LoadedComponent>,
     index: usize,
+    /// Its definition differs from the pinned one and `on_drift = "allow"` offered it anyway
+    /// (`input.tool.definition_changed`).
+    pub definition_changed: bool,
 }
 
 impl Tool {
@@ -49,7 +54,13 @@ impl Tool {
         (0..component.functions.len()).map(|index| Tool {
             component: component.clone(),
             index,
+            definition_changed: false,
         })
+    }
+
+    /// What an agent is shown for this tool, as JSON: what a definition pin covers.
+    pub fn definition(&self) -> Value {
+        serde_json::to_value(crate::mcp::describe_tool(self)).unwrap_or_default()
     }
 
     pub fn function(&self) -> &ExportedFunction {
@@ -95,21 +106,48 @@ pub enum GatewayError {
     Audit(#[from] crate::audit::AuditError),
     #[error("two components are named `{0}`; give one of them another `name`")]
     DuplicateComponent(String),
+    #[error(transparent)]
+    Supply(#[from] SupplyError),
+    #[error(transparent)]
+    Pins(#[from] crate::supply::pins::PinError),
+}
+
+/// The components and tools being served. Replaced as a whole on reload; a call holds the
+/// `Arc` it started with, so it finishes on the version it began on.
+#[derive(Default)]
+pub struct Catalog {
+    pub components: Vec<Arc<LoadedComponent>>,
+    pub tools: BTreeMap<String, Tool>,
+    /// Tools whose definition drifted from their pin, held back until accepted.
+    pub withheld: BTreeMap<String, Withheld>,
+}
+
+/// A tool held back because its definition changed.
+#[derive(Clone)]
+pub struct Withheld {
+    pub tool: Tool,
+    pub definition: String,
+    pub pinned: String,
 }
 
 /// The loaded tools and the runtime that runs them.
 pub struct Gateway {
     runtime: Runtime,
-    components: Vec<Arc<LoadedComponent>>,
-    tools: BTreeMap<String, Tool>,
+    catalog: RwLock<Arc<Catalog>>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+    supply: SupplyChainConfig,
+    fetcher: Fetcher,
+    pins: PinStore,
     limits: LimitsConfig,
     slots: Semaphore,
-    /// Per component: calls it may still start (`limits.max_concurrent_per_component`).
-    component_slots: HashMap<String, Arc<Semaphore>>,
+    /// Per component name: calls it may still start (`limits.max_concurrent_per_component`).
+    /// Kept across reloads, so a replaced component shares its predecessor's slots.
+    component_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Environment variables each component always gets (from `[env]`).
-    component_env: HashMap<String, Vec<(String, String)>>,
+    component_env: RwLock<HashMap<String, Vec<(String, String)>>>,
     /// The `[env]` pool the policy's `env` obligation may grant from.
-    env_pool: BTreeMap<String, String>,
+    env_pool: RwLock<BTreeMap<String, String>>,
     policy: PolicyStore,
     audit: AuditLog,
 }
@@ -136,13 +174,7 @@ impl Gateway {
             },
         )?;
         let runtime = Self::runtime_for(config)?;
-        let mut gateway = Gateway::new(
-            runtime,
-            &config.components,
-            config.limits.clone(),
-            policy,
-            audit,
-        )?;
+        let gateway = Gateway::new(runtime, config, policy, audit)?;
         gateway.grant_env(&config.env, &config.components)?;
         Ok(gateway)
     }
@@ -151,15 +183,13 @@ impl Gateway {
     /// table always, and any key of the table per call when the policy's `env` obligation
     /// names it. A component naming a key the table lacks refuses to start.
     pub fn grant_env(
-        &mut self,
+        &self,
         pool: &BTreeMap<String, String>,
         components: &[ComponentConfig],
     ) -> Result<(), GatewayError> {
+        let mut granted = HashMap::new();
         for config in components {
-            let name = config
-                .name
-                .clone()
-                .unwrap_or_else(|| default_component_name(&config.path));
+            let name = component_name(config);
             let vars = config
                 .env
                 .iter()
@@ -170,9 +200,13 @@ impl Gateway {
                     ))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.component_env.insert(name, vars);
+            granted.insert(name, vars);
         }
-        self.env_pool = pool.clone();
+        *self
+            .component_env
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = granted;
+        *self.env_pool.write().unwrap_or_else(|e| e.into_inner()) = pool.clone();
         Ok(())
     }
 
@@ -199,55 +233,326 @@ impl Gateway {
         Ok(runtime)
     }
 
-    /// Loads every configured component; any failure refuses to start, naming the component.
+    /// Loads every configured component through the supply-chain checks; any failure refuses
+    /// to start, naming the component (and is recorded in the audit log first).
     pub fn new(
         runtime: Runtime,
-        components: &[ComponentConfig],
-        limits: LimitsConfig,
+        config: &Config,
         policy: PolicyStore,
         audit: AuditLog,
     ) -> Result<Gateway, GatewayError> {
-        let mut loaded: Vec<Arc<LoadedComponent>> = Vec::new();
-        for config in components {
-            let name = config
-                .name
-                .clone()
-                .unwrap_or_else(|| default_component_name(&config.path));
-            if loaded.iter().any(|c| c.name == name) {
-                return Err(GatewayError::DuplicateComponent(name));
-            }
-            let component = runtime.load(&ComponentSpec {
-                name: &name,
-                path: &config.path,
-                expected_digest: config.sha256.as_deref(),
-                exclude: &config.exclude,
-            })?;
-            loaded.push(Arc::new(component));
-        }
-        // Tool names are `<component>_…` and component names are unique and contain no `_`,
-        // so names from different components cannot collide.
-        let tools = loaded
-            .iter()
-            .flat_map(Tool::all)
-            .map(|tool| (tool.name().to_owned(), tool))
-            .collect();
-        let per_component = limits.max_concurrent_per_component.max(1) as usize;
-        let component_slots = loaded
-            .iter()
-            .map(|c| (c.name.clone(), Arc::new(Semaphore::new(per_component))))
-            .collect();
-        Ok(Gateway {
+        let gateway = Gateway {
+            fetcher: Fetcher::new(&config.supply_chain, config.cache.resolved_dir()),
+            pins: PinStore::new(config.pins_path()),
+            supply: config.supply_chain.clone(),
             runtime,
-            components: loaded,
-            tools,
-            slots: Semaphore::new(limits.max_concurrent_calls as usize),
-            component_slots,
-            component_env: HashMap::new(),
-            env_pool: BTreeMap::new(),
-            limits,
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            reloading: Mutex::new(()),
+            slots: Semaphore::new(config.limits.max_concurrent_calls as usize),
+            component_slots: Mutex::new(HashMap::new()),
+            component_env: RwLock::new(HashMap::new()),
+            env_pool: RwLock::new(BTreeMap::new()),
+            limits: config.limits.clone(),
             policy,
             audit,
-        })
+        };
+        let catalog = (|| {
+            let mut loaded: Vec<Arc<LoadedComponent>> = Vec::new();
+            for component in &config.components {
+                let loaded_one = gateway.load_checked(component, &loaded)?;
+                loaded.push(Arc::new(loaded_one));
+            }
+            gateway.build_catalog(loaded)
+        })();
+        match catalog {
+            Ok(catalog) => {
+                *gateway.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+                Ok(gateway)
+            }
+            Err(error) => {
+                // Seal what was recorded (the refusal included) and release the log's lock
+                // before reporting, so that a corrected start can open it at once.
+                if let Err(close) = gateway.audit.close() {
+                    tracing::error!(error = %close, "closing the audit log failed");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Loads one component: supply-chain checks, then compile and link. Records the load or
+    /// its refusal in the audit log (phase `supply`).
+    fn load_checked(
+        &self,
+        config: &ComponentConfig,
+        others: &[Arc<LoadedComponent>],
+    ) -> Result<LoadedComponent, GatewayError> {
+        let location = config.location();
+        let name = component_name(config);
+        let result = (|| {
+            if others.iter().any(|c| c.name == name) {
+                return Err(GatewayError::DuplicateComponent(name.clone()));
+            }
+            let prepared = crate::supply::prepare(config, &self.supply, &self.fetcher)?;
+            if let Some(reason) = &prepared.unsigned_reason {
+                tracing::warn!(component = %name, %reason, "component loaded unsigned");
+            }
+            let component = self.runtime.load(&ComponentSpec {
+                name: &name,
+                path: &prepared.local_path,
+                expected_digest: config.sha256.as_deref(),
+                exclude: &config.exclude,
+                prepared: Some(&prepared),
+            })?;
+            Ok(component)
+        })();
+        let (verdict, digest, reasons, detail) = match &result {
+            Ok(component) => (
+                "loaded",
+                Some(component.digest.clone()),
+                Vec::new(),
+                serde_json::to_value(&component.provenance).unwrap_or_default(),
+            ),
+            Err(error) => {
+                tracing::error!(component = %name, %error, "component refused");
+                (
+                    "refused",
+                    None,
+                    vec![error.to_string()],
+                    serde_json::json!({"source": location}),
+                )
+            }
+        };
+        let input = serde_json::json!({"event": "load", "component": name, "provenance": detail});
+        self.record_supply(verdict, None, digest, input, reasons)?;
+        result
+    }
+
+    /// Builds the tool map of a set of components, checking every tool's definition against
+    /// its pin; drifted tools are withheld (or flagged, with `on_drift = "allow"`).
+    fn build_catalog(
+        &self,
+        components: Vec<Arc<LoadedComponent>>,
+    ) -> Result<Catalog, GatewayError> {
+        // Tool names are `<component>_…` and component names are unique and contain no `_`,
+        // so names from different components cannot collide.
+        let tools: Vec<Tool> = components.iter().flat_map(Tool::all).collect();
+        let definitions: Vec<(String, String, String)> = tools
+            .iter()
+            .map(|tool| {
+                (
+                    tool.name().to_owned(),
+                    definition_hash(&tool.definition()),
+                    tool.component.digest.clone(),
+                )
+            })
+            .collect();
+        let checks = self.pins.check(&definitions)?;
+        let mut catalog = Catalog {
+            components,
+            ..Catalog::default()
+        };
+        for ((mut tool, (name, definition, digest)), check) in
+            tools.into_iter().zip(definitions).zip(checks)
+        {
+            match check {
+                PinCheck::Same => {}
+                PinCheck::New => {
+                    let input = serde_json::json!({"event": "pin", "definition": definition});
+                    self.record_supply("pinned", Some(&name), Some(digest), input, Vec::new())?;
+                }
+                PinCheck::Drift { pinned } => {
+                    let withhold = self.supply.on_drift == DriftAction::Withhold;
+                    let reason = format!(
+                        "tool definition changed: pinned {pinned}, now {definition}; {}",
+                        if withhold {
+                            format!(
+                                "withheld until `gatehouse component accept {name}` (pins: {})",
+                                self.pins.path().display()
+                            )
+                        } else {
+                            "offered anyway (on_drift = \"allow\")".to_owned()
+                        }
+                    );
+                    tracing::warn!(tool = %name, %reason, "tool definition drift");
+                    let input = serde_json::json!({
+                        "event": "drift", "pinned": pinned, "definition": definition,
+                        "withheld": withhold, "new": tool.definition(),
+                    });
+                    self.record_supply("drift", Some(&name), Some(digest), input, vec![reason])?;
+                    if withhold {
+                        catalog.withheld.insert(
+                            name,
+                            Withheld {
+                                tool,
+                                definition,
+                                pinned,
+                            },
+                        );
+                        continue;
+                    }
+                    tool.definition_changed = true;
+                }
+            }
+            catalog.tools.insert(name, tool);
+        }
+        Ok(catalog)
+    }
+
+    /// Appends a `supply` entry; a supply event that cannot be recorded stops the load.
+    fn record_supply(
+        &self,
+        verdict: &str,
+        tool: Option<&str>,
+        digest: Option<String>,
+        input: Value,
+        reasons: Vec<String>,
+    ) -> Result<(), GatewayError> {
+        let mut entry = NewEntry::new(
+            "supply",
+            verdict,
+            serde_json::json!({"principal": "gatehouse", "transport": "internal", "client": "gatehouse", "authenticated": true}),
+            input,
+        );
+        entry.tool = tool.map(str::to_owned);
+        entry.component_digest = digest;
+        entry.reasons = reasons;
+        self.audit.append_blocking(entry)?;
+        Ok(())
+    }
+
+    /// Replaces the served components with `components`, as a whole: each new or changed
+    /// component goes through the digest, signature and drift checks first. A component that
+    /// fails keeps its previous version (if any) and the failure is logged and audited. Calls
+    /// already running finish on the version they started with. Blocking (compiles, may
+    /// download): run it off the async executor.
+    pub fn reload_components(
+        &self,
+        components: &[ComponentConfig],
+    ) -> Result<ReloadReport, GatewayError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.catalog();
+        let mut report = ReloadReport::default();
+        let mut loaded: Vec<Arc<LoadedComponent>> = Vec::new();
+        for config in components {
+            match self.load_checked(config, &loaded) {
+                Ok(component) => {
+                    let previous = current.components.iter().find(|c| c.name == component.name);
+                    match previous {
+                        Some(previous) if previous.digest == component.digest => {
+                            loaded.push(previous.clone());
+                        }
+                        Some(_) => {
+                            report.replaced.push(component.name.clone());
+                            loaded.push(Arc::new(component));
+                        }
+                        None => {
+                            report.added.push(component.name.clone());
+                            loaded.push(Arc::new(component));
+                        }
+                    }
+                }
+                Err(GatewayError::Audit(error)) => return Err(GatewayError::Audit(error)),
+                Err(error) => {
+                    report.refused.push(error.to_string());
+                    // Keep the version already served under the name this entry would have.
+                    let name = component_name(config);
+                    if let Some(previous) = current.components.iter().find(|c| c.name == name)
+                        && !loaded.iter().any(|c| c.name == name)
+                    {
+                        loaded.push(previous.clone());
+                    }
+                }
+            }
+        }
+        report.removed = current
+            .components
+            .iter()
+            .filter(|c| !loaded.iter().any(|l| l.name == c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        let catalog = self.build_catalog(loaded)?;
+        report.withheld = catalog.withheld.keys().cloned().collect();
+        let pool = self
+            .env_pool
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Err(error) = self.grant_env(&pool, components) {
+            report.refused.push(error.to_string());
+        }
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+        tracing::info!(?report, "components reloaded");
+        Ok(report)
+    }
+
+    /// Re-reads the pin file: withheld tools whose definition an operator accepted are offered
+    /// from now on (and the acceptance is recorded). Returns the tools released.
+    pub fn refresh_pins(&self) -> Result<Vec<String>, GatewayError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.catalog();
+        if current.withheld.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pins = self.pins.read()?;
+        let released: Vec<String> = current
+            .withheld
+            .iter()
+            .filter(|(name, w)| {
+                pins.tools
+                    .get(*name)
+                    .is_some_and(|p| p.definition == w.definition)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if released.is_empty() {
+            return Ok(released);
+        }
+        let mut catalog = Catalog {
+            components: current.components.clone(),
+            tools: current.tools.clone(),
+            withheld: current.withheld.clone(),
+        };
+        for name in &released {
+            if let Some(withheld) = catalog.withheld.remove(name) {
+                let input = serde_json::json!({"event": "accept", "previous": withheld.pinned, "definition": withheld.definition});
+                self.record_supply(
+                    "accepted",
+                    Some(name),
+                    Some(withheld.tool.component.digest.clone()),
+                    input,
+                    Vec::new(),
+                )?;
+                tracing::info!(tool = %name, "changed tool definition accepted; tool offered again");
+                catalog.tools.insert(name.clone(), withheld.tool);
+            }
+        }
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+        Ok(released)
+    }
+
+    /// The pin file the gateway reads (and `gatehouse component accept` writes).
+    pub fn pins(&self) -> &PinStore {
+        &self.pins
+    }
+
+    /// The concurrency slots of the component called `name` (created on first use).
+    fn component_slot(&self, name: &str) -> Arc<Semaphore> {
+        let per_component = self.limits.max_concurrent_per_component.max(1) as usize;
+        self.component_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(per_component)))
+            .clone()
+    }
+
+    /// The catalog being served now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn policy(&self) -> &PolicyStore {
@@ -258,8 +563,8 @@ impl Gateway {
         &self.audit
     }
 
-    pub fn components(&self) -> &[Arc<LoadedComponent>] {
-        &self.components
+    pub fn components(&self) -> Vec<Arc<LoadedComponent>> {
+        self.catalog().components.clone()
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -268,19 +573,20 @@ impl Gateway {
 
     /// The tools a caller may see (phase `list`), in name order. The listing is recorded as
     /// one audit entry; if it cannot be, the caller sees nothing.
-    pub async fn tools(&self, caller: &Caller) -> Vec<&Tool> {
+    pub async fn tools(&self, caller: &Caller) -> Vec<Tool> {
         let time = now();
+        let catalog = self.catalog();
         let mut visible = Vec::new();
         let mut hidden = Vec::new();
         let mut revision = None;
-        for tool in self.tools.values() {
+        for tool in catalog.tools.values() {
             let input = serde_json::json!({
                 "phase": "list", "time": time, "caller": caller, "tool": tool_input(tool),
             });
             let decision = self.policy.decide(Phase::List, &input);
             revision.get_or_insert_with(|| decision.revision.clone());
             if decision.is_allowed() {
-                visible.push(tool);
+                visible.push(tool.clone());
             } else {
                 hidden.push(serde_json::json!({"tool": tool.name(), "reasons": decision.reasons}));
             }
@@ -306,8 +612,8 @@ impl Gateway {
     }
 
     /// Looks a tool up by name, without any policy check (for the local CLI).
-    pub fn tool(&self, name: &str) -> Option<&Tool> {
-        self.tools.get(name)
+    pub fn tool(&self, name: &str) -> Option<Tool> {
+        self.catalog().tools.get(name).cloned()
     }
 
     /// Calls a tool with JSON arguments, as an agent does.
@@ -317,9 +623,11 @@ impl Gateway {
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> CallResult {
-        let Some(tool) = self.tools.get(tool_name) else {
+        // The tool holds its component's `Arc`: a reload during the call does not affect it.
+        let Some(tool) = self.tool(tool_name) else {
             return CallResult::UnknownTool(tool_name.to_owned());
         };
+        let tool = &tool;
         // The transports bound the request size (`limits.max_argument_bytes`), and the policy
         // store bounds its input, so the arguments are not measured again here.
         let arguments = arguments.unwrap_or_default();
@@ -422,8 +730,8 @@ impl Gateway {
                 return finish(result, None, None, Vec::new()).await;
             }
         };
-        let Ok(_component_slot) = self.component_slots[&tool.component.name]
-            .clone()
+        let Ok(_component_slot) = self
+            .component_slot(&tool.component.name)
             .try_acquire_owned()
         else {
             let busy = CallError::Busy {
@@ -593,11 +901,18 @@ impl Gateway {
     fn env_for(&self, tool: &Tool, decision: &Decision) -> Vec<(String, String)> {
         let mut env = self
             .component_env
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(&tool.component.name)
             .cloned()
             .unwrap_or_default();
         for key in &decision.env {
-            match self.env_pool.get(key) {
+            match self
+                .env_pool
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(key)
+            {
                 Some(value) if !env.iter().any(|(k, _)| k == key) => {
                     env.push((key.clone(), value.clone()));
                 }
@@ -733,6 +1048,28 @@ impl CallRecord {
     }
 }
 
+/// A configured component's name: as given, else from its file (or URL) name.
+fn component_name(config: &ComponentConfig) -> String {
+    config.name.clone().unwrap_or_else(|| {
+        let location = config.location();
+        default_component_name(std::path::Path::new(
+            location.rsplit('/').next().unwrap_or(&location),
+        ))
+    })
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub replaced: Vec<String>,
+    pub removed: Vec<String>,
+    /// Why components were refused (their previous version, if any, is still served).
+    pub refused: Vec<String>,
+    /// Tools withheld after the reload because their definition drifted.
+    pub withheld: Vec<String>,
+}
+
 /// The `input.tool` document of the policy contract (policies/README.md).
 fn tool_input(tool: &Tool) -> Value {
     let function = tool.function();
@@ -743,8 +1080,11 @@ fn tool_input(tool: &Tool) -> Value {
         "component": {
             "name": tool.component.name,
             "digest": tool.component.digest,
-            "source": tool.component.source.display().to_string(),
+            "source": tool.component.provenance.source,
+            "signed": tool.component.provenance.signed,
+            "signer": tool.component.provenance.signer,
         },
+        "definition_changed": tool.definition_changed,
     })
 }
 

@@ -16,4 +16,5 @@ pub mod logging;
 pub mod mcp;
 pub mod policy;
 pub mod runtime;
+pub mod supply;
 pub mod wit_json;

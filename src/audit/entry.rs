@@ -28,13 +28,17 @@ pub const DECISION_PHASES: &[&str] = &["list", "call", "http", "fs", "socket", "
 pub const OUTCOME_VERDICTS: &[&str] = &["ok", "tool_error", "trap", "limit", "denied", "error"];
 /// Verdicts of `lifecycle` entries (log opened, rotated, …).
 pub const LIFECYCLE_VERDICTS: &[&str] = &["ok", "error"];
+/// Verdicts of `supply` entries (component loads and tool-definition pins):
+/// `loaded`, `refused` (digest, signature or strict mode), `pinned` (first sight of a tool
+/// definition), `drift` (a changed definition), `accepted` (an operator accepted it).
+pub const SUPPLY_VERDICTS: &[&str] = &["loaded", "refused", "pinned", "drift", "accepted"];
 
 /// One record the gateway asks to be written. The writer adds `seq`, `time` and `decision_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEntry {
     /// Groups the entries of one tool call (its call verdict, egress decisions, outcome).
     pub call_id: Option<String>,
-    /// `list | call | http | fs | socket | result | outcome | lifecycle`.
+    /// `list | call | http | fs | socket | result | outcome | lifecycle | supply`.
     pub phase: String,
     /// `{principal, transport, client, authenticated}`; must be a JSON object.
     pub caller: Value,
@@ -82,11 +86,13 @@ impl NewEntry {
             OUTCOME_VERDICTS
         } else if self.phase == "lifecycle" {
             LIFECYCLE_VERDICTS
+        } else if self.phase == "supply" {
+            SUPPLY_VERDICTS
         } else {
             return Err(AuditError::InvalidEntry {
                 field: "phase",
                 detail: format!(
-                    "{:?} is not one of list, call, http, fs, socket, result, outcome, lifecycle",
+                    "{:?} is not one of list, call, http, fs, socket, result, outcome, lifecycle, supply",
                     self.phase
                 ),
             });

@@ -130,7 +130,7 @@ pub struct FilterArgs {
     caller: Option<String>,
     #[arg(long)]
     tool: Option<String>,
-    /// list, call, http, fs, socket, result, outcome, lifecycle.
+    /// list, call, http, fs, socket, result, outcome, lifecycle, supply.
     #[arg(long)]
     phase: Option<String>,
     /// allow, deny (decisions) or ok, tool_error, trap, limit, denied, error (outcomes).

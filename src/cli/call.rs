@@ -70,11 +70,11 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             let params: Vec<Val> = call
                 .to_wasm_params(&param_types)
                 .map_err(|e| anyhow::anyhow!("arguments of `{}`: {e}", call.name()))?;
-            let result = runtime.block_on(gateway.call_values(&caller, tool, params));
+            let result = runtime.block_on(gateway.call_values(&caller, &tool, params));
             (tool, result)
         }
     };
-    let printed = print_result(tool, result, args.output);
+    let printed = print_result(&tool, result, args.output);
     if let Err(error) = gateway.audit().close() {
         eprintln!("warning: closing the audit log failed: {error}");
     }
@@ -83,11 +83,12 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
 
 /// Finds a tool by MCP tool name, by WIT function name (when unique in the component), or by
 /// `interface#function`.
-fn find_tool<'g>(gateway: &'g Gateway, name: &str) -> anyhow::Result<&'g Tool> {
+fn find_tool(gateway: &Gateway, name: &str) -> anyhow::Result<Tool> {
     if let Some(tool) = gateway.tool(name) {
         return Ok(tool);
     }
-    let component = &gateway.components()[0];
+    let components = gateway.components();
+    let component = &components[0];
     let matches: Vec<&str> = component
         .functions
         .iter()

@@ -3,6 +3,7 @@
 pub mod audit;
 mod bench;
 mod call;
+mod component;
 pub mod policy;
 mod serve;
 mod tools;
@@ -38,6 +39,9 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Query, verify and prove the audit log.
     Audit(audit::AuditArgs),
+    /// Supply chain: verify a component's signature, inspect what it asks for, accept a
+    /// changed tool definition.
+    Component(component::ComponentArgs),
     /// Drive a running gateway's streamable HTTP endpoint with concurrent MCP clients.
     Bench(bench::BenchArgs),
 }
@@ -111,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
+        Command::Component(args) => component::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match outcome {

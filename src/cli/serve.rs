@@ -49,13 +49,9 @@ pub(super) fn load_config(
             Some((name, path)) => (Some(name.to_owned()), path),
             None => (None, spec.as_str()),
         };
-        config.components.push(ComponentConfig {
-            name,
-            path: PathBuf::from(path),
-            sha256: None,
-            exclude: Vec::new(),
-            env: Vec::new(),
-        });
+        config
+            .components
+            .push(ComponentConfig::from_path(name, PathBuf::from(path)));
     }
     host.apply(&mut config);
     Ok(config)
@@ -71,11 +67,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no components to serve: pass --component PATH or --config FILE");
     }
     let runtime = super::tokio_runtime()?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, args))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::from_config(&config)?);
     // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass.
     let _watcher = gateway
@@ -83,6 +79,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .watch()
         .context("cannot watch the policy bundle for changes")?;
     tokio::spawn(crate::policy::reload_on_sighup(gateway.policy().clone())?);
+    // Components: a changed file, bundle or config (or SIGHUP) reloads them through the
+    // supply-chain checks; a changed pin file releases tools an operator accepted.
+    let reload = component_reloader(gateway.clone(), args);
+    let _component_watcher = crate::supply::watch::watch_files(
+        "component-watch",
+        watched_component_files(&config, reload.args()),
+        {
+            let reload = reload.clone();
+            move || reload.reload()
+        },
+    )
+    .context("cannot watch the component files for changes")?;
+    let _pin_watcher = crate::supply::watch::watch_files(
+        "pin-watch",
+        vec![gateway.pins().path().to_path_buf()],
+        {
+            let gateway = gateway.clone();
+            move || {
+                if let Err(error) = gateway.refresh_pins() {
+                    tracing::error!(%error, "cannot re-read the tool-definition pins");
+                }
+            }
+        },
+    )
+    .context("cannot watch the pin file for changes")?;
+    tokio::spawn(reload_components_on_sighup(reload)?);
     tokio::spawn(rotate_on_sigusr1(
         gateway.audit().clone(),
         config.audit.path(),
@@ -96,6 +118,87 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(error) => tracing::error!(%error, "closing the audit log failed"),
     }
     result
+}
+
+/// Re-reads the configuration and reloads the components from it.
+#[derive(Clone)]
+struct ComponentReloader {
+    gateway: Arc<Gateway>,
+    args: Arc<ServeArgs>,
+}
+
+fn component_reloader(gateway: Arc<Gateway>, args: ServeArgs) -> ComponentReloader {
+    ComponentReloader {
+        gateway,
+        args: Arc::new(args),
+    }
+}
+
+impl ComponentReloader {
+    fn args(&self) -> &ServeArgs {
+        &self.args
+    }
+
+    /// Blocking: compiles, may download.
+    fn reload(&self) {
+        let config = match load_config(
+            self.args.config.as_ref(),
+            &self.args.components,
+            &self.args.host,
+        ) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "config reload failed; components unchanged");
+                return;
+            }
+        };
+        match self.gateway.reload_components(&config.components) {
+            Ok(report) => {
+                for refused in &report.refused {
+                    tracing::error!(reason = %refused, "component refused on reload; the previous version (if any) keeps serving");
+                }
+            }
+            Err(error) => tracing::error!(%error, "component reload failed"),
+        }
+        if let Err(error) = self.gateway.refresh_pins() {
+            tracing::error!(%error, "cannot re-read the tool-definition pins");
+        }
+    }
+}
+
+/// The files whose change reloads the components: the config file, each component file and
+/// its signature bundle.
+fn watched_component_files(config: &Config, args: &ServeArgs) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = args.config.iter().cloned().collect();
+    for component in &config.components {
+        if let Some(path) = &component.path {
+            files.push(path.clone());
+            let mut bundle = path.as_os_str().to_owned();
+            bundle.push(".sigstore.json");
+            files.push(PathBuf::from(bundle));
+        }
+        if let Some(bundle) = &component.bundle
+            && !bundle.contains("://")
+        {
+            files.push(PathBuf::from(bundle));
+        }
+    }
+    files
+}
+
+/// Registers a SIGHUP handler now; the returned future reloads the components on each SIGHUP.
+fn reload_components_on_sighup(
+    reload: ComponentReloader,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the components");
+            let reload = reload.clone();
+            let _ = tokio::task::spawn_blocking(move || reload.reload()).await;
+        }
+    })
 }
 
 /// Retention without deleting a row: on SIGUSR1 the audit log is sealed with a final checkpoint
@@ -204,15 +307,20 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
         "gatehouse {} — MCP over {listening}\n",
         env!("CARGO_PKG_VERSION")
     );
-    for component in gateway.components() {
+    let catalog = gateway.catalog();
+    for component in &catalog.components {
         let how = match component.compiled {
             CompileSource::Cached => "loaded from cache",
             CompileSource::Compiled => "compiled",
         };
+        let signed = match &component.provenance.signer {
+            Some(signer) => format!("signed by {signer}"),
+            None => "unsigned".to_owned(),
+        };
         banner.push_str(&format!(
-            "  component {} — {} ({} KiB, {}, {how} in {} ms)\n",
+            "  component {} — {} ({} KiB, {}, {signed}, {how} in {} ms)\n",
             component.name,
-            component.source.display(),
+            component.provenance.source,
             component.size_bytes.div_ceil(1024),
             &component.digest[..19],
             component.load_time.as_millis(),
@@ -223,6 +331,15 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
             .map(|f| f.tool_name.as_str())
             .collect();
         banner.push_str(&format!("    tools: {}\n", names.join(", ")));
+        for name in catalog
+            .withheld
+            .keys()
+            .filter(|n| n.starts_with(&format!("{}_", component.name)))
+        {
+            banner.push_str(&format!(
+                "    WITHHELD: {name} — its definition changed; `gatehouse component accept {name}`\n"
+            ));
+        }
         for skipped in &component.skipped {
             banner.push_str(&format!(
                 "    not offered: {} — {}\n",

@@ -29,12 +29,14 @@ pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
     // Listing runs nothing, so it needs neither policy nor audit log: every tool is shown.
     let runtime = Gateway::runtime_for(&config)?;
     let spec = &config.components[0];
-    let name = default_component_name(&spec.path);
+    let path = spec.path.clone().unwrap_or_default();
+    let name = default_component_name(&path);
     let component = Arc::new(runtime.load(&ComponentSpec {
         name: &name,
-        path: &spec.path,
+        path: &path,
         expected_digest: None,
         exclude: &[],
+        prepared: None,
     })?);
     let tools: Vec<_> = Tool::all(&component)
         .map(|tool| describe_tool(&tool))

@@ -168,7 +168,7 @@ impl ServerHandler for McpServer {
         let caller = self.caller(&context);
         let tools = self.gateway.tools(&caller).await;
         Ok(ListToolsResult::with_all_items(
-            tools.into_iter().map(describe_tool).collect(),
+            tools.iter().map(describe_tool).collect(),
         ))
     }
 

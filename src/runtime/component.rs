@@ -18,6 +18,7 @@ use wit_parser::{Function, FunctionKind, Resolve, WorldItem, WorldKey};
 
 use super::cache::{CompileCache, CompileSource};
 use crate::host::CallState;
+use crate::supply::{Prepared, Provenance};
 use crate::wit_json::{self, FuncSignature};
 
 /// Longest tool name we produce: many LLM APIs refuse function names over 64 characters.
@@ -39,6 +40,8 @@ pub struct LoadedComponent {
     pub skipped: Vec<SkippedFunction>,
     /// Imports the component asks for (`wasi:http/outgoing-handler@0.2.6`, …).
     pub imports: Vec<String>,
+    /// Where it came from and who signed it (`input.tool.component` for policy).
+    pub provenance: Provenance,
 }
 
 /// One exported function, offered as one MCP tool.
@@ -121,6 +124,9 @@ pub struct ComponentSpec<'a> {
     pub path: &'a Path,
     pub expected_digest: Option<&'a str>,
     pub exclude: &'a [String],
+    /// Bytes that already passed the supply-chain checks; loaded instead of reading `path`, so
+    /// what was verified is what runs.
+    pub prepared: Option<&'a Prepared>,
 }
 
 pub(super) fn load(
@@ -132,11 +138,18 @@ pub(super) fn load(
     let started = Instant::now();
     validate_component_name(spec.name)?;
     let path = spec.path;
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let digest = sha256_digest(&bytes);
+    let read;
+    let bytes: &[u8] = match spec.prepared {
+        Some(prepared) => &prepared.bytes,
+        None => {
+            read = std::fs::read(path).map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            &read
+        }
+    };
+    let digest = sha256_digest(bytes);
     if let Some(expected) = spec.expected_digest {
         let expected = if expected.starts_with("sha256:") {
             expected.to_ascii_lowercase()
@@ -151,7 +164,7 @@ pub(super) fn load(
             });
         }
     }
-    let (resolve, world) = match wit_parser::decoding::decode(&bytes) {
+    let (resolve, world) = match wit_parser::decoding::decode(bytes) {
         Ok(DecodedWasm::Component(resolve, world)) => (resolve, world),
         Ok(DecodedWasm::WitPackage(..)) => {
             return Err(LoadError::NotAComponent {
@@ -169,7 +182,7 @@ pub(super) fn load(
     let hex = digest.trim_start_matches("sha256:");
     let (component, compiled) =
         cache
-            .load_or_compile(engine, &bytes, hex)
+            .load_or_compile(engine, bytes, hex)
             .map_err(|e| LoadError::Compile {
                 path: path.to_owned(),
                 message: format!("{e:#}"),
@@ -188,6 +201,15 @@ pub(super) fn load(
         .map(|key| resolve.name_world_key(key))
         .collect();
     let (functions, skipped) = discover_tools(spec, &resolve, world, &component)?;
+    let provenance = match spec.prepared {
+        Some(prepared) => prepared.provenance.clone(),
+        None => Provenance {
+            digest: digest.clone(),
+            source: path.display().to_string(),
+            signed: false,
+            signer: None,
+        },
+    };
     Ok(LoadedComponent {
         name: spec.name.to_owned(),
         source: path.to_owned(),
@@ -200,6 +222,7 @@ pub(super) fn load(
         functions,
         skipped,
         imports,
+        provenance,
     })
 }
 

@@ -1,0 +1,331 @@
+//! Getting a component's bytes: from a file, or downloaded from a URL with a size cap and a
+//! timeout, its digest checked before anything else looks at it, and cached by digest.
+//!
+//! `https://` is the only scheme for real downloads; `http://` is accepted only for loopback
+//! addresses (tests, a local mirror). `oci://` is not supported: see `docs/SUPPLY-CHAIN.md`.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::SignatureError;
+use crate::config::{ComponentConfig, SupplyChainConfig};
+use crate::runtime::component::sha256_digest;
+
+/// Where some bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Url(reqwest::Url),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Url(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+impl Origin {
+    /// The component's own origin, from its `path` or `url`.
+    pub fn of(component: &ComponentConfig) -> Result<Origin, String> {
+        match (&component.path, &component.url) {
+            (Some(path), None) => Ok(Origin::File(path.clone())),
+            (None, Some(url)) => Origin::parse_url(url),
+            (Some(_), Some(_)) => Err("give either `path` or `url`, not both".into()),
+            (None, None) => Err("a component needs a `path` or a `url`".into()),
+        }
+    }
+
+    /// A path or URL as written in a config file or on the command line.
+    pub fn parse(text: &str) -> Result<Origin, String> {
+        if text.contains("://") {
+            Origin::parse_url(text)
+        } else {
+            Ok(Origin::File(PathBuf::from(text)))
+        }
+    }
+
+    fn parse_url(text: &str) -> Result<Origin, String> {
+        let url = reqwest::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+        check_url(&url)?;
+        Ok(Origin::Url(url))
+    }
+
+    /// Where the component's signature bundle is: as configured, else beside the component
+    /// (`<path or URL>.sigstore.json`).
+    pub fn bundle_of(component: &ComponentConfig, origin: &Origin) -> Result<Origin, String> {
+        if let Some(bundle) = &component.bundle {
+            return Origin::parse(bundle);
+        }
+        Ok(match origin {
+            Origin::File(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".sigstore.json");
+                Origin::File(PathBuf::from(name))
+            }
+            Origin::Url(url) => {
+                let mut url = url.clone();
+                url.set_path(&format!("{}.sigstore.json", url.path()));
+                Origin::Url(url)
+            }
+        })
+    }
+}
+
+/// `https` anywhere; `http` only to loopback; nothing else.
+fn check_url(url: &reqwest::Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = url.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback =
+                host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{url}: plain http:// is only allowed to a loopback address; use https://"
+                ))
+            }
+        }
+        "oci" => Err(format!(
+            "{url}: oci:// references are not supported (see docs/SUPPLY-CHAIN.md); download the component and give its path or an https:// URL"
+        )),
+        other => Err(format!("{url}: unsupported URL scheme {other:?}")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read component {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot download component {url}: {message}")]
+    Download { url: String, message: String },
+    #[error(
+        "component {location}: digest mismatch: expected {expected}, got {actual}; refusing to load"
+    )]
+    DigestMismatch {
+        location: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// Bytes that passed the digest check.
+#[derive(Debug)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+    /// The file they were read from, or the cache file a download was stored in.
+    pub local_path: PathBuf,
+}
+
+/// Reads files and downloads URLs within the configured limits.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    max_bytes: u64,
+    timeout: Duration,
+    ca_file: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Fetcher {
+    pub fn new(config: &SupplyChainConfig, cache_dir: Option<PathBuf>) -> Fetcher {
+        Fetcher {
+            max_bytes: config.max_download_bytes,
+            timeout: Duration::from_secs(config.download_timeout_secs),
+            ca_file: config.ca_file.clone(),
+            cache_dir: cache_dir.map(|d| d.join("downloads")),
+        }
+    }
+
+    /// The component's bytes, refused unless they match `expected` (`sha256:<hex>`) if given.
+    pub fn fetch(&self, origin: &Origin, expected: Option<&str>) -> Result<Fetched, SourceError> {
+        let expected = expected.map(normalize_digest);
+        if let (Origin::Url(_), Some(expected)) = (origin, &expected)
+            && let Some(cached) = self.cached(expected)
+        {
+            return Ok(cached);
+        }
+        let (bytes, local_path) = match origin {
+            Origin::File(path) => {
+                let bytes = std::fs::read(path).map_err(|error| SourceError::Read {
+                    path: path.clone(),
+                    error,
+                })?;
+                (bytes, path.clone())
+            }
+            Origin::Url(url) => {
+                let bytes = self
+                    .download(url)
+                    .map_err(|message| SourceError::Download {
+                        url: url.to_string(),
+                        message,
+                    })?;
+                (bytes, PathBuf::new())
+            }
+        };
+        let digest = sha256_digest(&bytes);
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(SourceError::DigestMismatch {
+                location: origin.to_string(),
+                expected,
+                actual: digest,
+            });
+        }
+        let local_path = match origin {
+            Origin::File(_) => local_path,
+            Origin::Url(_) => self.store(&digest, &bytes).unwrap_or_default(),
+        };
+        Ok(Fetched {
+            bytes,
+            digest,
+            local_path,
+        })
+    }
+
+    /// A signature bundle's bytes (no digest: the signature check is what vouches for them).
+    pub fn fetch_bundle(&self, origin: &Result<Origin, String>) -> Result<Vec<u8>, SignatureError> {
+        let origin = origin
+            .as_ref()
+            .map_err(|message| SignatureError::MalformedBundle(message.clone()))?;
+        match origin {
+            Origin::File(path) => match std::fs::read(path) {
+                Ok(bytes) => Ok(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(SignatureError::MissingBundle {
+                        location: path.display().to_string(),
+                    })
+                }
+                Err(source) => Err(SignatureError::Read {
+                    what: "signature bundle",
+                    path: path.clone(),
+                    source,
+                }),
+            },
+            Origin::Url(url) => self.download(url).map_err(|message| {
+                if message.starts_with("HTTP 404") {
+                    SignatureError::MissingBundle {
+                        location: url.to_string(),
+                    }
+                } else {
+                    SignatureError::Fetch {
+                        location: url.to_string(),
+                        message,
+                    }
+                }
+            }),
+        }
+    }
+
+    fn cached(&self, digest: &str) -> Option<Fetched> {
+        let path = self.cache_path(digest)?;
+        let bytes = std::fs::read(&path).ok()?;
+        // The cache is only a shortcut: its content is checked like a fresh download.
+        (sha256_digest(&bytes) == digest).then(|| Fetched {
+            bytes,
+            digest: digest.to_owned(),
+            local_path: path,
+        })
+    }
+
+    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        Some(self.cache_dir.as_ref()?.join(format!("{hex}.wasm")))
+    }
+
+    fn store(&self, digest: &str, bytes: &[u8]) -> Option<PathBuf> {
+        let path = self.cache_path(digest)?;
+        let dir = path.parent()?;
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
+            let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)
+        });
+        match written {
+            Ok(()) => Some(path),
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "cannot cache a downloaded component");
+                None
+            }
+        }
+    }
+
+    /// Downloads on a thread of its own: reqwest's blocking client must not run (or be
+    /// dropped) on an async executor's thread, and loading is called from both contexts.
+    fn download(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.download_here(url))
+                .join()
+                .unwrap_or_else(|_| Err("the download thread panicked".into()))
+        })
+    }
+
+    fn download_here(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+        check_url(url)?;
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // Follow a few redirects, never to a scheme or host we would refuse directly.
+                if attempt.previous().len() >= 5 {
+                    attempt.error("too many redirects")
+                } else if let Err(message) = check_url(attempt.url()) {
+                    attempt.error(message)
+                } else {
+                    attempt.follow()
+                }
+            }));
+        if let Some(ca_file) = &self.ca_file {
+            let pem = std::fs::read(ca_file)
+                .map_err(|e| format!("cannot read ca_file {}: {e}", ca_file.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let response = client.get(url.clone()).send().map_err(|e| format!("{e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {}", status.as_u16()));
+        }
+        if let Some(length) = response.content_length()
+            && length > self.max_bytes
+        {
+            return Err(format!(
+                "it is {length} bytes, over the limit of {} (supply_chain.max_download_bytes)",
+                self.max_bytes
+            ));
+        }
+        let mut bytes = Vec::new();
+        response
+            .take(self.max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(format!(
+                "it is over the limit of {} bytes (supply_chain.max_download_bytes)",
+                self.max_bytes
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// `sha256:<lowercase hex>`, whether or not the prefix was written.
+pub fn normalize_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    format!("sha256:{}", hex.to_ascii_lowercase())
+}
