@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gatehouse::audit::{AuditConfig, AuditLog, NewEntry, Synchronous};
-use gatehouse::config::{ComponentConfig, LimitsConfig};
+use gatehouse::config::{ComponentConfig, Config, LimitsConfig};
 use gatehouse::gateway::{CallResult, Gateway};
 use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
 use gatehouse::host::{CallHost, HostConfig};
@@ -90,21 +90,16 @@ fn gateway(scratch: &Path, name: &str, synchronous: Synchronous) -> Gateway {
         PolicyOptions::default(),
     )
     .unwrap();
-    let audit = audit_log(&scratch.join(format!("{name}.db")), synchronous);
-    Gateway::new(
-        runtime(&scratch.join("cache")),
-        &[ComponentConfig {
-            name: Some("echo".into()),
-            path: support::component("echo"),
-            sha256: None,
-            exclude: Vec::new(),
-            env: Vec::new(),
-        }],
-        LimitsConfig::default(),
-        policy,
-        audit,
-    )
-    .unwrap()
+    let audit_path = scratch.join(format!("{name}.db"));
+    let audit = audit_log(&audit_path, synchronous);
+    let mut config = Config::default();
+    config.components.push(ComponentConfig::from_path(
+        Some("echo".into()),
+        support::component("echo"),
+    ));
+    config.audit.path = Some(audit_path);
+    config.cache.dir = Some(scratch.join("cache"));
+    Gateway::new(runtime(&scratch.join("cache")), &config, policy, audit).unwrap()
 }
 
 fn anonymous() -> Caller {
@@ -269,7 +264,7 @@ fn main() {
     let scratch = tempfile::tempdir().unwrap();
     let full = gateway(scratch.path(), "full", Synchronous::Full);
     let normal = gateway(scratch.path(), "normal", Synchronous::Normal);
-    let tool = full.tool("echo_echo").unwrap().clone();
+    let tool = full.tool("echo_echo").unwrap();
     let function = tool.function();
     let raw = RawCall::new(
         full.runtime().engine(),
