@@ -11,46 +11,24 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[path = "support/inputs.rs"]
+mod inputs;
+#[path = "support/mod.rs"]
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::policy::{Phase, PolicyOptions, PolicyStore};
-use serde_json::{Value, json};
-
-const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-
-fn realistic_input() -> Value {
-    json!({
-        "phase": "call",
-        "time": "2026-11-22T03:04:05.123Z",
-        "call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
-        "caller": {"principal": "alice", "authenticated": true, "transport": "http",
-                   "client": {"name": "claude-code", "version": "1.0.0"}},
-        "tool": {"name": "fetch_download", "function": "download", "interface": "example:fetch/http",
-                 "component": {"name": "fetch", "digest": DIGEST, "source": "components/fetch.wasm"}},
-        "arguments": {
-            "url": "https://api.example.com/v1/reports?year=2026",
-            "path": "/data/reports/../reports/2026.csv",
-            "megabytes": 4,
-            "token": "s3cr3t",
-            "options": {"retries": 3, "follow_redirects": true}
-        }
-    })
-}
+use inputs::realistic_input;
+use serde_json::Value;
 
 fn configured_default_bundle(scratch: &Path) -> PolicyStore {
-    let data = scratch.join("deployment.json");
-    std::fs::write(
-        &data,
-        json!({
-            "principals": {"alice": {"tools": ["fetch_*", "files_read_file"]}},
-            "components": {"allowed_digests": [DIGEST]},
-            "http": {"allowed_domains": ["example.com"]},
-            "fs": {"allowed_prefixes": ["/data", "/tmp/work"], "writable": ["/tmp/work"]}
-        })
-        .to_string(),
+    let data = inputs::deployment_data(scratch);
+    let store = PolicyStore::load(
+        inputs::default_bundle_dir(),
+        &[data],
+        PolicyOptions::default(),
     )
     .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let store = PolicyStore::load(dir, &[data], PolicyOptions::default()).unwrap();
     let decision = store.decide(Phase::Call, &realistic_input());
     assert!(
         decision.is_allowed(),
@@ -61,17 +39,7 @@ fn configured_default_bundle(scratch: &Path) -> PolicyStore {
 
 /// A call package with `rules` deny rules, each checking a different argument.
 fn generated_bundle(scratch: &Path, rules: usize) -> PolicyStore {
-    let dir = scratch.join("generated");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut rego = String::from(
-        "package gatehouse.call\n\ndefault allow := false\n\nallow if input.caller.principal == \"alice\"\n",
-    );
-    for i in 0..rules {
-        rego.push_str(&format!(
-            "\ndeny contains \"rule {i}\" if input.arguments.a{i} == {i}\n"
-        ));
-    }
-    std::fs::write(dir.join("call.rego"), rego).unwrap();
+    let dir = support::generated_bundle(scratch, rules);
     let store = PolicyStore::load(&dir, &[], PolicyOptions::default()).unwrap();
     let decision = store.decide(Phase::Call, &realistic_input());
     assert!(decision.is_allowed(), "{decision:?}");

@@ -1,6 +1,7 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
 pub mod audit;
+mod bench;
 mod call;
 mod component;
 pub mod policy;
@@ -41,6 +42,8 @@ pub enum Command {
     /// Supply chain: verify a component's signature, inspect what it asks for, accept a
     /// changed tool definition.
     Component(component::ComponentArgs),
+    /// Drive a running gateway's streamable HTTP endpoint with concurrent MCP clients.
+    Bench(bench::BenchArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Policy(args) => Ok(policy::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
         Command::Component(args) => component::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match outcome {
         Ok(code) => code,
