@@ -962,3 +962,74 @@ fn component_verify_and_inspect_on_the_command_line() {
             .starts_with("unsigned: no bundle at")
     );
 }
+
+/// Serves `body` at any path over TLS on 127.0.0.1 with a freshly generated certificate for
+/// that address, for `count` connections; returns the base URL and the certificate (PEM).
+fn serve_tls(body: Vec<u8>, count: usize) -> (String, String) {
+    use std::sync::Arc;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert_der = certified.cert.der().clone();
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert_der], key_der)
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(stream) = stream else { continue };
+            let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            let mut request = [0u8; 4096];
+            if tls.read(&mut request).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            response.extend_from_slice(&body);
+            let _ = tls.write_all(&response);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (format!("https://{address}"), cert_pem)
+}
+
+#[test]
+fn https_sources_are_fetched_over_tls_trusting_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(common::component("echo")).unwrap();
+    let digest = gatehouse::runtime::component::sha256_digest(&bytes);
+    let (base, cert_pem) = serve_tls(bytes.clone(), 2);
+    let url = Origin::parse(&format!("{base}/echo.wasm")).unwrap();
+
+    // Without the private CA the server is not trusted.
+    let untrusted = Fetcher::new(&SupplyChainConfig::default(), Some(dir.path().join("a")));
+    let err = untrusted
+        .fetch(&url, Some(&digest))
+        .unwrap_err()
+        .to_string();
+    assert!(!err.is_empty());
+
+    let ca_file = dir.path().join("ca.pem");
+    write(&ca_file, cert_pem.as_bytes());
+    let supply = SupplyChainConfig {
+        ca_file: Some(ca_file),
+        ..Default::default()
+    };
+    let trusted = Fetcher::new(&supply, Some(dir.path().join("b")));
+    let fetched = trusted.fetch(&url, Some(&digest)).unwrap();
+    assert_eq!(fetched.digest, digest);
+    assert_eq!(fetched.bytes, bytes);
+}
