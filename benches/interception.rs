@@ -86,17 +86,19 @@ fn main() {
             fuel: Some(u64::MAX / 4),
             max_requests: 16,
         };
+        let call_with = |guard: Arc<dyn HostGuard>| {
+            let host = CallHost {
+                guard,
+                max_requests: 16,
+                env: Vec::new(),
+            };
+            gateway
+                .runtime()
+                .call(&tool.component, tool.function(), &params, &limits, host)
+        };
         let host_only = measure(|| {
             runtime.block_on(async {
-                let host = CallHost {
-                    guard: Arc::new(AllowEverything),
-                    max_requests: 16,
-                    env: Vec::new(),
-                };
-                let result = gateway
-                    .runtime()
-                    .call(&tool.component, tool.function(), &params, &limits, host)
-                    .await;
+                let result = call_with(Arc::new(AllowEverything)).await;
                 assert!(result.is_ok(), "{result:?}");
             })
         });
@@ -109,15 +111,7 @@ fn main() {
         let on = measure(|| {
             runtime.block_on(async {
                 let guard = gateway.guard_for(&caller, &tool, arguments.clone());
-                let host = CallHost {
-                    guard: guard.clone(),
-                    max_requests: 16,
-                    env: Vec::new(),
-                };
-                let result = gateway
-                    .runtime()
-                    .call(&tool.component, tool.function(), &params, &limits, host)
-                    .await;
+                let result = call_with(guard.clone()).await;
                 assert!(result.is_ok(), "{result:?}");
                 let tally = guard.settle().await.expect("records committed");
                 assert_eq!(tally.fs_denied + tally.http_denied, 0, "{tally:?}");

@@ -32,4 +32,6 @@ pub mod policy_input;
 pub mod runtime;
 #[cfg(feature = "full")]
 pub mod supply;
+#[cfg(feature = "full")]
+pub mod watch;
 pub mod wit_json;
