@@ -669,12 +669,15 @@ impl Gateway {
         let function = tool.function();
         let input = policy_input::call_input(&call_id, &now(), caller, &tool_doc(tool), arguments);
         let decision = self.policy.decide(Phase::Call, &input);
-        let label = if decision.is_allowed() {
-            "allow"
-        } else {
-            "deny"
-        };
-        let mut verdict = record.entry("call", label, input.clone(), decision.revision.clone());
+        // Taken once: every decision made later in the call (http, fs, socket, result) carries
+        // these fields; the full input then moves into the verdict's record.
+        let shared_input = Arc::new(policy_input::shared_call_fields(&input));
+        let mut verdict = record.entry(
+            "call",
+            decision.verdict.as_str(),
+            input,
+            decision.revision.clone(),
+        );
         verdict.reasons = decision.reasons.clone();
         verdict.redact = decision.redact.clone();
         verdict.obligations = serde_json::json!({
@@ -736,7 +739,7 @@ impl Gateway {
             .await
             .expect("the call semaphore is never closed");
 
-        let inflight = self.in_flight(&record, &input, &decision.redact);
+        let inflight = self.in_flight(&record, shared_input.clone(), &decision.redact);
         let host = CallHost {
             guard: inflight.clone(),
             max_requests: limits.max_requests,
@@ -750,7 +753,7 @@ impl Gateway {
             .and_then(|result| shape_result(&function.signature, result, &limits))
         {
             Ok(result) => {
-                self.check_result(&record, &input, &decision.redact, result)
+                self.check_result(&record, &shared_input, &decision.redact, result)
                     .await
             }
             Err(error) => CallResult::Failed(error),
@@ -776,12 +779,17 @@ impl Gateway {
         }
     }
 
-    fn in_flight(&self, record: &CallRecord, input: &Value, redact: &[String]) -> Arc<InFlight> {
+    fn in_flight(
+        &self,
+        record: &CallRecord,
+        shared_input: Arc<Map<String, Value>>,
+        redact: &[String],
+    ) -> Arc<InFlight> {
         Arc::new(InFlight::new(
             self.policy.clone(),
             self.audit.clone(),
             record.clone(),
-            input,
+            shared_input,
             redact.to_vec(),
         ))
     }
@@ -791,11 +799,13 @@ impl Gateway {
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
         let record = CallRecord::new(caller, tool);
-        let input = serde_json::json!({
-            "call": {"id": record.call_id}, "caller": caller, "tool": tool_doc(tool).to_json(),
-            "arguments": arguments,
-        });
-        self.in_flight(&record, &input, &[])
+        let input =
+            policy_input::call_input(&record.call_id, &now(), caller, &tool_doc(tool), arguments);
+        self.in_flight(
+            &record,
+            Arc::new(policy_input::shared_call_fields(&input)),
+            &[],
+        )
     }
 
     /// Step 5: the `result` phase, if the bundle defines it, decides whether the agent may see
@@ -804,7 +814,7 @@ impl Gateway {
     async fn check_result(
         &self,
         record: &CallRecord,
-        call_input: &Value,
+        shared_input: &Map<String, Value>,
         call_redact: &[String],
         result: CallResult,
     ) -> CallResult {
@@ -819,30 +829,20 @@ impl Gateway {
         if !self.policy.defines(Phase::Result) {
             return result;
         }
-        let mut input = serde_json::Map::new();
-        for key in ["call", "caller", "tool", "arguments"] {
-            if let Some(value) = call_input.get(key) {
-                input.insert(key.to_owned(), value.clone());
-            }
-        }
-        input.insert("phase".into(), "result".into());
-        input.insert("time".into(), now().into());
         let value = structured
             .as_ref()
             .and_then(|s| s.get("result"))
             .cloned()
             .unwrap_or(Value::Null);
-        input.insert(
-            "result".into(),
+        let input = policy_input::phase_input(
+            shared_input,
+            "result",
+            &now(),
+            "result",
             serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
         );
-        let input = Value::Object(input);
         let decision = self.policy.decide(Phase::Result, &input);
-        let label = if decision.is_allowed() {
-            "allow"
-        } else {
-            "deny"
-        };
+        let label = decision.verdict.as_str();
         // The log keeps what was decided about the result, not the result: a tool's output
         // can be large and can echo secrets no pointer names. Its digest proves what it was.
         let mut recorded = input;

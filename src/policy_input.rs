@@ -80,3 +80,28 @@ pub fn call_input(
 pub fn list_input(time: &str, caller: &Caller, tool: &ToolDoc) -> Value {
     json!({"phase": "list", "time": time, "caller": caller, "tool": tool.to_json()})
 }
+
+/// The fields of a call's input that every later phase of the same call carries (`call`,
+/// `caller`, `tool`, `arguments`), taken once per call.
+pub fn shared_call_fields(call_input: &Value) -> Map<String, Value> {
+    ["call", "caller", "tool", "arguments"]
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), call_input.get(key)?.clone())))
+        .collect()
+}
+
+/// The input of a phase decided during or after a call (`http`, `socket`, `fs`, `result`): the
+/// call's shared fields plus the phase, the time and the phase's own document under `field`.
+pub fn phase_input(
+    shared: &Map<String, Value>,
+    phase: &str,
+    time: &str,
+    field: &str,
+    document: Value,
+) -> Value {
+    let mut input = shared.clone();
+    input.insert("phase".into(), json!(phase));
+    input.insert("time".into(), json!(time));
+    input.insert(field.into(), document);
+    Value::Object(input)
+}

@@ -64,19 +64,7 @@ fn type_at(
     let kinds = if leaf { 13 } else { 23 };
     let next = depth + 1;
     Ok(match u.choose_index(kinds)? {
-        0 => WitType::Bool,
-        1 => WitType::S8,
-        2 => WitType::U8,
-        3 => WitType::S16,
-        4 => WitType::U16,
-        5 => WitType::S32,
-        6 => WitType::U32,
-        7 => WitType::S64,
-        8 => WitType::U64,
-        9 => WitType::F32,
-        10 => WitType::F64,
-        11 => WitType::Char,
-        12 => WitType::String,
+        scalar @ 0..=12 => WitType::SCALARS[scalar].clone(),
         13 => WitType::List(Box::new(type_at(u, shape, next, nodes)?)),
         14 if shape.fixed_lists => {
             let n = u.int_in_range(0..=shape.max_fixed_len)?;

@@ -8,10 +8,12 @@
 //! that cannot be queued denies the operation it describes; one that fails to commit withholds
 //! the call's result. Either way nothing a tool did goes unrecorded and answered.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
+
+use crate::policy_input;
 
 use crate::audit::{AuditLog, PendingAppend};
 use crate::host::guard::{HostGuard, HostRequest, HostVerdict};
@@ -25,7 +27,7 @@ pub struct InFlight {
     audit: AuditLog,
     record: CallRecord,
     /// `call`, `caller`, `tool` and `arguments`: the part of the input every phase shares.
-    shared_input: Map<String, Value>,
+    shared_input: Arc<Map<String, Value>>,
     /// The call decision's `redact` pointers: they mask the same arguments in every record.
     call_redact: Vec<String>,
     state: Mutex<State>,
@@ -73,18 +75,14 @@ fn phase_of(request: &HostRequest) -> Phase {
 }
 
 impl InFlight {
-    /// `call_input` is the input the call was decided with; its shared fields carry over.
+    /// `shared_input` are the call input's fields every later phase carries.
     pub(crate) fn new(
         policy: PolicyStore,
         audit: AuditLog,
         record: CallRecord,
-        call_input: &Value,
+        shared_input: Arc<Map<String, Value>>,
         call_redact: Vec<String>,
     ) -> InFlight {
-        let shared_input = ["call", "caller", "tool", "arguments"]
-            .into_iter()
-            .filter_map(|key| Some((key.to_owned(), call_input.get(key)?.clone())))
-            .collect();
         InFlight {
             policy,
             audit,
@@ -96,11 +94,13 @@ impl InFlight {
     }
 
     fn input_for(&self, request: &HostRequest) -> Value {
-        let mut input = self.shared_input.clone();
-        input.insert("phase".into(), json!(request.phase()));
-        input.insert("time".into(), json!(now()));
-        input.insert(request.input_field().into(), request.to_json());
-        Value::Object(input)
+        policy_input::phase_input(
+            &self.shared_input,
+            request.phase(),
+            &now(),
+            request.input_field(),
+            request.to_json(),
+        )
     }
 
     /// Queues the record of one decision; a record that cannot be queued turns the verdict
@@ -115,6 +115,7 @@ impl InFlight {
         metrics: Value,
     ) -> HostVerdict {
         let label = if verdict.allowed { "allow" } else { "deny" };
+        log_verdict(&self.record.call_id, request, &input, &verdict);
         let mut entry = self.record.entry(request.phase(), label, input, revision);
         entry.reasons = verdict.reasons.clone();
         entry.redact = self.call_redact.iter().chain(redact).cloned().collect();
@@ -133,7 +134,6 @@ impl InFlight {
         }
         state.tally.count(request, verdict.allowed);
         drop(state);
-        log_verdict(&self.record.call_id, request, &verdict);
         verdict
     }
 
@@ -216,8 +216,9 @@ impl HostGuard for InFlight {
     }
 }
 
-fn log_verdict(call_id: &str, request: &HostRequest, verdict: &HostVerdict) {
-    let detail = request.to_json();
+/// Logs a verdict with the request document already built for the policy input.
+fn log_verdict(call_id: &str, request: &HostRequest, input: &Value, verdict: &HostVerdict) {
+    let detail = &input[request.input_field()];
     if verdict.allowed {
         tracing::info!(%call_id, phase = request.phase(), request = %detail, "allowed");
     } else {

@@ -90,23 +90,17 @@ impl HttpSettings {
     }
 }
 
-/// Headers whose values are credentials: masked before anything sees them.
-const SECRET_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
-
-/// Header-name fragments that mark a credential (`x-api-key`, `x-auth-token`, …).
+/// Header-name fragments that mark a credential, masked before anything sees them:
+/// `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
+/// `x-auth-token`, … (names are lower case).
 const SECRET_HEADER_FRAGMENTS: &[&str] = &[
-    "token", "secret", "password", "api-key", "apikey", "session", "auth",
+    "auth", "cookie", "token", "secret", "password", "api-key", "apikey", "session",
 ];
 
 const MASK: &str = "***";
 
 fn is_secret_header(name: &str) -> bool {
-    SECRET_HEADERS.contains(&name) || SECRET_HEADER_FRAGMENTS.iter().any(|f| name.contains(f))
+    SECRET_HEADER_FRAGMENTS.iter().any(|f| name.contains(f))
 }
 
 /// The request as the policy sees it, before its host is resolved.

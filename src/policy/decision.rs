@@ -20,6 +20,16 @@ pub enum Verdict {
     Deny,
 }
 
+impl Verdict {
+    /// `"allow"` or `"deny"`, as the audit log records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
 /// Resource limits the policy attaches to an allowed call (the `limits` obligation).
 ///
 /// `None` means the policy did not set the limit and the gateway's configured default applies.

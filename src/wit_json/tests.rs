@@ -1688,19 +1688,7 @@ fn gen_type(rng: &mut Rng, depth: usize) -> WitType {
             .collect()
     };
     match choice {
-        0 => WitType::Bool,
-        1 => WitType::S8,
-        2 => WitType::U8,
-        3 => WitType::S16,
-        4 => WitType::U16,
-        5 => WitType::S32,
-        6 => WitType::U32,
-        7 => WitType::S64,
-        8 => WitType::U64,
-        9 => WitType::F32,
-        10 => WitType::F64,
-        11 => WitType::Char,
-        12 => WitType::String,
+        scalar @ 0..=12 => WitType::SCALARS[scalar].clone(),
         13 => WitType::List(inner(rng)),
         14 => WitType::FixedList(inner(rng), rng.below(3) as u32),
         15 => {

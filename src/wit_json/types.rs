@@ -49,6 +49,25 @@ pub enum WitType {
     Flags(Flags),
 }
 
+impl WitType {
+    /// Every scalar type, in WIT's order: what generators of arbitrary types pick leaves from.
+    pub const SCALARS: [WitType; 13] = [
+        WitType::Bool,
+        WitType::S8,
+        WitType::U8,
+        WitType::S16,
+        WitType::U16,
+        WitType::S32,
+        WitType::U32,
+        WitType::S64,
+        WitType::U64,
+        WitType::F32,
+        WitType::F64,
+        WitType::Char,
+        WitType::String,
+    ];
+}
+
 /// A `record`. Field order is declaration order, which is also the order wasmtime expects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
