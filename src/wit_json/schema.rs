@@ -92,18 +92,25 @@ fn schema_at(ty: &WitType, depth: usize) -> Value {
             "description": "a single Unicode scalar value",
         }),
         WitType::String => json!({"type": "string"}),
-        WitType::List(item) => json!({"type": "array", "items": schema_at(item, next)}),
-        WitType::FixedList(item, n) => json!({
-            "type": "array", "items": schema_at(item, next), "minItems": n, "maxItems": n,
-        }),
-        WitType::Map(key, value) if **key == WitType::String => json!({
-            "type": "object", "additionalProperties": schema_at(value, next),
-        }),
-        WitType::Map(key, value) => json!({
-            "type": "array",
-            "items": tuple_schema([key.as_ref(), value.as_ref()].into_iter(), next),
-            "description": "a map, as [key, value] pairs",
-        }),
+        WitType::List(item) => object([("type", "array".into()), ("items", schema_at(item, next))]),
+        WitType::FixedList(item, n) => object([
+            ("type", "array".into()),
+            ("items", schema_at(item, next)),
+            ("minItems", (*n).into()),
+            ("maxItems", (*n).into()),
+        ]),
+        WitType::Map(key, value) if **key == WitType::String => object([
+            ("type", "object".into()),
+            ("additionalProperties", schema_at(value, next)),
+        ]),
+        WitType::Map(key, value) => object([
+            ("type", "array".into()),
+            (
+                "items",
+                tuple_schema([key.as_ref(), value.as_ref()].into_iter(), next),
+            ),
+            ("description", "a map, as [key, value] pairs".into()),
+        ]),
         WitType::Tuple(items) => tuple_schema(items.iter(), next),
         WitType::Record(record) => {
             let fields = record
@@ -135,7 +142,7 @@ fn schema_at(ty: &WitType, depth: usize) -> Value {
             } else {
                 schema_at(inner, next)
             };
-            json!({"anyOf": [{"type": "null"}, some]})
+            object([("anyOf", Value::Array(vec![json!({"type": "null"}), some]))])
         }
         WitType::Result { ok, err } => one_of(vec![
             one_key_object("ok", ok.as_deref(), &None, next),
@@ -191,7 +198,13 @@ fn tuple_schema<'a>(items: impl ExactSizeIterator<Item = &'a WitType>, depth: us
         return json!({"type": "array", "maxItems": 0});
     }
     let prefix: Vec<Value> = items.map(|ty| schema_at(ty, depth)).collect();
-    json!({"type": "array", "prefixItems": prefix, "minItems": n, "maxItems": n, "items": false})
+    object([
+        ("type", "array".into()),
+        ("prefixItems", Value::Array(prefix)),
+        ("minItems", n.into()),
+        ("maxItems", n.into()),
+        ("items", false.into()),
+    ])
 }
 
 /// `{"key": payload}` with the payload `null` when there is none.
@@ -205,16 +218,15 @@ fn one_key_object(
         Some(ty) => schema_at(ty, depth),
         None => json!({"type": "null"}),
     };
-    let mut out = json!({
-        "type": "object",
-        "properties": {key: payload},
-        "required": [key],
-        "additionalProperties": false,
-    });
+    let mut out = Map::new();
+    out.insert("type".into(), "object".into());
+    out.insert("properties".into(), object([(key, payload)]));
+    out.insert("required".into(), json!([key]));
+    out.insert("additionalProperties".into(), false.into());
     if let Some(docs) = docs {
-        out["description"] = docs.as_str().into();
+        out.insert("description".into(), docs.as_str().into());
     }
-    out
+    Value::Object(out)
 }
 
 fn one_of(branches: Vec<Value>) -> Value {
@@ -222,7 +234,19 @@ fn one_of(branches: Vec<Value>) -> Value {
         // `oneOf` must not be empty; a variant without cases has no values.
         return Value::Bool(false);
     }
-    json!({"oneOf": branches})
+    object([("oneOf", Value::Array(branches))])
+}
+
+/// A JSON object of `entries`, moving the values in. (`json!` serializes an interpolated
+/// `Value` again: nested schemas built with it are copied once per level above them, which is
+/// quadratic in the depth of the type.)
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
 }
 
 fn names(items: &[Named]) -> Vec<Value> {
