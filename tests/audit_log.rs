@@ -511,7 +511,10 @@ async fn entries_queued_together_keep_order_and_content_in_large_batches() {
     for i in [0u64, 31, 32, 33, 150, 299] {
         let e = &reader.call_story(&format!("call-{}", i / 4)).unwrap()[(i % 4) as usize];
         let expected = entry(i);
-        assert_eq!((e.seq, &e.phase, &e.tool), (i + 1, &expected.phase, &expected.tool));
+        assert_eq!(
+            (e.seq, &e.phase, &e.tool),
+            (i + 1, &expected.phase, &expected.tool)
+        );
         assert_eq!(e.input, expected.input);
     }
 }

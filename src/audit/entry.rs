@@ -469,10 +469,8 @@ const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// as the string of its exact decimal digits instead.
 fn to_i_json(v: &mut Value) {
     match v {
-        Value::Number(n) => {
-            if exact_integer(n) == Some(false) {
-                *v = Value::String(n.to_string());
-            }
+        Value::Number(n) if exact_integer(n) == Some(false) => {
+            *v = Value::String(n.to_string());
         }
         Value::Array(items) => items.iter_mut().for_each(to_i_json),
         Value::Object(map) => map.values_mut().for_each(to_i_json),
