@@ -18,7 +18,7 @@ mod inputs;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +28,7 @@ use gatehouse::gateway::{CallResult, Gateway};
 use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
 use gatehouse::host::{CallHost, HostConfig};
 use gatehouse::identity::{Caller, Transport};
-use gatehouse::policy::{Phase, PolicyOptions, PolicyStore};
+use gatehouse::policy::{Evaluator, Phase, PolicyOptions, PolicyStore};
 use gatehouse::runtime::{CallLimits, ComponentSpec, Runtime, RuntimeOptions};
 use serde_json::{Map, Value, json};
 use support::{RawCall, Summary, header, sample, sample_async};
@@ -82,14 +82,13 @@ fn audit_log(path: &Path, synchronous: Synchronous) -> AuditLog {
 
 /// A gateway serving `echo` under the default bundle with the example deployment data (dev
 /// mode; anonymous callers may use `echo_*`).
-fn gateway(scratch: &Path, name: &str, synchronous: Synchronous) -> Gateway {
+fn gateway(scratch: &Path, name: &str, synchronous: Synchronous, evaluator: Evaluator) -> Gateway {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let policy = PolicyStore::load(
+    let policy = policy_store(
         inputs::default_bundle_dir(),
         &[repo.join("examples/policy-data.json")],
-        PolicyOptions::default(),
-    )
-    .unwrap();
+        evaluator,
+    );
     let audit_path = scratch.join(format!("{name}.db"));
     let audit = audit_log(&audit_path, synchronous);
     let mut config = Config::default();
@@ -100,6 +99,14 @@ fn gateway(scratch: &Path, name: &str, synchronous: Synchronous) -> Gateway {
     config.audit.path = Some(audit_path);
     config.cache.dir = Some(scratch.join("cache"));
     Gateway::new(runtime(&scratch.join("cache")), &config, policy, audit).unwrap()
+}
+
+fn policy_store(dir: PathBuf, data: &[PathBuf], evaluator: Evaluator) -> PolicyStore {
+    let options = PolicyOptions {
+        evaluator,
+        ..PolicyOptions::default()
+    };
+    PolicyStore::load(dir, data, options).unwrap()
 }
 
 fn anonymous() -> Caller {
@@ -263,8 +270,24 @@ fn main() {
         .build()
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let full = gateway(scratch.path(), "full", Synchronous::Full);
-    let normal = gateway(scratch.path(), "normal", Synchronous::Normal);
+    let full = gateway(
+        scratch.path(),
+        "full",
+        Synchronous::Full,
+        Evaluator::Interpreter,
+    );
+    let normal = gateway(
+        scratch.path(),
+        "normal",
+        Synchronous::Normal,
+        Evaluator::Interpreter,
+    );
+    let normal_compiled = gateway(
+        scratch.path(),
+        "normal-compiled",
+        Synchronous::Normal,
+        Evaluator::Compiled,
+    );
     let tool = full.tool("echo_echo").unwrap();
     let function = tool.function();
     let raw = RawCall::new(
@@ -311,6 +334,12 @@ fn main() {
         "gateway: same, audit synchronous=NORMAL",
         sample_async(&rt, warmup, samples, || gateway_call(&normal, &caller)),
     );
+    let gateway_normal_compiled = Summary::of(
+        "gateway: same, NORMAL, policy.evaluator = compiled",
+        sample_async(&rt, warmup, samples, || {
+            gateway_call(&normal_compiled, &caller)
+        }),
+    );
 
     // The gateway's own policy input for this call, and the realistic one of the policy bench.
     let echo_input = json!({
@@ -319,40 +348,46 @@ fn main() {
         "component": {"name": "echo", "digest": tool.component.digest, "source": "echo.wasm"}},
         "arguments": {"message": "hello"},
     });
-    assert!(full.policy().decide(Phase::Call, &echo_input).is_allowed());
-    let policy_echo = Summary::of(
-        "policy decide(call), default bundle, echo input",
-        sample(warmup, samples, || {
-            std::hint::black_box(full.policy().decide(Phase::Call, &echo_input));
-        }),
-    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let realistic = inputs::realistic_input();
-    let configured = PolicyStore::load(
-        inputs::default_bundle_dir(),
-        &[inputs::deployment_data(scratch.path())],
-        PolicyOptions::default(),
-    )
-    .unwrap();
-    assert!(configured.decide(Phase::Call, &realistic).is_allowed());
-    let policy_realistic = Summary::of(
-        "policy decide(call), default bundle, url/path/size args",
-        sample(warmup, samples, || {
-            std::hint::black_box(configured.decide(Phase::Call, &realistic));
-        }),
-    );
-    let generated = PolicyStore::load(
-        support::generated_bundle(scratch.path(), 1000),
-        &[],
-        PolicyOptions::default(),
-    )
-    .unwrap();
-    assert!(generated.decide(Phase::Call, &realistic).is_allowed());
-    let policy_generated = Summary::of(
-        "policy decide(call), 1,000 rules",
-        sample(warmup / 4, samples / 4, || {
-            std::hint::black_box(generated.decide(Phase::Call, &realistic));
-        }),
-    );
+    let deployment = inputs::deployment_data(scratch.path());
+    let generated_dir = support::generated_bundle(scratch.path(), 1000);
+    let mut policy_rows = Vec::new();
+    for evaluator in [Evaluator::Interpreter, Evaluator::Compiled] {
+        let name = format!("{evaluator:?}").to_lowercase();
+        let example = policy_store(
+            inputs::default_bundle_dir(),
+            &[repo.join("examples/policy-data.json")],
+            evaluator,
+        );
+        let configured = policy_store(
+            inputs::default_bundle_dir(),
+            std::slice::from_ref(&deployment),
+            evaluator,
+        );
+        let generated = policy_store(generated_dir.clone(), &[], evaluator);
+        for (label, store, input, share) in [
+            ("default bundle, echo input", &example, &echo_input, 1),
+            (
+                "default bundle, url/path/size args",
+                &configured,
+                &realistic,
+                1,
+            ),
+            ("1,000 rules", &generated, &realistic, 4),
+        ] {
+            assert!(
+                store.decide(Phase::Call, input).is_allowed(),
+                "{name} {label}"
+            );
+            policy_rows.push(Summary::of(
+                format!("policy decide(call) [{name}], {label}"),
+                sample(warmup / share, samples / share, || {
+                    std::hint::black_box(store.decide(Phase::Call, input));
+                }),
+            ));
+        }
+    }
     let log = audit_log(&scratch.path().join("alone.db"), Synchronous::Full);
     let entry = || {
         let mut e = NewEntry::new(
@@ -374,14 +409,9 @@ fn main() {
             }
         }),
     );
-    rows.extend([
-        gateway_full,
-        gateway_normal,
-        policy_echo,
-        policy_realistic,
-        policy_generated,
-        append,
-    ]);
+    rows.extend([gateway_full, gateway_normal, gateway_normal_compiled]);
+    rows.extend(policy_rows);
+    rows.push(append);
 
     // First call of a component: compile (empty cache) against deserialize (cache hit).
     let mut first = Vec::new();

@@ -4,7 +4,8 @@
 //!   secret arguments, so every argument rule runs), with p50/p99 from individual samples;
 //! - a generated bundle of 1,000 deny rules;
 //! - a one-rule bundle, the per-decision floor of the engine;
-//! - the default bundle from 1, 2 and 4 threads at once, to show decisions do not serialize.
+//! - the default bundle from 1, 2 and 4 threads at once, to show decisions do not serialize;
+//! - each with both evaluators (`policy.evaluator`: the interpreter, the compiled RVM).
 //!
 //! Run with `cargo bench --bench policy` (release).
 
@@ -17,18 +18,21 @@ mod inputs;
 mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gatehouse::policy::{Phase, PolicyOptions, PolicyStore};
+use gatehouse::policy::{Evaluator, Phase, PolicyOptions, PolicyStore};
 use inputs::realistic_input;
 use serde_json::Value;
 
-fn configured_default_bundle(scratch: &Path) -> PolicyStore {
+fn options(evaluator: Evaluator) -> PolicyOptions {
+    PolicyOptions {
+        evaluator,
+        ..PolicyOptions::default()
+    }
+}
+
+fn configured_default_bundle(scratch: &Path, evaluator: Evaluator) -> PolicyStore {
     let data = inputs::deployment_data(scratch);
-    let store = PolicyStore::load(
-        inputs::default_bundle_dir(),
-        &[data],
-        PolicyOptions::default(),
-    )
-    .unwrap();
+    let store =
+        PolicyStore::load(inputs::default_bundle_dir(), &[data], options(evaluator)).unwrap();
     let decision = store.decide(Phase::Call, &realistic_input());
     assert!(
         decision.is_allowed(),
@@ -38,16 +42,16 @@ fn configured_default_bundle(scratch: &Path) -> PolicyStore {
 }
 
 /// A call package with `rules` deny rules, each checking a different argument.
-fn generated_bundle(scratch: &Path, rules: usize) -> PolicyStore {
+fn generated_bundle(scratch: &Path, rules: usize, evaluator: Evaluator) -> PolicyStore {
     let dir = support::generated_bundle(scratch, rules);
-    let store = PolicyStore::load(&dir, &[], PolicyOptions::default()).unwrap();
+    let store = PolicyStore::load(&dir, &[], options(evaluator)).unwrap();
     let decision = store.decide(Phase::Call, &realistic_input());
     assert!(decision.is_allowed(), "{decision:?}");
     store
 }
 
 /// The smallest useful bundle: one allow rule. Its cost is regorus's per-decision floor.
-fn minimal_bundle(scratch: &Path) -> PolicyStore {
+fn minimal_bundle(scratch: &Path, evaluator: Evaluator) -> PolicyStore {
     let dir = scratch.join("minimal");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -55,7 +59,7 @@ fn minimal_bundle(scratch: &Path) -> PolicyStore {
         "package gatehouse.call\n\ndefault allow := false\n\nallow if input.caller.principal == \"alice\"\n",
     )
     .unwrap();
-    PolicyStore::load(&dir, &[], PolicyOptions::default()).unwrap()
+    PolicyStore::load(&dir, &[], options(evaluator)).unwrap()
 }
 
 /// p50 and p99 of single decisions, measured one by one after a warm-up.
@@ -114,20 +118,24 @@ fn throughput(
 fn bench(c: &mut Criterion) {
     let scratch = tempfile::tempdir().unwrap();
     let input = realistic_input();
-    let stores: Vec<(&str, PolicyStore)> = vec![
-        (
-            "decide(call) default bundle",
-            configured_default_bundle(scratch.path()),
-        ),
-        (
-            "decide(call) 1000 rules",
-            generated_bundle(scratch.path(), 1000),
-        ),
-        (
-            "decide(call) minimal bundle",
-            minimal_bundle(scratch.path()),
-        ),
-    ];
+    let mut stores: Vec<(String, PolicyStore)> = Vec::new();
+    for evaluator in [Evaluator::Interpreter, Evaluator::Compiled] {
+        let name = format!("{evaluator:?}").to_lowercase();
+        stores.extend([
+            (
+                format!("decide(call) [{name}] default bundle"),
+                configured_default_bundle(scratch.path(), evaluator),
+            ),
+            (
+                format!("decide(call) [{name}] 1000 rules"),
+                generated_bundle(scratch.path(), 1000, evaluator),
+            ),
+            (
+                format!("decide(call) [{name}] minimal bundle"),
+                minimal_bundle(scratch.path(), evaluator),
+            ),
+        ]);
+    }
     for (name, store) in &stores {
         c.bench_function(name, |b| b.iter(|| store.decide(Phase::Call, &input)));
     }
@@ -135,14 +143,16 @@ fn bench(c: &mut Criterion) {
         let (p50, p99) = percentiles(store, &input, 5000);
         println!("{name}: p50 {p50:?}, p99 {p99:?} (5000 samples)");
     }
-    let default = &stores[0].1;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for threads in [1, 2, 4] {
-        let (rate, busy) = throughput(default, &input, threads, 2000);
-        let busy = busy.map_or(String::new(), |b| format!(", {b:.2} cores busy"));
-        println!(
-            "decide(call) default bundle, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s{busy}"
-        );
+    for (name, store) in stores
+        .iter()
+        .filter(|(name, _)| name.ends_with("default bundle"))
+    {
+        for threads in [1, 2, 4] {
+            let (rate, busy) = throughput(store, &input, threads, 2000);
+            let busy = busy.map_or(String::new(), |b| format!(", {b:.2} cores busy"));
+            println!("{name}, {threads} thread(s) on {cores} core(s): {rate:.0} decisions/s{busy}");
+        }
     }
 }
 

@@ -19,7 +19,7 @@ allowed(doc) if {
 	count(d.deny) == 0
 }
 
-with_arguments(arguments) := fixtures.patch(fixtures.call_input, {"arguments": arguments})
+with_arguments(arguments) := fixtures.as_served(fixtures.patch(fixtures.call_input, {"arguments": arguments}))
 
 denied_with(doc, msg) if msg in decide(doc).deny
 
@@ -188,4 +188,12 @@ test_env_grants_follow_the_principal if {
 	granted := call.env with input as fixtures.call_input with data.principals as principals with data.components as fixtures.components
 	granted == {"WEATHER_API_KEY"}
 	count(call.env) == 0 with input as fixtures.call_input with data.principals as fixtures.principals with data.components as fixtures.components
+}
+
+# --- input.nodes -------------------------------------------------------------------------
+
+test_input_without_argument_nodes_is_denied if {
+	doc := object.remove(with_arguments({"url": "https://evil.example/"}), ["nodes"])
+	not allowed(doc)
+	denied_with(doc, "input.nodes.arguments is missing (the gateway derives it from input.arguments)")
 }

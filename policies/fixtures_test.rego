@@ -25,6 +25,7 @@ call_input := {
 	"caller": caller,
 	"tool": tool,
 	"arguments": {},
+	"nodes": {"arguments": []},
 }
 
 list_input := {
@@ -72,6 +73,7 @@ result_input := {
 	"tool": tool,
 	"arguments": {},
 	"result": {"ok": true, "size": 17, "value": {"rows": 3}},
+	"nodes": {"arguments": [], "result": [[["rows"], 3]]},
 }
 
 # Data of a configured deployment (the shipped data.json allows nothing).
@@ -88,3 +90,15 @@ fs := {"allowed_prefixes": ["/data", "/tmp/work"], "writable": ["/tmp/work"]}
 
 # `base` with `changes` merged in (recursively, like object.union).
 patch(base, changes) := object.union(base, changes)
+
+# `doc` as the gateway serves it: with `input.nodes` listed from its arguments and result value
+# (src/policy/nodes.rs does this in Rust before every evaluation; tests must do it themselves).
+as_served(doc) := object.union(doc, {"nodes": object.union(argument_nodes(doc), result_nodes(doc))})
+
+argument_nodes(doc) := {"arguments": walked(doc.arguments)} if "arguments" in object.keys(doc)
+else := {}
+
+result_nodes(doc) := {"result": walked(doc.result.value)} if "value" in object.keys(object.get(doc, "result", {}))
+else := {}
+
+walked(x) := [[path, value] | walk(x, [path, value]); count(path) > 0]

@@ -8,9 +8,13 @@ import data.lib
 
 default allow := false
 
-allow if input.result.size <= data.limits.max_result_bytes
+allow if {
+	is_number(input.result.size)
+	input.result.size <= data.limits.max_result_bytes
+}
 
 deny contains msg if {
+	is_number(input.result.size)
 	input.result.size > data.limits.max_result_bytes
 	msg := sprintf("result of %v bytes exceeds limits.max_result_bytes (%v)", [input.result.size, data.limits.max_result_bytes])
 }
@@ -21,8 +25,7 @@ deny contains msg if {
 }
 
 redact contains pointer if {
-	walk(input.result.value, [path, _])
-	count(path) > 0
+	some [path, _] in input.nodes.result
 	name := path[count(path) - 1]
 	is_string(name)
 	lower(name) in data.redact.argument_names

@@ -3,7 +3,7 @@ package gatehouse.result_test
 import data.fixtures
 import data.gatehouse.result
 
-result_with(changes) := fixtures.patch(fixtures.result_input, {"result": changes})
+result_with(changes) := fixtures.as_served(fixtures.patch(fixtures.result_input, {"result": changes}))
 
 test_small_result_passes if {
 	result.allow with input as fixtures.result_input

@@ -9,7 +9,7 @@ package gatehouse.socket
 
 default allow := false
 
-allowed_entries := object.get(object.get(data, "socket", {}), "allowed", [])
+allowed_entries := object.get(data.socket, "allowed", [])
 
 allow if {
 	some entry in allowed_entries

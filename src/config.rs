@@ -49,6 +49,10 @@ pub struct PolicyConfig {
     /// Data files merged over the bundle's own data, in order (environment-specific settings).
     #[serde(default)]
     pub data: Vec<PathBuf>,
+    /// `interpreter` (default: every evaluation error denies) or `compiled` (several times
+    /// faster; an error inside a rule body fails that body instead, as in OPA).
+    #[serde(default)]
+    pub evaluator: crate::policy::Evaluator,
 }
 
 impl PolicyConfig {

@@ -160,7 +160,10 @@ impl Gateway {
         let policy = PolicyStore::load(
             config.policy.dir(),
             &config.policy.data,
-            crate::policy::PolicyOptions::default(),
+            crate::policy::PolicyOptions {
+                evaluator: config.policy.evaluator,
+                ..Default::default()
+            },
         )?;
         let audit = AuditLog::open(
             &config.audit.path(),

@@ -76,6 +76,9 @@ pub struct GovernanceArgs {
     /// A data file merged over the bundle's data (repeatable; later files win).
     #[arg(long = "policy-data", value_name = "FILE")]
     pub policy_data: Vec<std::path::PathBuf>,
+    /// How decisions are evaluated (config `policy.evaluator`; policies/README.md, "Evaluators").
+    #[arg(long = "policy-evaluator", value_enum, value_name = "EVALUATOR")]
+    pub policy_evaluator: Option<crate::policy::Evaluator>,
     /// The audit log (SQLite; created on first start; default `gatehouse-audit.db`).
     #[arg(long, value_name = "FILE")]
     pub audit: Option<std::path::PathBuf>,
@@ -91,6 +94,9 @@ impl GovernanceArgs {
             config.policy.dir = self.policies.clone();
         }
         config.policy.data.extend(self.policy_data.iter().cloned());
+        if let Some(evaluator) = self.policy_evaluator {
+            config.policy.evaluator = evaluator;
+        }
         if self.audit.is_some() {
             config.audit.path = self.audit.clone();
         }

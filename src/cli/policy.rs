@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 
 use crate::policy::testing::{self, TestOptions};
-use crate::policy::{BundleSource, Phase, PolicyOptions, PolicyStore};
+use crate::policy::{BundleSource, Evaluator, Phase, PolicyOptions, PolicyStore};
 
 /// Test and evaluate policy bundles.
 #[derive(Debug, Args)]
@@ -68,8 +68,10 @@ pub struct EvalArgs {
     /// Time budget of the decision, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 50)]
     pub timeout_ms: u64,
+    /// The evaluator that decides (as the gateway's `policy.evaluator`).
+    #[arg(long, value_enum, default_value_t = Evaluator::Interpreter)]
+    pub evaluator: Evaluator,
 }
-
 /// Runs a `policy` subcommand. Exit codes: 0 success, 1 a test failed, 2 the bundle or the
 /// input could not be loaded.
 pub fn run(args: PolicyArgs) -> ExitCode {
@@ -132,6 +134,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
             // The workbench evaluates a bundle while it is being edited: its tests are run by
             // `policy test`, not required here.
             run_tests: false,
+            evaluator: args.evaluator,
             ..PolicyOptions::default()
         },
     )?;

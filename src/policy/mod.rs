@@ -12,13 +12,17 @@
 //! and identity come in through the input.
 
 mod bundle;
+mod compiled;
 mod decision;
 mod error;
+mod nodes;
 mod phase;
 mod store;
 pub mod testing;
 mod watch;
 
+#[cfg(test)]
+mod evaluator_tests;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +30,7 @@ pub use bundle::{BundleSource, RegoFile};
 pub use decision::{Decision, Limits, POLICY_ERROR, Verdict};
 pub use error::PolicyError;
 pub use phase::{Phase, UnknownPhase};
-pub use store::{Explanation, PolicyOptions, PolicyStore};
+pub use store::{Evaluator, Explanation, PolicyOptions, PolicyStore};
 #[cfg(unix)]
 pub use watch::reload_on_sighup;
 pub use watch::{DEBOUNCE, PolicyWatcher, WatchError};

@@ -10,8 +10,10 @@ use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BundleSource, DECISION_FILE, DECISION_PACKAGE, DeclaredRules};
+use super::compiled::CompiledPhase;
 use super::decision::{Decision, RuleValues, type_name};
 use super::error::PolicyError;
+use super::nodes;
 use super::phase::Phase;
 use super::testing::{self, TestOptions};
 
@@ -27,6 +29,28 @@ pub struct PolicyOptions {
     pub run_tests: bool,
     /// Budget of each bundle test when `run_tests` is on.
     pub test_time_budget: Duration,
+    /// Which regorus evaluator serves decisions.
+    pub evaluator: Evaluator,
+}
+
+/// How decisions are evaluated.
+///
+/// The two differ in one point of semantics, which is why the interpreter is the default: the
+/// interpreter turns **any** error (a builtin given the wrong type, a division by zero) into a
+/// policy error, so the decision denies. regorus's compiled form treats an error inside a rule
+/// body as that body failing (OPA's non-strict semantics): a `deny` body that errors adds no
+/// message, and a `not` over an erroring expression succeeds. Choose `Compiled` for bundles
+/// whose rules check types before using values (the default bundle does, and the tests compare
+/// both evaluators on hostile inputs); it decides several times faster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Evaluator {
+    /// regorus's tree-walking interpreter: every evaluation error denies.
+    #[default]
+    Interpreter,
+    /// regorus's compiled form (RVM) for every phase it can compile, the interpreter for the
+    /// others (the load log names them and why). Errors inside rule bodies fail the body.
+    Compiled,
 }
 
 impl Default for PolicyOptions {
@@ -36,6 +60,7 @@ impl Default for PolicyOptions {
             max_input_bytes: 1 << 20,
             run_tests: true,
             test_time_budget: Duration::from_secs(5),
+            evaluator: Evaluator::default(),
         }
     }
 }
@@ -171,8 +196,11 @@ pub struct Explanation {
     pub rules: serde_json::Value,
     /// Output of `print()` calls made while deciding.
     pub prints: Vec<String>,
-    /// Lines of each policy file that were evaluated while deciding.
+    /// Lines of each policy file that were evaluated while deciding (by the interpreter, which
+    /// tracks coverage; the decision itself comes from the evaluator that serves).
     pub evaluated_lines: BTreeMap<String, Vec<u32>>,
+    /// Which evaluator serves this phase: `compiled`, or `interpreter` and why.
+    pub evaluator: String,
 }
 
 /// A compiled bundle ready to serve, with a pool of engines so concurrent decisions do not
@@ -182,6 +210,10 @@ struct ServingBundle {
     /// Prepared prototype; clones of it skip parsing and analysis.
     engine: Engine,
     phases: BTreeMap<Phase, DeclaredRules>,
+    /// The phases served by the RVM; the others by the interpreter engines of `pool`.
+    compiled: BTreeMap<Phase, CompiledPhase>,
+    /// Why a phase is not in `compiled`, for the load log and `explain`.
+    interpreted_because: BTreeMap<Phase, String>,
     pool: Mutex<Vec<Engine>>,
     source: BundleSource,
 }
@@ -213,30 +245,77 @@ impl ServingBundle {
                 return Err(PolicyError::TestsFailed { failures });
             }
         }
+        let mut compiled_phases = BTreeMap::new();
+        let mut interpreted_because = BTreeMap::new();
+        for &phase in compiled.phases.keys() {
+            let outcome = match options.evaluator {
+                Evaluator::Interpreter => Err("policy.evaluator = \"interpreter\"".to_string()),
+                Evaluator::Compiled => {
+                    CompiledPhase::compile(&compiled.engine, &decision_rule(phase))
+                }
+            };
+            match outcome {
+                Ok(program) => {
+                    compiled_phases.insert(phase, program);
+                }
+                Err(reason) => {
+                    if options.evaluator == Evaluator::Compiled {
+                        tracing::info!(
+                            phase = phase.as_str(),
+                            %reason,
+                            "policy phase served by the interpreter: regorus cannot compile it"
+                        );
+                    }
+                    interpreted_because.insert(phase, reason);
+                }
+            }
+        }
+        tracing::debug!(
+            compiled = ?compiled_phases.keys().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "policy phases served compiled"
+        );
         Ok(ServingBundle {
             revision: source.revision.clone(),
             pool: Mutex::new(vec![compiled.engine.clone()]),
             engine: compiled.engine,
             phases: compiled.phases,
+            compiled: compiled_phases,
+            interpreted_because,
             source,
         })
     }
 
-    fn decide(&self, phase: Phase, input: &serde_json::Value, options: &PolicyOptions) -> Decision {
-        let mut engine = self.take_engine();
-        // The budget covers evaluation, not the one-off compile of a new pooled engine.
-        let start = Instant::now();
-        match self.evaluate(&mut engine, phase, input, options, start) {
-            Ok(decision) => {
-                let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-                if pool.len() < POOL_CAPACITY {
-                    pool.push(engine);
-                }
-                decision
-            }
-            // An engine that saw an error or a timeout is dropped rather than reused.
-            Err(cause) => self.failed(phase, cause, start),
+    /// `compiled` or `interpreter (<why>)`: how `phase` is served.
+    fn evaluator_of(&self, phase: Phase) -> String {
+        match self.interpreted_because.get(&phase) {
+            Some(reason) => format!("interpreter ({reason})"),
+            None if self.compiled.contains_key(&phase) => "compiled".to_string(),
+            None => "none (no package for this phase)".to_string(),
         }
+    }
+
+    fn decide(&self, phase: Phase, input: &serde_json::Value, options: &PolicyOptions) -> Decision {
+        let start = Instant::now();
+        let outcome = match self.compiled.get(&phase) {
+            Some(program) => self.evaluate(phase, input, options, start, |input| {
+                program.evaluate(input, options.time_budget)
+            }),
+            None => {
+                let mut engine = self.take_engine();
+                let outcome = self.evaluate(phase, input, options, start, |input| {
+                    interpret(&mut engine, phase, input, options.time_budget)
+                });
+                // An engine that saw an error or a timeout is dropped rather than reused.
+                if outcome.is_ok() {
+                    let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+                    if pool.len() < POOL_CAPACITY {
+                        pool.push(engine);
+                    }
+                }
+                outcome
+            }
+        };
+        outcome.unwrap_or_else(|cause| self.failed(phase, cause, start))
     }
 
     /// An idle engine from the pool, or a new one. New engines are compiled from source rather
@@ -267,15 +346,19 @@ impl ServingBundle {
         input: &serde_json::Value,
         options: &PolicyOptions,
     ) -> (Decision, Explanation) {
-        let start = Instant::now();
+        let decision = self.decide(phase, input, options);
         let mut engine = self.engine.clone();
         engine.set_gather_prints(true);
         engine.set_enable_coverage(true);
-        let decision = self
-            .evaluate(&mut engine, phase, input, options, start)
-            .unwrap_or_else(|cause| self.failed(phase, cause, start));
-        let mut explanation = Explanation::default();
-        if self.phases.contains_key(&phase) {
+        // The interpreter runs the same evaluation again to collect what it can report.
+        let interpreted = self.evaluate(phase, input, options, Instant::now(), |input| {
+            interpret(&mut engine, phase, input, options.time_budget)
+        });
+        let mut explanation = Explanation {
+            evaluator: self.evaluator_of(phase),
+            ..Explanation::default()
+        };
+        if interpreted.is_ok() && self.phases.contains_key(&phase) {
             // The same input is still set; evaluating the whole package shows helper rules too.
             let query = format!("data.{}", phase.package());
             if let Ok(results) = engine.eval_query(query, false)
@@ -301,15 +384,16 @@ impl ServingBundle {
         (decision, explanation)
     }
 
-    /// Checks the input, then evaluates the phase's declared decision rules under one budget.
+    /// Checks the input, derives `input.nodes`, runs `evaluate_rule` on it for the phase's
+    /// decision rule (a set of `[name, value]` pairs) and reads the decision out of it.
     /// `Err` is the cause of a policy error (the decision is then a deny).
     fn evaluate(
         &self,
-        engine: &mut Engine,
         phase: Phase,
         input: &serde_json::Value,
         options: &PolicyOptions,
         start: Instant,
+        evaluate_rule: impl FnOnce(regorus::Value) -> Result<regorus::Value, String>,
     ) -> Result<Decision, String> {
         let Some(declared) = self.phases.get(&phase) else {
             return Err(format!(
@@ -318,17 +402,10 @@ impl ServingBundle {
             ));
         };
         check_input(phase, input, options.max_input_bytes)?;
-        let input = <regorus::Value as Deserialize>::deserialize(input)
+        let mut input = <regorus::Value as Deserialize>::deserialize(input)
             .map_err(|e| format!("input cannot be converted: {e}"))?;
-        engine.set_input(input);
-
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: options.time_budget,
-            check_interval: TIMER_CHECK_INTERVAL,
-        });
-        let pairs = engine
-            .eval_rule(format!("data.{DECISION_PACKAGE}.{phase}"))
-            .map_err(|e| describe_error(&e, options.time_budget))?;
+        nodes::derive(&mut input)?;
+        let pairs = evaluate_rule(input)?;
         let value_of = |name: &str, declared: bool| {
             declared.then(|| {
                 let found = match &pairs {
@@ -351,15 +428,38 @@ impl ServingBundle {
     }
 }
 
+/// The rule a phase's decision is read from (generated by `bundle::decision_module`).
+fn decision_rule(phase: Phase) -> String {
+    format!("data.{DECISION_PACKAGE}.{phase}")
+}
+
+/// Evaluates the phase's decision rule with the interpreter.
+fn interpret(
+    engine: &mut Engine,
+    phase: Phase,
+    input: regorus::Value,
+    budget: Duration,
+) -> Result<regorus::Value, String> {
+    engine.set_input(input);
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: budget,
+        check_interval: TIMER_CHECK_INTERVAL,
+    });
+    engine
+        .eval_rule(decision_rule(phase))
+        .map_err(|e| describe_error(&e, budget))
+}
+
 /// Work units between regorus clock reads: small enough that a runaway policy is stopped
 /// within a fraction of a millisecond past its budget.
-const TIMER_CHECK_INTERVAL: std::num::NonZeroU32 = std::num::NonZeroU32::new(32).unwrap();
+pub(super) const TIMER_CHECK_INTERVAL: std::num::NonZeroU32 =
+    std::num::NonZeroU32::new(32).unwrap();
 
 fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn budget_exceeded(budget: Duration) -> String {
+pub(super) fn budget_exceeded(budget: Duration) -> String {
     format!("evaluation exceeded {}ms budget", budget.as_millis())
 }
 

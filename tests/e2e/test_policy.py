@@ -31,7 +31,8 @@ def write_json(path, value):
     return path
 
 
-async def test_caller_sees_permitted_tools_and_denials_carry_reasons(gatehouse, components, cache_dir, tmp_path):
+@pytest.mark.parametrize("evaluator", ["interpreter", "compiled"])
+async def test_caller_sees_permitted_tools_and_denials_carry_reasons(gatehouse, components, cache_dir, tmp_path, evaluator):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "note.txt").write_text("hello")
     data = write_json(tmp_path / "data.json", {
@@ -39,7 +40,8 @@ async def test_caller_sees_permitted_tools_and_denials_carry_reasons(gatehouse, 
         "principals": {"local": {"tools": ["types_*", "files_read-file"]}},
         "fs": {"allowed_prefixes": ["/in"]},
     })
-    args = serve_args(components, cache_dir, "--policy-data", str(data), "--dir", f"{tmp_path / 'in'}::/in", policies=DEFAULT_POLICIES)
+    args = serve_args(components, cache_dir, "--policy-data", str(data), "--dir", f"{tmp_path / 'in'}::/in",
+                      "--policy-evaluator", evaluator, policies=DEFAULT_POLICIES)
     async with client_for("stdio", gatehouse, args) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert "types_area" in names and "files_read-file" in names
