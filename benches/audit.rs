@@ -4,7 +4,7 @@
 //! `cargo bench --bench audit` (release). Environment: `AUDIT_BENCH_ENTRIES` (default 1,000,000)
 //! sets the size of the log used for verify and queries; `AUDIT_BENCH_DIR` where to put it
 //! (default: a temporary directory; an existing log there is reused); `AUDIT_BENCH_SKIP_APPEND`
-//! skips the append figures.
+//! skips the append figures; `AUDIT_BENCH_SCATTERED_CALLS` (see `run_load`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,21 +14,23 @@ use gatehouse::audit::{
 };
 use serde_json::json;
 
-/// A realistic entry: an http decision with a request document of a few hundred bytes.
+/// A realistic entry: an http decision with a request document of a few hundred bytes. Entry
+/// `i` belongs to call `i / 5`; call ids are fixed-width and grow with `i`, like the gateway's
+/// (UUIDv7, time-ordered: the calls in flight at one moment have neighbouring ids).
 fn entry(i: u64) -> NewEntry {
     let mut e = NewEntry::new(
         if i.is_multiple_of(5) { "call" } else { "http" },
         if i.is_multiple_of(7) { "deny" } else { "allow" },
         json!({"principal": format!("agent-{}", i % 50), "transport": "http", "client": "claude-code/1.0", "authenticated": true}),
         json!({
-            "call_id": format!("call-{}", i / 5),
+            "call_id": call_id(i),
             "tool": {"name": format!("tool-{}", i % 20), "component": "sha256:0f3c…"},
             "request": {"method": "GET", "url": format!("https://api{}.example.com/v1/items/{i}?q=search", i % 30),
                         "host": format!("api{}.example.com", i % 30), "port": 443,
                         "headers": {"accept": "application/json", "user-agent": "gatehouse-tool/0.1"}},
         }),
     );
-    e.call_id = Some(format!("call-{}", i / 5));
+    e.call_id = Some(call_id(i));
     e.tool = Some(format!("tool-{}", i % 20));
     e.policy_revision = Some("sha256:policy-rev-42".into());
     if i.is_multiple_of(7) {
@@ -41,6 +43,10 @@ fn entry(i: u64) -> NewEntry {
     e
 }
 
+fn call_id(i: u64) -> String {
+    format!("call-{:010}", i / 5)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -48,8 +54,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// `tasks` tasks append `per_task` entries each as fast as they can; optional pause between
 /// appends of one task (to offer a fixed load instead of saturating). The entries are built
 /// before the clock starts: the figures are the log's cost, not the cost of building JSON.
+/// Entries are numbered from `first` in the order the tasks issue them (round `k` of task `t`
+/// is `first + k * tasks + t`), so entries written together belong to neighbouring calls, as in
+/// the gateway. `AUDIT_BENCH_SCATTERED_CALLS=1` numbers them task by task instead (`first +
+/// t * per_task + k`, how this bench did before): every entry of a batch then lands in a
+/// different part of the call-id index, which costs about a page of WAL per entry.
 fn run_load(
     log: &AuditLog,
+    first: u64,
     tasks: u64,
     per_task: u64,
     pause: Option<Duration>,
@@ -59,8 +71,19 @@ fn run_load(
         .enable_all()
         .build()
         .unwrap();
+    let scattered = std::env::var_os("AUDIT_BENCH_SCATTERED_CALLS").is_some();
     let work: Vec<Vec<NewEntry>> = (0..tasks)
-        .map(|t| (0..per_task).map(|i| entry(t * per_task + i)).collect())
+        .map(|t| {
+            (0..per_task)
+                .map(|k| {
+                    entry(if scattered {
+                        first + t * per_task + k
+                    } else {
+                        first + k * tasks + t
+                    })
+                })
+                .collect()
+        })
         .collect();
     let start = Instant::now();
     let latencies = rt.block_on(async {
@@ -137,14 +160,14 @@ fn main() {
     for (name, sync) in modes {
         let path = dir.join(format!("throughput-{name}.db"));
         let log = open(&path, sync);
-        let (rate, lat) = run_load(&log, 256, 400, None);
+        let (rate, lat) = run_load(&log, 0, 256, 400, None);
         println!(
             "synchronous={name:<6} saturated, 256 tasks: {rate:>9.0} entries/s   latency p50 {:>7.3} ms  p99 {:>7.3} ms",
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
         );
         // A fixed offered load well below saturation: 64 tasks, each one append per ~5 ms.
-        let (rate, lat) = run_load(&log, 64, 200, Some(Duration::from_millis(5)));
+        let (rate, lat) = run_load(&log, 0, 64, 200, Some(Duration::from_millis(5)));
         println!(
             "synchronous={name:<6} offered load, 64 tasks: {rate:>7.0} entries/s   latency p50 {:>7.3} ms  p99 {:>7.3} ms",
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
@@ -163,7 +186,7 @@ fn main() {
         let per_chunk = (100_000 / tasks).max(1);
         let mut written = 0;
         while written + tasks * per_chunk <= n {
-            run_load(&log, tasks, per_chunk, None);
+            run_load(&log, written, tasks, per_chunk, None);
             written += tasks * per_chunk;
         }
         for i in written..n {
@@ -191,7 +214,7 @@ fn main() {
     q(
         "query: one call's story (call_id)",
         EntryFilter {
-            call_id: Some("call-9999".into()),
+            call_id: Some(call_id(9999 * 5)),
             ..Default::default()
         },
     );

@@ -493,6 +493,32 @@ async fn concurrent_async_appends_get_unique_gapless_seqs() {
     assert!(verify_with(&f, true).is_intact());
 }
 
+/// Entries queued faster than the writer commits go in large batches (several multi-row inserts
+/// and a remainder per transaction): each keeps its submission order, its content and its leaf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_queued_together_keep_order_and_content_in_large_batches() {
+    let f = fixture();
+    let log = AuditLog::open(&f.db, config(&f, "test/batches")).unwrap();
+    let pending: Vec<_> = (0..300).map(|i| log.submit(entry(i)).unwrap()).collect();
+    let mut seqs = Vec::new();
+    for p in pending {
+        seqs.push(p.committed().await.unwrap().seq);
+    }
+    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>());
+    log.close().unwrap();
+    assert!(verify_with(&f, true).is_intact());
+    let reader = AuditReader::open(&f.db).unwrap();
+    for i in [0u64, 31, 32, 33, 150, 299] {
+        let e = &reader.call_story(&format!("call-{}", i / 4)).unwrap()[(i % 4) as usize];
+        let expected = entry(i);
+        assert_eq!(
+            (e.seq, &e.phase, &e.tool),
+            (i + 1, &expected.phase, &expected.tool)
+        );
+        assert_eq!(e.input, expected.input);
+    }
+}
+
 #[test]
 fn inclusion_proof_checks_against_the_checkpoint() {
     let f = fixture();

@@ -25,9 +25,16 @@ pub enum ProofError {
 
 /// `SHA-256(0x00 ‖ data)`: the hash of one leaf.
 pub fn hash_leaf(data: &[u8]) -> Hash {
+    hash_leaf_parts(&[data])
+}
+
+/// [`hash_leaf`] of the concatenation of `parts`, without building it.
+pub fn hash_leaf_parts(parts: &[&[u8]]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);
-    h.update(data);
+    for part in parts {
+        h.update(part);
+    }
     h.finalize().into()
 }
 

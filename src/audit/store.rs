@@ -236,9 +236,11 @@ fn create_schema(conn: &Connection, path: &Path, origin: &str) -> Result<LogMeta
     })
 }
 
-/// Column list matching [`raw_row`].
+/// Column list matching [`raw_row`] (and the writer's insert).
 pub(crate) const ENTRY_COLUMNS: &str = "seq, time, decision_id, call_id, phase, caller, tool, component_digest, \
      policy_revision, input, verdict, reasons, obligations, metrics, entry_hash";
+/// How many names [`ENTRY_COLUMNS`] lists.
+pub(crate) const ENTRY_COLUMN_COUNT: usize = 15;
 
 /// One `entries` row exactly as stored.
 #[derive(Debug, Clone)]

@@ -15,18 +15,18 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::AuditError;
 use super::checkpoint::{Checkpoint, file_record, read_checkpoint_file};
-use super::entry::{Appended, NewEntry, PreparedEntry, canonical_bytes, format_time};
-use super::merkle::{CompactRange, hash_leaf};
+use super::entry::{Appended, NewEntry, PreparedEntry, format_time, leaf_hash};
+use super::merkle::CompactRange;
 use super::note::NoteSigner;
 use super::redact::RedactionKey;
-use super::store::{self, LogMeta};
+use super::store::{self, ENTRY_COLUMN_COUNT, ENTRY_COLUMNS, LogMeta};
 
 /// How hard SQLite pushes each commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,9 +477,65 @@ fn rotated_origin(origin: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     format!("{base}/{}", at.format("r%Y%m%dT%H%M%SZ"))
 }
 
-const INSERT_ENTRY: &str = "INSERT INTO entries (seq, time, decision_id, call_id, phase, caller, tool, \
-     component_digest, policy_revision, input, verdict, reasons, obligations, metrics, entry_hash) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+/// Rows per multi-row `INSERT` (15 parameters each): one statement step per chunk instead of
+/// one per entry; a batch's remainder goes in one row at a time.
+const ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO entries (…) VALUES (?, …)` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; ENTRY_COLUMN_COUNT].join(", "));
+    format!(
+        "INSERT INTO entries ({ENTRY_COLUMNS}) VALUES {}",
+        vec![one; rows].join(", ")
+    )
+}
+
+static INSERT_ROWS: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+static INSERT_ROW: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+
+/// Binds and inserts `rows` (as many as `stmt` has rows) as the next entries of `range`: assigns
+/// each its seq, computes its leaf hash and appends it to the tree.
+fn insert_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    rows: &[Box<PreparedEntry>],
+    time: &str,
+    range: &mut CompactRange,
+    appended: &mut Vec<Appended>,
+) -> rusqlite::Result<()> {
+    let mut leaves = Vec::with_capacity(rows.len());
+    for (k, p) in rows.iter().enumerate() {
+        let seq = range.size() + leaves.len() as u64 + 1;
+        let leaf = leaf_hash(&p.head, seq, time, &p.tail);
+        let c = &p.columns;
+        let at = k * ENTRY_COLUMN_COUNT;
+        // The order of ENTRY_COLUMNS.
+        stmt.raw_bind_parameter(at + 1, seq as i64)?;
+        stmt.raw_bind_parameter(at + 2, time)?;
+        stmt.raw_bind_parameter(at + 3, &c.decision_id)?;
+        stmt.raw_bind_parameter(at + 4, &c.call_id)?;
+        stmt.raw_bind_parameter(at + 5, &c.phase)?;
+        stmt.raw_bind_parameter(at + 6, &c.caller)?;
+        stmt.raw_bind_parameter(at + 7, &c.tool)?;
+        stmt.raw_bind_parameter(at + 8, &c.component_digest)?;
+        stmt.raw_bind_parameter(at + 9, &c.policy_revision)?;
+        stmt.raw_bind_parameter(at + 10, &c.input)?;
+        stmt.raw_bind_parameter(at + 11, &c.verdict)?;
+        stmt.raw_bind_parameter(at + 12, &c.reasons)?;
+        stmt.raw_bind_parameter(at + 13, &c.obligations)?;
+        stmt.raw_bind_parameter(at + 14, &c.metrics)?;
+        stmt.raw_bind_parameter(at + 15, &leaf[..])?;
+        leaves.push((seq, leaf));
+    }
+    stmt.raw_execute()?;
+    for (seq, leaf) in leaves {
+        range.append(leaf);
+        appended.push(Appended {
+            seq,
+            entry_hash: leaf,
+        });
+    }
+    Ok(())
+}
 
 impl Writer {
     /// Restores the tree state stored with the log and checks it against the entries and the
@@ -744,42 +800,24 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("starting a transaction"))?;
         let mut appended = Vec::with_capacity(entries.len());
-        {
+        // One timestamp per batch (the entries commit together); never let time run backwards
+        // in the log, whatever the wall clock does.
+        self.last_time = self.last_time.max(chrono::Utc::now());
+        let time = format_time(self.last_time);
+        let mut chunks = entries.chunks_exact(ROWS_PER_INSERT);
+        for chunk in chunks.by_ref() {
             let mut stmt = tx
-                .prepare_cached(INSERT_ENTRY)
+                .prepare_cached(&INSERT_ROWS)
                 .map_err(sql("preparing insert"))?;
-            // One timestamp per batch (the entries commit together); never let time run
-            // backwards in the log, whatever the wall clock does.
-            self.last_time = self.last_time.max(chrono::Utc::now());
-            let time = format_time(self.last_time);
-            for p in entries {
-                let seq = self.range.size() + 1;
-                let leaf = hash_leaf(&canonical_bytes(&p.head, seq, &time, &p.tail));
-                let c = &p.columns;
-                stmt.execute(params![
-                    seq as i64,
-                    time,
-                    c.decision_id,
-                    c.call_id,
-                    c.phase,
-                    c.caller,
-                    c.tool,
-                    c.component_digest,
-                    c.policy_revision,
-                    c.input,
-                    c.verdict,
-                    c.reasons,
-                    c.obligations,
-                    c.metrics,
-                    &leaf[..],
-                ])
+            insert_rows(&mut stmt, chunk, &time, &mut self.range, &mut appended)
+                .map_err(sql("inserting entries"))?;
+        }
+        for one in chunks.remainder().chunks(1) {
+            let mut stmt = tx
+                .prepare_cached(&INSERT_ROW)
+                .map_err(sql("preparing insert"))?;
+            insert_rows(&mut stmt, one, &time, &mut self.range, &mut appended)
                 .map_err(sql("inserting an entry"))?;
-                self.range.append(leaf);
-                appended.push(Appended {
-                    seq,
-                    entry_hash: leaf,
-                });
-            }
         }
         let due = self.range.size() - self.last_checkpoint_size >= self.config.checkpoint_every
             || self
@@ -957,4 +995,19 @@ fn insert_checkpoint(
     )
     .map_err(|e| AuditError::sqlite(path, "writing a checkpoint", e))?;
     Ok(note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_statements_bind_every_column_of_every_row() {
+        assert_eq!(ENTRY_COLUMNS.split(',').count(), ENTRY_COLUMN_COUNT);
+        assert_eq!(
+            INSERT_ROWS.matches('?').count(),
+            ENTRY_COLUMN_COUNT * ROWS_PER_INSERT
+        );
+        assert_eq!(INSERT_ROW.matches('?').count(), ENTRY_COLUMN_COUNT);
+    }
 }
