@@ -508,22 +508,28 @@ fn insert_rows(
         let leaf = leaf_hash(&p.head, seq, time, &p.tail);
         let c = &p.columns;
         let at = k * ENTRY_COLUMN_COUNT;
-        // The order of ENTRY_COLUMNS.
-        stmt.raw_bind_parameter(at + 1, seq as i64)?;
-        stmt.raw_bind_parameter(at + 2, time)?;
-        stmt.raw_bind_parameter(at + 3, &c.decision_id)?;
-        stmt.raw_bind_parameter(at + 4, &c.call_id)?;
-        stmt.raw_bind_parameter(at + 5, &c.phase)?;
-        stmt.raw_bind_parameter(at + 6, &c.caller)?;
-        stmt.raw_bind_parameter(at + 7, &c.tool)?;
-        stmt.raw_bind_parameter(at + 8, &c.component_digest)?;
-        stmt.raw_bind_parameter(at + 9, &c.policy_revision)?;
-        stmt.raw_bind_parameter(at + 10, &c.input)?;
-        stmt.raw_bind_parameter(at + 11, &c.verdict)?;
-        stmt.raw_bind_parameter(at + 12, &c.reasons)?;
-        stmt.raw_bind_parameter(at + 13, &c.obligations)?;
-        stmt.raw_bind_parameter(at + 14, &c.metrics)?;
-        stmt.raw_bind_parameter(at + 15, &leaf[..])?;
+        let seq_column = seq as i64;
+        let values: [&dyn rusqlite::ToSql; ENTRY_COLUMN_COUNT] = [
+            // The order of ENTRY_COLUMNS.
+            &seq_column,
+            &time,
+            &c.decision_id,
+            &c.call_id,
+            &c.phase,
+            &c.caller,
+            &c.tool,
+            &c.component_digest,
+            &c.policy_revision,
+            &c.input,
+            &c.verdict,
+            &c.reasons,
+            &c.obligations,
+            &c.metrics,
+            &&leaf[..],
+        ];
+        for (offset, value) in values.into_iter().enumerate() {
+            stmt.raw_bind_parameter(at + offset + 1, value)?;
+        }
         leaves.push((seq, leaf));
     }
     stmt.raw_execute()?;

@@ -272,29 +272,6 @@ fn an_error_inside_a_deny_body_denies_only_with_the_interpreter() {
 }
 
 #[test]
-fn the_compiled_evaluator_keeps_the_time_budget() {
-    let dir = single_call_package(
-        "deny contains \"never\" if {\n  r := numbers.range(1, 2000)\n  some a in r\n  some b in r\n  a + b < 0\n}",
-    );
-    let store = PolicyStore::load(
-        dir.path(),
-        &[],
-        PolicyOptions {
-            evaluator: Evaluator::Compiled,
-            time_budget: Duration::from_millis(20),
-            ..PolicyOptions::default()
-        },
-    )
-    .unwrap();
-    let (decision, explanation) = store.explain(Phase::Call, &json!({"phase": "call"}));
-    assert_eq!(explanation.evaluator, "compiled");
-    assert_eq!(
-        decision.reasons,
-        vec!["policy error: evaluation exceeded 20ms budget".to_string()]
-    );
-}
-
-#[test]
 fn phases_the_rvm_cannot_serve_fall_back_to_the_interpreter() {
     // `walk` does not compile; `time.now_ns` compiles but would bypass the disabled clock.
     for (body, why) in [

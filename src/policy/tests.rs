@@ -173,28 +173,38 @@ fn time_budget_exceeded_denies() {
     let dir = call_package(
         "deny contains \"never\" if {\n  r := numbers.range(1, 2000)\n  some a in r\n  some b in r\n  some c in r\n  a + b + c < 0\n}",
     );
-    let store = PolicyStore::load(
-        dir.path(),
-        &[],
-        PolicyOptions {
-            time_budget: Duration::from_millis(20),
-            ..PolicyOptions::default()
-        },
-    )
-    .unwrap();
-    let start = Instant::now();
-    let decision = store.decide(Phase::Call, &alice());
-    assert_eq!(
-        only_reason(&decision),
-        "policy error: evaluation exceeded 20ms budget"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "stopped late: {:?}",
-        start.elapsed()
-    );
-    // The store stays usable after a timeout.
-    assert!(!store.decide(Phase::Call, &alice()).is_allowed());
+    for evaluator in [Evaluator::Interpreter, Evaluator::Compiled] {
+        let store = PolicyStore::load(
+            dir.path(),
+            &[],
+            PolicyOptions {
+                time_budget: Duration::from_millis(20),
+                evaluator,
+                ..PolicyOptions::default()
+            },
+        )
+        .unwrap();
+        let start = Instant::now();
+        let (decision, explanation) = store.explain(Phase::Call, &alice());
+        assert!(
+            explanation
+                .evaluator
+                .starts_with(&format!("{evaluator:?}").to_lowercase()),
+            "{evaluator:?}: {}",
+            explanation.evaluator
+        );
+        assert_eq!(
+            only_reason(&decision),
+            "policy error: evaluation exceeded 20ms budget"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{evaluator:?} stopped late: {:?}",
+            start.elapsed()
+        );
+        // The store stays usable after a timeout.
+        assert!(!store.decide(Phase::Call, &alice()).is_allowed());
+    }
 }
 
 #[test]
