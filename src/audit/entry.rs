@@ -176,94 +176,12 @@ impl Entry {
     }
 }
 
-/// RFC 8785 text of any serializable value, by the canonicalizer crate.
-fn jcs_by_crate<T: Serialize>(value: &T) -> Result<String, AuditError> {
+/// RFC 8785 text of any serializable value.
+pub(crate) fn jcs<T: Serialize>(value: &T) -> Result<String, AuditError> {
     serde_json_canonicalizer::to_string(value).map_err(|e| AuditError::InvalidEntry {
         field: "json",
         detail: format!("cannot be canonicalized (RFC 8785): {e}"),
     })
-}
-
-/// RFC 8785 text of a JSON value.
-///
-/// The canonicalizer crate is the reference, but slow: it re-parses every object key and buffers
-/// every member on its own, which made it most of an entry's preparation time. A value made only
-/// of null, booleans, strings, integers an IEEE double holds exactly, arrays, and objects whose
-/// keys have no character at or above U+E000 (below it, Rust's string order and RFC 8785's
-/// UTF-16 order agree) has one obvious canonical text, written here directly; any other value
-/// (a fractional or huge number, such keys) goes through the crate. Tests compare both.
-pub(crate) fn jcs(value: &Value) -> Result<String, AuditError> {
-    if !writes_directly(value) {
-        return jcs_by_crate(value);
-    }
-    let mut out = Vec::with_capacity(256);
-    write_value(&mut out, value);
-    String::from_utf8(out).map_err(|e| AuditError::InvalidEntry {
-        field: "json",
-        detail: format!("canonical text is not UTF-8: {e}"),
-    })
-}
-
-/// RFC 8785 text of an array of strings (an entry's reasons).
-fn jcs_strings(items: &[String]) -> String {
-    let mut out = Vec::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());
-    out.push(b'[');
-    for (i, s) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(&mut out, s);
-    }
-    out.push(b']');
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether [`write_value`] gives `v`'s RFC 8785 text (see [`jcs`]).
-fn writes_directly(v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Bool(_) | Value::String(_) => true,
-        Value::Number(n) => exact_integer(n) == Some(true),
-        Value::Array(items) => items.iter().all(writes_directly),
-        Value::Object(map) => map
-            .iter()
-            .all(|(k, v)| k.chars().all(|c| c < '\u{E000}') && writes_directly(v)),
-    }
-}
-
-/// Compact JSON with object members sorted by key; canonical for values [`writes_directly`]
-/// accepts.
-fn write_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, v);
-            }
-            out.push(b'}');
-        }
-    }
 }
 
 /// `Some(true)` for an integer an IEEE 754 double holds exactly (I-JSON, RFC 7493 §2.2),
@@ -446,7 +364,7 @@ impl PreparedEntry {
             policy_revision: entry.policy_revision,
             input: jcs(&input)?,
             verdict: entry.verdict,
-            reasons: jcs_strings(&entry.reasons),
+            reasons: jcs(&entry.reasons)?,
             obligations: jcs(&entry.obligations)?,
             metrics: jcs(&entry.metrics)?,
         };
@@ -566,28 +484,6 @@ mod tests {
                 String::from_utf8(whole).unwrap()
             );
         }
-    }
-
-    #[test]
-    fn direct_canonical_text_equals_the_crates() {
-        let values = [
-            json!(null),
-            json!({}),
-            json!([]),
-            json!({"b": 1, "a": [true, false, null, "x"], "A": {"z": 0, "y": -9007199254740991i64}}),
-            json!({"\u{20ac}": 1, "\u{1d11e}": 2, "\u{e000}": 3, "\u{ffff}": 4, "a\u{7f}": 5}),
-            json!({"\u{d7ff}": 1, "\u{1F600}": 2}),
-            json!({"esc": "q\"b\\s/\u{0}\u{1f}\u{7f}\u{2028}\n\t\r\u{8}\u{c}é😀"}),
-            json!({"n": 9007199254740991u64, "big": u64::MAX, "neg": i64::MIN}),
-            json!({"f": 1.5, "z": -0.0, "e": 1e21, "small": 1e-7, "int_as_float": 2.0}),
-            json!([{"k": [{"b": 1, "a": 2}]}, 0, -1]),
-        ];
-        for v in values {
-            assert_eq!(jcs(&v).unwrap(), jcs_by_crate(&v).unwrap(), "{v}");
-        }
-        let reasons = vec!["plain \"q\"\n".to_string(), "ü😀".into(), String::new()];
-        assert_eq!(jcs_strings(&reasons), jcs_by_crate(&reasons).unwrap());
-        assert_eq!(jcs_strings(&[]), "[]");
     }
 
     #[test]
