@@ -12,7 +12,7 @@
 //! On inputs that raise no error both evaluators reach the same decision; `policy::tests`
 //! checks that on every phase of the default bundle, hostile inputs included.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regorus::languages::rego::compiler::Compiler;
@@ -22,6 +22,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{CompiledPolicy, Engine, Value};
 
 use super::error::one_line;
+use super::pool::Pool;
 
 /// Builtins the interpreter shadows with failing extensions (see `bundle::disable_clock`). The
 /// RVM calls builtins directly, so a program using one of them is not served compiled.
@@ -31,16 +32,13 @@ const DISABLED_BUILTINS: &[&str] = &["time.now_ns"];
 /// replaces regorus's default of 25,000, which a bundle of a few hundred rules exceeds.
 const MAX_INSTRUCTIONS: usize = 50_000_000;
 
-/// Idle virtual machines kept per phase (as for interpreter engines).
-const POOL_CAPACITY: usize = 64;
-
 /// One phase's decision rule compiled to an RVM program, with a pool of machines to run it.
 pub struct CompiledPhase {
     entry_point: String,
     policy: CompiledPolicy,
     program: Arc<Program>,
     data: Value,
-    pool: Mutex<Vec<RegoVM>>,
+    machines: Pool<RegoVM>,
 }
 
 impl CompiledPhase {
@@ -65,16 +63,16 @@ impl CompiledPhase {
             policy,
             program,
             data: engine.get_data(),
-            pool: Mutex::new(Vec::new()),
+            machines: Pool::new(Vec::new()),
         };
-        let machine = phase.new_machine()?;
-        phase.give_back(machine);
+        // One machine now, so a bundle whose data the VM refuses fails at load, not per call.
+        phase.machines.give_back(phase.new_machine()?);
         Ok(phase)
     }
 
     /// Evaluates the entry point for `input` within `budget`. `Err` is the deny reason.
     pub fn evaluate(&self, input: Value, budget: Duration) -> Result<Value, String> {
-        let mut machine = match self.take_machine() {
+        let mut machine = match self.machines.take() {
             Some(machine) => machine,
             None => self.new_machine()?,
         };
@@ -87,7 +85,7 @@ impl CompiledPhase {
             Ok(value) => {
                 // Drop the input now rather than keep it alive in an idle machine.
                 machine.set_input(Value::Null);
-                self.give_back(machine);
+                self.machines.give_back(machine);
                 Ok(value)
             }
             // A machine that failed is dropped rather than reused.
@@ -106,19 +104,5 @@ impl CompiledPhase {
         machine.set_strict_builtin_errors(true);
         machine.set_max_instructions(MAX_INSTRUCTIONS);
         Ok(machine)
-    }
-
-    fn take_machine(&self) -> Option<RegoVM> {
-        self.pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-    }
-
-    fn give_back(&self, machine: RegoVM) {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_CAPACITY {
-            pool.push(machine);
-        }
     }
 }

@@ -17,6 +17,7 @@ mod decision;
 mod error;
 mod nodes;
 mod phase;
+mod pool;
 mod store;
 pub mod testing;
 mod watch;

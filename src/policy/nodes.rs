@@ -23,27 +23,31 @@ pub const MAX_PATH_ELEMENTS: usize = 1 << 18;
 
 /// Sets `input.nodes` from `input.arguments` and `input.result.value`, those that are present.
 pub fn derive(input: &mut Value) -> Result<(), String> {
-    let arguments = field(input, &["arguments"]);
-    let result = field(input, &["result", "value"]);
-    let mut nodes = Value::new_object();
-    let listing = nodes
-        .as_object_mut()
-        .map_err(|e| format!("input.nodes: {e}"))?;
-    for (name, document) in [("arguments", arguments), ("result", result)] {
-        if let Some(document) = document {
+    let mut listings = Vec::new();
+    for (name, path) in [
+        ("arguments", &["arguments"][..]),
+        ("result", &["result", "value"]),
+    ] {
+        if let Some(document) = field(input, path) {
             let listed = list(&document).map_err(|limit| {
                 format!(
                     "input.{} is too deeply nested to evaluate: its node paths exceed {limit} elements",
-                    if name == "result" { "result.value" } else { name }
+                    path.join(".")
                 )
             })?;
-            listing.insert(Value::from(name), listed);
+            listings.push((Value::from(name), listed));
         }
     }
-    let object = input
+    let mut nodes = Value::new_object();
+    if let Ok(fields) = nodes.as_object_mut() {
+        for (name, listed) in listings {
+            fields.insert(name, listed);
+        }
+    }
+    input
         .as_object_mut()
-        .map_err(|_| "input must be a JSON object".to_string())?;
-    object.insert(Value::from("nodes"), nodes);
+        .map_err(|_| "input must be a JSON object".to_string())?
+        .insert(Value::from("nodes"), nodes);
     Ok(())
 }
 

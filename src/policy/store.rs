@@ -15,6 +15,7 @@ use super::decision::{Decision, RuleValues, type_name};
 use super::error::PolicyError;
 use super::nodes;
 use super::phase::Phase;
+use super::pool::Pool;
 use super::testing::{self, TestOptions};
 
 /// How a store evaluates and what it accepts.
@@ -210,17 +211,11 @@ struct ServingBundle {
     /// Prepared prototype; clones of it skip parsing and analysis.
     engine: Engine,
     phases: BTreeMap<Phase, DeclaredRules>,
-    /// The phases served by the RVM; the others by the interpreter engines of `pool`.
-    compiled: BTreeMap<Phase, CompiledPhase>,
-    /// Why a phase is not in `compiled`, for the load log and `explain`.
-    interpreted_because: BTreeMap<Phase, String>,
-    pool: Mutex<Vec<Engine>>,
+    /// Per phase: its RVM program, or why the interpreter engines of `engines` serve it.
+    compiled: BTreeMap<Phase, Result<CompiledPhase, String>>,
+    engines: Pool<Engine>,
     source: BundleSource,
 }
-
-/// Idle engines kept per bundle; more concurrent decisions than this make new engines and
-/// drop the extras afterwards.
-const POOL_CAPACITY: usize = 64;
 
 impl ServingBundle {
     fn build(
@@ -245,51 +240,41 @@ impl ServingBundle {
                 return Err(PolicyError::TestsFailed { failures });
             }
         }
-        let mut compiled_phases = BTreeMap::new();
-        let mut interpreted_because = BTreeMap::new();
-        for &phase in compiled.phases.keys() {
-            let outcome = match options.evaluator {
-                Evaluator::Interpreter => Err("policy.evaluator = \"interpreter\"".to_string()),
-                Evaluator::Compiled => {
-                    CompiledPhase::compile(&compiled.engine, &decision_rule(phase))
-                }
-            };
-            match outcome {
-                Ok(program) => {
-                    compiled_phases.insert(phase, program);
-                }
-                Err(reason) => {
-                    if options.evaluator == Evaluator::Compiled {
-                        tracing::info!(
-                            phase = phase.as_str(),
-                            %reason,
-                            "policy phase served by the interpreter: regorus cannot compile it"
-                        );
+        let compiled_phases = compiled
+            .phases
+            .keys()
+            .map(|&phase| {
+                let program = match options.evaluator {
+                    Evaluator::Interpreter => Err("policy.evaluator = \"interpreter\"".to_string()),
+                    Evaluator::Compiled => {
+                        CompiledPhase::compile(&compiled.engine, &decision_rule(phase))
                     }
-                    interpreted_because.insert(phase, reason);
+                };
+                if let (Evaluator::Compiled, Err(reason)) = (options.evaluator, &program) {
+                    tracing::info!(
+                        phase = phase.as_str(),
+                        %reason,
+                        "policy phase served by the interpreter: regorus cannot compile it"
+                    );
                 }
-            }
-        }
-        tracing::debug!(
-            compiled = ?compiled_phases.keys().map(|p| p.as_str()).collect::<Vec<_>>(),
-            "policy phases served compiled"
-        );
+                (phase, program)
+            })
+            .collect();
         Ok(ServingBundle {
             revision: source.revision.clone(),
-            pool: Mutex::new(vec![compiled.engine.clone()]),
+            engines: Pool::new(vec![compiled.engine.clone()]),
             engine: compiled.engine,
             phases: compiled.phases,
             compiled: compiled_phases,
-            interpreted_because,
             source,
         })
     }
 
     /// `compiled` or `interpreter (<why>)`: how `phase` is served.
     fn evaluator_of(&self, phase: Phase) -> String {
-        match self.interpreted_because.get(&phase) {
-            Some(reason) => format!("interpreter ({reason})"),
-            None if self.compiled.contains_key(&phase) => "compiled".to_string(),
+        match self.compiled.get(&phase) {
+            Some(Ok(_)) => "compiled".to_string(),
+            Some(Err(reason)) => format!("interpreter ({reason})"),
             None => "none (no package for this phase)".to_string(),
         }
     }
@@ -297,20 +282,17 @@ impl ServingBundle {
     fn decide(&self, phase: Phase, input: &serde_json::Value, options: &PolicyOptions) -> Decision {
         let start = Instant::now();
         let outcome = match self.compiled.get(&phase) {
-            Some(program) => self.evaluate(phase, input, options, start, |input| {
+            Some(Ok(program)) => self.evaluate(phase, input, options, start, |input| {
                 program.evaluate(input, options.time_budget)
             }),
-            None => {
+            Some(Err(_)) | None => {
                 let mut engine = self.take_engine();
                 let outcome = self.evaluate(phase, input, options, start, |input| {
                     interpret(&mut engine, phase, input, options.time_budget)
                 });
                 // An engine that saw an error or a timeout is dropped rather than reused.
                 if outcome.is_ok() {
-                    let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-                    if pool.len() < POOL_CAPACITY {
-                        pool.push(engine);
-                    }
+                    self.engines.give_back(engine);
                 }
                 outcome
             }
@@ -323,12 +305,7 @@ impl ServingBundle {
     /// nodes (whose atomic counts every evaluation touches). A design choice, not a measured
     /// win: this machine could not measure multi-core scaling cleanly.
     fn take_engine(&self) -> Engine {
-        let idle = self
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        idle.unwrap_or_else(|| {
+        self.engines.take().unwrap_or_else(|| {
             self.source
                 .compile(false)
                 .map(|c| c.engine)
