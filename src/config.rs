@@ -82,6 +82,11 @@ pub struct AuditLogConfig {
     /// …or this many seconds after the first entry not yet covered.
     #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: u64,
+    /// `full` (default): every commit is fsynced, so an answered call's entries survive a power
+    /// loss. `normal`: they survive a crash of the gateway but not of the machine, and a call
+    /// waits for no fsync (see BENCHMARKS.md for what each costs).
+    #[serde(default)]
+    pub synchronous: crate::audit::Synchronous,
 }
 
 impl Default for AuditLogConfig {
@@ -92,6 +97,7 @@ impl Default for AuditLogConfig {
             checkpoint_file: None,
             checkpoint_every: default_checkpoint_every(),
             checkpoint_interval_secs: default_checkpoint_interval_secs(),
+            synchronous: crate::audit::Synchronous::default(),
         }
     }
 }
@@ -612,6 +618,24 @@ mod tests {
         assert_eq!(config.mounts[0].host, dir.path().join("data"));
         assert_eq!(config.limits.timeout_ms, 500);
         assert_eq!(config.limits.memory_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn audit_durability_is_full_unless_the_file_says_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gatehouse.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(&file)
+        };
+        use crate::audit::Synchronous;
+        assert_eq!(load("").unwrap().audit.synchronous, Synchronous::Full);
+        let normal = load("[audit]\nsynchronous = \"normal\"\n").unwrap();
+        assert_eq!(normal.audit.synchronous, Synchronous::Normal);
+        let err = load("[audit]\nsynchronous = \"off\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `off`"), "{err}");
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl Gateway {
                 checkpoint_interval: std::time::Duration::from_secs(
                     config.audit.checkpoint_interval_secs,
                 ),
+                synchronous: config.audit.synchronous,
                 ..Default::default()
             },
         )?;

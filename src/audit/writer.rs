@@ -28,10 +28,12 @@ use super::note::NoteSigner;
 use super::redact::RedactionKey;
 use super::store::{self, ENTRY_COLUMN_COUNT, ENTRY_COLUMNS, LogMeta};
 
-/// How hard SQLite pushes each commit to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How hard SQLite pushes each commit to disk (`[audit] synchronous` in the config file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Synchronous {
     /// fsync at every commit: acknowledged entries survive power loss (default).
+    #[default]
     Full,
     /// fsync only at WAL checkpoints: survives a process crash, not a power loss.
     Normal,
@@ -68,7 +70,7 @@ impl Default for AuditConfig {
             checkpoint_file: None,
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(10),
-            synchronous: Synchronous::Full,
+            synchronous: Synchronous::default(),
             max_batch: 4096,
         }
     }
