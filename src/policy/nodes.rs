@@ -23,7 +23,7 @@ pub const MAX_PATH_ELEMENTS: usize = 1 << 18;
 
 /// Sets `input.nodes` from `input.arguments` and `input.result.value`, those that are present.
 pub fn derive(input: &mut Value) -> Result<(), String> {
-    let mut listings = Vec::new();
+    let mut nodes = std::collections::BTreeMap::new();
     for (name, path) in [
         ("arguments", &["arguments"][..]),
         ("result", &["result", "value"]),
@@ -35,19 +35,13 @@ pub fn derive(input: &mut Value) -> Result<(), String> {
                     path.join(".")
                 )
             })?;
-            listings.push((Value::from(name), listed));
-        }
-    }
-    let mut nodes = Value::new_object();
-    if let Ok(fields) = nodes.as_object_mut() {
-        for (name, listed) in listings {
-            fields.insert(name, listed);
+            nodes.insert(Value::from(name), listed);
         }
     }
     input
         .as_object_mut()
         .map_err(|_| "input must be a JSON object".to_string())?
-        .insert(Value::from("nodes"), nodes);
+        .insert(Value::from("nodes"), Value::from(nodes));
     Ok(())
 }
 
