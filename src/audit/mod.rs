@@ -13,6 +13,7 @@
 mod checkpoint;
 mod entry;
 mod error;
+mod file_sync;
 pub mod merkle;
 mod note;
 mod reader;

@@ -9,6 +9,9 @@
 //! commit, so an entry acknowledged to the gateway (the pre-call verdict!) survives power loss;
 //! NORMAL only survives a process crash (the last commits may roll back after power loss). Group
 //! commit amortizes the fsync, which is why FULL is affordable. See the benchmark for figures.
+//! Neither setting makes an append wait for the other files' fsyncs: WAL checkpoints run on
+//! their own connection and thread (`wal_checkpointer`), the checkpoint file is synced by
+//! [`FileSync`].
 
 use std::fs::File;
 use std::io::Write;
@@ -23,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::AuditError;
 use super::checkpoint::{Checkpoint, file_record, read_checkpoint_file};
 use super::entry::{Appended, NewEntry, PreparedEntry, format_time, leaf_hash};
+use super::file_sync::FileSync;
 use super::merkle::CompactRange;
 use super::note::NoteSigner;
 use super::redact::RedactionKey;
@@ -252,12 +256,12 @@ impl AuditLog {
 
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
-            .name("gatehouse-audit-writer".into())
+            .name("audit-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| AuditError::io(path, "starting the audit writer thread", e))?;
         let (id, stop) = (identity.clone(), stopped.clone());
         std::thread::Builder::new()
-            .name("gatehouse-audit-wal".into())
+            .name("audit-wal".into())
             .spawn(move || wal_checkpointer(id, stop))
             .map_err(|e| AuditError::io(path, "starting the WAL checkpoint thread", e))?;
         Ok(AuditLog {
@@ -379,8 +383,10 @@ struct Writer {
     range: CompactRange,
     last_time: chrono::DateTime<chrono::Utc>,
     checkpoint_path: PathBuf,
-    /// Open in append mode and exclusively locked: one writer per log.
-    checkpoint_out: File,
+    /// Open in append mode and exclusively locked: one writer per log. Shared only with
+    /// `file_sync` while it syncs the file.
+    checkpoint_out: Arc<File>,
+    file_sync: FileSync,
     last_checkpoint_size: u64,
     /// When the first entry not covered by a checkpoint was written.
     uncovered_since: Option<Instant>,
@@ -616,7 +622,9 @@ impl Writer {
             }
             None => 0,
         };
-        let checkpoint_out = open_checkpoint_out(path, checkpoint_path)?;
+        let checkpoint_out = Arc::new(open_checkpoint_out(path, checkpoint_path)?);
+        let file_sync = FileSync::start("audit-cp-sync")
+            .map_err(|e| AuditError::io(path, "starting the checkpoint file sync thread", e))?;
         let uncovered_since = (range.size() > last_checkpoint_size).then(Instant::now);
         Ok(Self {
             conn,
@@ -628,6 +636,7 @@ impl Writer {
             last_time,
             checkpoint_path: checkpoint_path.to_owned(),
             checkpoint_out,
+            file_sync,
             last_checkpoint_size,
             uncovered_since,
             shared,
@@ -682,13 +691,34 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends `text` to the checkpoint file; its fsync follows on the sync thread.
     fn append_to_checkpoint_file(&mut self, text: &str) -> Result<(), AuditError> {
-        self.checkpoint_out
+        (&*self.checkpoint_out)
             .write_all(text.as_bytes())
-            .and_then(|()| self.checkpoint_out.sync_data())
             .map_err(|e| {
                 AuditError::io(&self.checkpoint_path, "appending to the checkpoint file", e)
-            })
+            })?;
+        self.file_sync
+            .request(&self.checkpoint_path, &self.checkpoint_out);
+        Ok(())
+    }
+
+    /// Waits for the checkpoint file's pending fsyncs; `Err` if one failed.
+    fn settle_checkpoint_file(&mut self) -> Result<(), AuditError> {
+        self.file_sync.settle();
+        self.checkpoint_file_failure()
+    }
+
+    /// A failed fsync of the checkpoint file stops the writer, as a failed write does.
+    fn checkpoint_file_failure(&self) -> Result<(), AuditError> {
+        match self.file_sync.take_failure() {
+            Some(failure) => Err(AuditError::io(
+                &failure.path,
+                "syncing the checkpoint file",
+                failure.error,
+            )),
+            None => Ok(()),
+        }
     }
 
     fn run(mut self, rx: Receiver<Request>) {
@@ -769,6 +799,12 @@ impl Writer {
     ) -> Result<(), AuditError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if let Err(e) = self.checkpoint_file_failure() {
+            for (_, reply) in batch {
+                reply.send(Err(e.for_waiter(&self.path)));
+            }
+            return Err(e);
         }
         let saved = (self.range.clone(), self.last_time);
         let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
@@ -885,6 +921,7 @@ impl Writer {
     /// Final checkpoint and a WAL checkpoint, so the file is self-contained after close.
     fn finish(&mut self) -> Result<Closed, AuditError> {
         self.checkpoint_if_due()?;
+        self.settle_checkpoint_file()?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| AuditError::sqlite(&self.path, "checkpointing the WAL", e))?;
@@ -936,7 +973,7 @@ impl Writer {
         self.origin = meta.origin;
         self.range = CompactRange::new();
         self.checkpoint_path = checkpoint_path;
-        self.checkpoint_out = checkpoint_out;
+        self.checkpoint_out = Arc::new(checkpoint_out);
         self.last_checkpoint_size = 0;
         self.uncovered_since = None;
         if let Ok(mut id) = self.shared.identity.lock() {
