@@ -5,7 +5,7 @@
 //! 2. policy phase `call` → allow or deny, with reasons and limits;
 //! 3. commit the verdict to the audit log — no audit row, no call;
 //! 4. run the function in a fresh instance inside the limits, every outgoing request, socket
-//!    and file operation decided and recorded as it happens ([`inflight`]);
+//!    and file operation decided and recorded as it happens (`inflight`);
 //! 5. policy phase `result` on what the tool returned (it may withhold it);
 //! 6. commit the outcome once every in-flight record is committed, then answer the agent.
 //!

@@ -58,7 +58,7 @@ fn split_point(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
-/// MTH(D[n]) over already hashed leaves.
+/// MTH(D\[n\]) over already hashed leaves.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => empty_root(),
@@ -70,7 +70,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// PATH(m, D[n]): the audit path of leaf `index` in the tree over `leaves`, leaf level first.
+/// PATH(m, D\[n\]): the audit path of leaf `index` in the tree over `leaves`, leaf level first.
 pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Result<Vec<Hash>, ProofError> {
     let size = leaves.len() as u64;
     if index >= size {
@@ -96,7 +96,7 @@ fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
     }
 }
 
-/// PROOF(m, D[n]): proves that the tree of the first `old_size` leaves is a prefix of the tree over
+/// PROOF(m, D\[n\]): proves that the tree of the first `old_size` leaves is a prefix of the tree over
 /// all `leaves`. Empty for `old_size` 0 or equal to the full size.
 pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Result<Vec<Hash>, ProofError> {
     let size = leaves.len() as u64;

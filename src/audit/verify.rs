@@ -48,7 +48,7 @@ pub struct VerifyReport {
     pub uncovered: Option<(u64, u64)>,
     pub warnings: Vec<String>,
     pub problems: Vec<Problem>,
-    /// Problems beyond the first [`MAX_PROBLEMS`] are only counted.
+    /// Problems beyond the first `MAX_PROBLEMS` are only counted.
     pub more_problems: u64,
 }
 
