@@ -1055,4 +1055,19 @@ mod tests {
         );
         assert_eq!(INSERT_ROW.matches('?').count(), ENTRY_COLUMN_COUNT);
     }
+
+    #[test]
+    fn the_configured_durability_reaches_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let conn = Connection::open(&path).unwrap();
+        // SQLite's numbering: 1 = NORMAL, 2 = FULL.
+        for (setting, expected) in [(Synchronous::Normal, 1), (Synchronous::Full, 2)] {
+            configure(&conn, &path, setting).unwrap();
+            let synchronous: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(synchronous, expected, "{setting:?}");
+        }
+    }
 }
