@@ -423,8 +423,9 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
 /// The writer connection's own automatic WAL checkpoint threshold (pages): a backstop only.
 const WAL_BACKSTOP_PAGES: u32 = 32_768;
 /// The shortest time between two background WAL checkpoints. Small and frequent copies keep
-/// each one's writeback small: with 250 ms the writeback of one copy stalled the writer's own
-/// WAL writes for up to 46 ms (NORMAL, one caller), with 20 ms for at most 6 ms (BENCHMARKS.md).
+/// each one's writeback small: polling every 250 ms, the writeback of one copy stalled the
+/// writer's own WAL writes for up to 46 ms (NORMAL, one caller); now for up to 10 ms
+/// (BENCHMARKS.md).
 const WAL_CHECKPOINT_SPACING: Duration = Duration::from_millis(20);
 
 /// Background WAL checkpoints on a separate connection, after commits (at most one per
