@@ -83,8 +83,8 @@ pub struct AuditLogConfig {
     #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: u64,
     /// `full` (default): every commit is fsynced, so an answered call's entries survive a power
-    /// loss. `normal`: they survive a crash of the gateway but not of the machine, and a call
-    /// waits for no fsync (see BENCHMARKS.md for what each costs).
+    /// loss. `normal`: they survive a crash of the gateway but not of the machine, and commits
+    /// are not fsynced (see BENCHMARKS.md for what each costs).
     #[serde(default)]
     pub synchronous: crate::audit::Synchronous,
 }

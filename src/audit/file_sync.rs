@@ -2,7 +2,8 @@
 //!
 //! The writer appends each checkpoint to the checkpoint file as soon as its transaction commits,
 //! but waiting there for the disk (this VM's fsync: p99 8–21 ms) held up every entry queued
-//! behind it, and with `synchronous = normal` that wait was the only fsync on the append path.
+//! behind it, and with `synchronous = normal` that wait was the only regular fsync on the append
+//! path (SQLite otherwise fsyncs only when it restarts the WAL, and at its own checkpoints).
 //! The file is a copy of what the database already holds: a checkpoint missing from it after a
 //! crash is appended again when the log is next opened (`Writer::sync_checkpoint_file`), so its
 //! fsync can trail the commit. The writer waits for it only where a caller relies on the file

@@ -9,9 +9,9 @@
 //! commit, so an entry acknowledged to the gateway (the pre-call verdict!) survives power loss;
 //! NORMAL only survives a process crash (the last commits may roll back after power loss). Group
 //! commit amortizes the fsync, which is why FULL is affordable. See the benchmark for figures.
-//! Neither setting makes an append wait for the other files' fsyncs: WAL checkpoints run on
-//! their own connection and thread (`wal_checkpointer`), the checkpoint file is synced by
-//! [`FileSync`].
+//! Neither setting makes an append wait for the fsyncs of the database file or the checkpoint
+//! file: WAL checkpoints run on their own connection and thread (`wal_checkpointer`), the
+//! checkpoint file is synced by [`FileSync`]. Their I/O can still slow the writer's own writes.
 
 use std::fs::File;
 use std::io::Write;
@@ -423,8 +423,8 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
 /// The writer connection's own automatic WAL checkpoint threshold (pages): a backstop only.
 const WAL_BACKSTOP_PAGES: u32 = 32_768;
 /// The shortest time between two background WAL checkpoints. Small and frequent copies keep
-/// each one's writeback small: polling every 250 ms, the writeback of one copy stalled the
-/// writer's own WAL writes for up to 46 ms (NORMAL, one caller); now for up to 10 ms
+/// each one's writeback small, and that writeback slows the writer's own WAL writes: polling
+/// every 250 ms, one caller's slowest append (NORMAL) took up to 46 ms, now up to 10 ms
 /// (BENCHMARKS.md).
 const WAL_CHECKPOINT_SPACING: Duration = Duration::from_millis(20);
 
@@ -713,7 +713,7 @@ impl Writer {
     }
 
     /// Waits for the checkpoint file's pending fsyncs; `Err` if one failed.
-    fn settle_checkpoint_file(&mut self) -> Result<(), AuditError> {
+    fn settle_checkpoint_file(&self) -> Result<(), AuditError> {
         self.file_sync.settle();
         self.checkpoint_file_failure()
     }
