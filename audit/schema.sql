@@ -1,15 +1,16 @@
--- Gatehouse audit log, schema version 1.
+-- Gatehouse audit log, schema version 2.
 --
 -- Applied once, in one transaction, when Gatehouse creates a new log file. The file is identified
 -- by PRAGMA application_id = 0x47484155 ('GHAU') and PRAGMA user_version = schema version.
 -- Every entry is one row of `entries`; its leaf hash (`entry_hash`) feeds an RFC 6962 Merkle tree
 -- whose signed roots are the rows of `checkpoints` (format and checks: audit/VERIFY.md).
--- Rows of entries, checkpoints and meta are never updated or deleted (triggers below).
+-- Rows of entries, entry_blocks, checkpoints and meta are never updated or deleted (triggers below).
 
 PRAGMA application_id = 1195917653;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
--- Facts about the log itself, written at creation: format, schema_version, origin, created.
+-- Facts about the log itself, written at creation: format, schema_version, origin, created,
+-- entries_per_block.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
@@ -37,13 +38,26 @@ CREATE TABLE entries (
 );
 
 -- Every index implicitly ends with seq (the rowid), and time grows with seq, so "newest N with
--- tool = X" walks one index backwards without sorting, and a time range becomes a seq range
+-- phase = X" walks one index backwards without sorting, and a time range becomes a seq range
 -- (found through entries_time) that any of them can use.
 CREATE INDEX entries_time ON entries (time);
 CREATE INDEX entries_call ON entries (call_id) WHERE call_id IS NOT NULL;
-CREATE INDEX entries_tool ON entries (tool);
-CREATE INDEX entries_principal ON entries (principal);
 CREATE INDEX entries_phase_verdict ON entries (phase, verdict);
+
+-- Which callers and tools occur in which block of entries: block b holds seq
+-- b * entries_per_block + 1 ..= (b + 1) * entries_per_block (meta row entries_per_block, 1024).
+-- It stands in for indexes on principal and tool (schema version 1 had them): an index row per
+-- entry made every commit rewrite one index page per distinct caller and tool in its batch, most
+-- of the writer's WAL traffic; a row here is written once per key and block. `gatehouse audit
+-- query --caller/--tool` reads the blocks listed for the key, each a rowid range of `entries`.
+-- Derived data, written in the same transaction as the entries; `verify` checks that it lists
+-- exactly the (key, block) pairs the entries hold (audit/VERIFY.md).
+CREATE TABLE entry_blocks (
+    kind  TEXT NOT NULL CHECK (kind IN ('principal', 'tool')),
+    key   TEXT NOT NULL,
+    block INTEGER NOT NULL CHECK (block >= 0),
+    PRIMARY KEY (kind, key, block)
+) STRICT, WITHOUT ROWID;
 
 -- Signed tree heads. `note` is the complete C2SP signed note (the authority); the other columns
 -- repeat what it says, for queries.
@@ -76,6 +90,10 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER entry_blocks_no_update BEFORE UPDATE ON entry_blocks
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER entry_blocks_no_delete BEFORE DELETE ON entry_blocks
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 
 -- Views for auditors (see audit/queries/ for canned queries).

@@ -264,6 +264,31 @@ fn main() {
             ..Default::default()
         },
     );
+    // Callers and tools are looked up per block of 1,024 entries (schema version 2): a key that
+    // never occurs reads nothing, and the worst case is two keys that each occur in every block
+    // but never in one entry, which reads every block.
+    q(
+        "query: caller that never called",
+        EntryFilter {
+            principal: Some("agent-unknown".into()),
+            ..Default::default()
+        },
+    );
+    q(
+        "query: tool, every matching entry (no limit)",
+        EntryFilter {
+            tool: Some("tool-7".into()),
+            ..Default::default()
+        },
+    );
+    q(
+        "query: caller + tool never together (reads every block)",
+        EntryFilter {
+            principal: Some("agent-0".into()),
+            tool: Some("tool-1".into()),
+            ..Default::default()
+        },
+    );
     let last_hour =
         gatehouse::audit::format_time(chrono::Utc::now() - chrono::Duration::minutes(1));
     q(

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use gatehouse::audit::{
-    AuditConfig, AuditError, AuditLog, AuditReader, NewEntry, NoteSigner, NoteVerifier,
-    VerifyOptions, VerifyReport, merkle, read_checkpoint_file, verify,
+    AuditConfig, AuditError, AuditLog, AuditReader, ENTRIES_PER_BLOCK, EntryFilter, NewEntry,
+    NoteSigner, NoteVerifier, Synchronous, VerifyOptions, VerifyReport, merkle,
+    read_checkpoint_file, verify,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -751,4 +752,237 @@ fn column_of_the_wrong_type_is_reported_not_fatal() {
         .unwrap();
     let report = verify_with(&f, false);
     assert_eq!(report.first_bad_seq(), Some(9), "{:?}", report.problems);
+}
+
+/// Entries over three blocks of `entry_blocks`, with a caller and a tool that occur only in the
+/// first and the third block. Written with `synchronous = normal`: 2,500 fsyncs would only slow
+/// the test down.
+fn populate_blocks(f: &Fixture, origin: &str) -> u64 {
+    let n = 2 * ENTRIES_PER_BLOCK + 452;
+    let log = AuditLog::open(
+        &f.db,
+        AuditConfig {
+            synchronous: Synchronous::Normal,
+            checkpoint_every: 500,
+            ..config(f, origin)
+        },
+    )
+    .unwrap();
+    for i in 0..n {
+        let mut e = entry(i);
+        if i == 4 || i == 2 * ENTRIES_PER_BLOCK + 100 {
+            e.tool = Some("rare".into());
+            e.caller = json!({"principal": "auditor", "transport": "http", "client": "test", "authenticated": true});
+        }
+        log.append_blocking(e).unwrap();
+    }
+    log.close().unwrap();
+    n
+}
+
+/// What a filter should select, checked entry by entry.
+type EntryTest = dyn Fn(&gatehouse::audit::Entry) -> bool;
+
+fn seqs(entries: &[gatehouse::audit::Entry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+#[test]
+fn caller_and_tool_queries_find_every_entry_across_blocks() {
+    let f = fixture();
+    let n = populate_blocks(&f, "test/blocks");
+    let reader = AuditReader::open(&f.db).unwrap();
+    let all = reader.query(&EntryFilter::default()).unwrap();
+    assert_eq!(all.len() as u64, n);
+    let principal = |e: &gatehouse::audit::Entry| e.caller["principal"].as_str().map(str::to_owned);
+    let cases: Vec<(EntryFilter, Box<EntryTest>)> = vec![
+        (
+            EntryFilter {
+                tool: Some("rare".into()),
+                ..Default::default()
+            },
+            Box::new(|e| e.tool.as_deref() == Some("rare")),
+        ),
+        (
+            EntryFilter {
+                principal: Some("user1".into()),
+                ..Default::default()
+            },
+            Box::new(move |e| principal(e).as_deref() == Some("user1")),
+        ),
+        (
+            EntryFilter {
+                principal: Some("user2".into()),
+                tool: Some("tool1".into()),
+                verdict: Some("deny".into()),
+                ..Default::default()
+            },
+            Box::new(move |e| {
+                principal(e).as_deref() == Some("user2")
+                    && e.tool.as_deref() == Some("tool1")
+                    && e.verdict == "deny"
+            }),
+        ),
+        (
+            EntryFilter {
+                tool: Some("tool0".into()),
+                after_seq: Some(1500),
+                ..Default::default()
+            },
+            Box::new(|e| e.tool.as_deref() == Some("tool0") && e.seq > 1500),
+        ),
+        (
+            EntryFilter {
+                principal: Some("nobody".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+    ];
+    for (filter, wanted) in cases {
+        let expected: Vec<u64> = all.iter().filter(|e| wanted(e)).map(|e| e.seq).collect();
+        assert_eq!(
+            seqs(&reader.query(&filter).unwrap()),
+            expected,
+            "{filter:?}"
+        );
+        // Newest first with a limit that ends inside a block and one that spans blocks.
+        for limit in [1, 7, 600, 5000] {
+            let newest = EntryFilter {
+                newest_first: true,
+                limit: Some(limit),
+                ..filter.clone()
+            };
+            let want: Vec<u64> = expected
+                .iter()
+                .rev()
+                .take(limit as usize)
+                .copied()
+                .collect();
+            assert_eq!(seqs(&reader.query(&newest).unwrap()), want, "{newest:?}");
+            let oldest = EntryFilter {
+                limit: Some(limit),
+                ..filter.clone()
+            };
+            let want: Vec<u64> = expected.iter().take(limit as usize).copied().collect();
+            assert_eq!(seqs(&reader.query(&oldest).unwrap()), want, "{oldest:?}");
+        }
+    }
+    assert_eq!(
+        seqs(
+            &reader
+                .query(&EntryFilter {
+                    tool: Some("rare".into()),
+                    ..Default::default()
+                })
+                .unwrap()
+        ),
+        [5, 2 * ENTRIES_PER_BLOCK + 101]
+    );
+    // Each (key, block) is listed once: 3 callers and 2 tools in each of the 3 blocks, plus the
+    // rare caller and tool in 2 of them.
+    let c = Connection::open(&f.db).unwrap();
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM entry_blocks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3 * 5 + 2 + 2);
+    assert!(verify_with(&f, true).is_intact());
+}
+
+#[test]
+fn an_edited_block_list_is_caught() {
+    let f = fixture();
+    populate_blocks(&f, "test/blocks-edit");
+    let c = attacker(&f.db);
+    c.execute_batch(
+        "DROP TRIGGER entry_blocks_no_delete;
+         DELETE FROM entry_blocks WHERE kind = 'tool' AND key = 'rare' AND block = 2;
+         INSERT INTO entry_blocks (kind, key, block) VALUES ('principal', 'ghost', 1);",
+    )
+    .unwrap();
+    let report = verify_with(&f, true);
+    assert!(!report.is_intact());
+    let whats: Vec<&str> = report.problems.iter().map(|p| p.what.as_str()).collect();
+    assert_eq!(report.problems.len(), 2, "{whats:?}");
+    let missing = &report.problems[1];
+    assert_eq!(missing.seq, Some(2 * ENTRIES_PER_BLOCK + 1));
+    assert!(
+        missing
+            .what
+            .contains("does not list tool \"rare\" in block 2"),
+        "{}",
+        missing.what
+    );
+    let extra = &report.problems[0];
+    assert_eq!(extra.seq, Some(ENTRIES_PER_BLOCK + 1));
+    assert!(
+        extra.what.contains("lists principal \"ghost\" in block 1"),
+        "{}",
+        extra.what
+    );
+    // The query for the rare tool now misses its entry in block 2: that is what verify warns of.
+    let reader = AuditReader::open(&f.db).unwrap();
+    let rare = EntryFilter {
+        tool: Some("rare".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(&reader.query(&rare).unwrap()), [5]);
+}
+
+#[test]
+fn schema_version_1_logs_are_still_read_appended_and_verified() {
+    let f = fixture();
+    populate(&f, "test/v1", 30);
+    // What a log written by the version 1 schema holds: per-row indexes instead of the blocks.
+    let c = Connection::open(&f.db).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER entry_blocks_no_update; DROP TRIGGER entry_blocks_no_delete;
+         DROP TABLE entry_blocks;
+         CREATE INDEX entries_tool ON entries (tool);
+         CREATE INDEX entries_principal ON entries (principal);
+         DROP TRIGGER meta_no_update; DROP TRIGGER meta_no_delete;
+         DELETE FROM meta WHERE key = 'entries_per_block';
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(c);
+    let log = AuditLog::open(&f.db, config(&f, "test/v1")).unwrap();
+    for i in 30..40 {
+        log.append_blocking(entry(i)).unwrap();
+    }
+    log.close().unwrap();
+    let reader = AuditReader::open(&f.db).unwrap();
+    assert_eq!(reader.meta().schema_version, 1);
+    let tool1 = EntryFilter {
+        tool: Some("tool1".into()),
+        newest_first: true,
+        limit: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(seqs(&reader.query(&tool1).unwrap()), [40, 38, 36]);
+    let user0 = EntryFilter {
+        principal: Some("user0".into()),
+        ..Default::default()
+    };
+    assert_eq!(reader.query(&user0).unwrap().len(), 14);
+    let report = verify_with(&f, true);
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.entries, 40);
+}
+
+#[test]
+fn a_principal_that_is_not_a_string_is_refused() {
+    let f = fixture();
+    let log = AuditLog::open(&f.db, config(&f, "test/principal")).unwrap();
+    let mut e = entry(0);
+    e.caller = json!({"principal": 42, "transport": "stdio"});
+    let err = log.append_blocking(e).unwrap_err();
+    assert!(
+        err.to_string().contains("principal must be a string"),
+        "{err}"
+    );
+    // The log goes on.
+    assert_eq!(log.append_blocking(entry(1)).unwrap().seq, 1);
+    log.close().unwrap();
 }

@@ -115,6 +115,16 @@ impl NewEntry {
                     .into(),
             });
         }
+        // Queries find an entry by the principal string (`entry_blocks`, the `principal`
+        // column); a number or object there could not be looked up as the caller it names.
+        if let Some(principal) = self.caller.get("principal")
+            && !principal.is_string()
+        {
+            return Err(AuditError::InvalidEntry {
+                field: "caller",
+                detail: format!("principal must be a string, got {principal}"),
+            });
+        }
         Ok(())
     }
 }
@@ -333,6 +343,8 @@ pub(crate) fn canonical_bytes(head: &[u8], seq: u64, time: &str, tail: &[u8]) ->
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedEntry {
     pub columns: EntryColumns,
+    /// `caller.principal`, the key the entry is filed under in `entry_blocks`.
+    pub principal: Option<String>,
     pub head: Vec<u8>,
     pub tail: Vec<u8>,
 }
@@ -354,6 +366,11 @@ impl PreparedEntry {
         }
         let mut input = entry.input;
         redaction.redact(&mut input, &entry.redact)?;
+        let principal = entry
+            .caller
+            .get("principal")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let columns = EntryColumns {
             decision_id: new_decision_id()?,
             call_id: entry.call_id,
@@ -375,6 +392,7 @@ impl PreparedEntry {
             head,
             tail,
             columns,
+            principal,
         })
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! This module knows nothing about wasmtime, MCP or Rego: callers hand it plain JSON.
 
+mod blocks;
 mod checkpoint;
 mod entry;
 mod error;
@@ -26,6 +27,7 @@ mod writer;
 /// first start.
 pub const DEFAULT_AUDIT_FILE: &str = "gatehouse-audit.db";
 
+pub use blocks::ENTRIES_PER_BLOCK;
 pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_checkpoint_file};
 pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
 pub(crate) use entry::{PreparedEntry, canonical_bytes};
@@ -33,7 +35,7 @@ pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
 pub use redact::RedactionKey;
-pub use store::{APPLICATION_ID, LogMeta, SCHEMA_VERSION};
+pub use store::{APPLICATION_ID, LogMeta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 pub use writer::{
     AuditConfig, AuditLog, Closed, PendingAppend, Rotated, Synchronous, default_checkpoint_file,

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, ToSql};
+use rusqlite::{Connection, OptionalExtension, ToSql};
 use serde::Serialize;
 
 use super::AuditError;
+use super::blocks::{self, KeyKind};
 use super::checkpoint::SignedCheckpoint;
 use super::entry::Entry;
 use super::merkle::{self, Hash};
@@ -166,31 +167,20 @@ impl AuditReader {
         filter: &EntryFilter,
         mut f: impl FnMut(RawRow) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
+        let Some((first, last)) = self.seq_bounds(filter)? else {
+            return Ok(());
+        };
         let mut clauses: Vec<&str> = Vec::new();
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         let mut add = |clause: &'static str, v: Box<dyn ToSql>| {
             clauses.push(clause);
             args.push(v);
         };
-        // A time bound is turned into a seq bound as well, found through the time index, which
-        // every other index can use (they all end in seq). Time grows with seq in an intact log
-        // (`verify` checks it), so the bound is exact; the time condition itself stays too.
         if let Some(v) = &filter.since {
-            add(
-                "seq >= coalesce((SELECT seq FROM entries WHERE time >= ? ORDER BY time, seq LIMIT 1), 9223372036854775807)",
-                Box::new(v.clone()),
-            );
             add("time >= ?", Box::new(v.clone()));
         }
         if let Some(v) = &filter.until {
-            add(
-                "seq <= coalesce((SELECT seq FROM entries WHERE time < ? ORDER BY time DESC, seq DESC LIMIT 1), 0)",
-                Box::new(v.clone()),
-            );
             add("time < ?", Box::new(v.clone()));
-        }
-        if let Some(v) = &filter.principal {
-            add("principal = ?", Box::new(v.clone()));
         }
         if let Some(v) = &filter.tool {
             add("tool = ?", Box::new(v.clone()));
@@ -204,37 +194,125 @@ impl AuditReader {
         if let Some(v) = &filter.call_id {
             add("call_id = ?", Box::new(v.clone()));
         }
+        // After the plain columns: `principal` is computed from the caller's JSON for each row
+        // that reaches it.
+        if let Some(v) = &filter.principal {
+            add("principal = ?", Box::new(v.clone()));
+        }
         if let Some(v) = &filter.text {
             add("instr(lower(reasons), lower(?)) > 0", Box::new(v.clone()));
         }
-        if let Some(v) = filter.after_seq {
-            add("seq > ?", Box::new(v as i64));
+        let keys: Vec<(KeyKind, &str)> = [
+            (KeyKind::Principal, filter.principal.as_deref()),
+            (KeyKind::Tool, filter.tool.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, key)| Some((kind, key?)))
+        .collect();
+        // A caller or tool is looked up per block (schema version 2; see `blocks`), unless a
+        // call id narrows the query further through its own index.
+        let by_block = !keys.is_empty() && filter.call_id.is_none() && self.meta.has_entry_blocks();
+        // The seq bounds (of the whole query, or of one block) and the rows still wanted are the
+        // last parameters. Every index ends in seq, so any of them can use the bounds; a side
+        // with no bound is left out, or SQLite would take the whole log's range for a narrow
+        // one and scan rows instead of using an index.
+        let bounded = (by_block || first > 1, by_block || last < i64::MAX as u64);
+        if bounded.0 {
+            clauses.push("seq >= ?");
         }
-        let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries");
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
+        if bounded.1 {
+            clauses.push("seq <= ?");
         }
-        sql.push_str(if filter.newest_first {
-            " ORDER BY seq DESC"
-        } else {
-            " ORDER BY seq"
-        });
-        if let Some(limit) = filter.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
-        }
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries{}{} ORDER BY seq{} LIMIT ?",
+            if clauses.is_empty() { "" } else { " WHERE " },
+            clauses.join(" AND "),
+            if filter.newest_first { " DESC" } else { "" }
+        );
         let mut stmt = self
             .conn
             .prepare(&sql)
             .map_err(self.sql("preparing query"))?;
-        let params: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let mut rows = stmt
-            .query(params.as_slice())
-            .map_err(self.sql("querying entries"))?;
-        while let Some(row) = rows.next().map_err(self.sql("reading entries"))? {
-            f(raw_row(row).map_err(self.sql("reading entries"))?)?;
+        let mut remaining = filter.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+        let mut run = |lo: u64, hi: u64, remaining: &mut i64| -> Result<(), AuditError> {
+            let (lo, hi) = (lo as i64, hi.min(i64::MAX as u64) as i64);
+            let mut params: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            if bounded.0 {
+                params.push(&lo);
+            }
+            if bounded.1 {
+                params.push(&hi);
+            }
+            params.push(&*remaining);
+            let mut rows = stmt
+                .query(params.as_slice())
+                .map_err(self.sql("querying entries"))?;
+            while let Some(row) = rows.next().map_err(self.sql("reading entries"))? {
+                f(raw_row(row).map_err(self.sql("reading entries"))?)?;
+                if *remaining > 0 {
+                    *remaining -= 1;
+                }
+            }
+            Ok(())
+        };
+        if !by_block {
+            return run(first, last, &mut remaining);
+        }
+        let mut candidates = blocks::candidate_blocks(
+            &self.conn,
+            &keys,
+            blocks::block_of(first),
+            blocks::block_of(last),
+        )
+        .map_err(self.sql("looking up blocks"))?;
+        if filter.newest_first {
+            candidates.reverse();
+        }
+        for block in candidates {
+            if remaining == 0 {
+                break;
+            }
+            let (lo, hi) = blocks::seq_range(block);
+            run(lo.max(first), hi.min(last), &mut remaining)?;
         }
         Ok(())
+    }
+
+    /// The seq range a filter's time bounds and `after_seq` allow, `None` if empty. Time grows
+    /// with seq in an intact log (`verify` checks it), so a time bound is a seq bound, found
+    /// through the time index; the time conditions stay in the query as well.
+    fn seq_bounds(&self, filter: &EntryFilter) -> Result<Option<(u64, u64)>, AuditError> {
+        let (mut first, mut last) = (1u64, i64::MAX as u64);
+        let seq_at = |sql: &str, time: &str| -> Result<Option<u64>, AuditError> {
+            let seq: Option<i64> = self
+                .conn
+                .query_row(sql, [time], |r| r.get(0))
+                .optional()
+                .map_err(self.sql("finding a time in the log"))?;
+            Ok(seq.map(|s| s.max(0) as u64))
+        };
+        if let Some(since) = &filter.since {
+            match seq_at(
+                "SELECT seq FROM entries WHERE time >= ?1 ORDER BY time, seq LIMIT 1",
+                since,
+            )? {
+                Some(seq) => first = first.max(seq),
+                None => return Ok(None),
+            }
+        }
+        if let Some(until) = &filter.until {
+            match seq_at(
+                "SELECT seq FROM entries WHERE time < ?1 ORDER BY time DESC, seq DESC LIMIT 1",
+                until,
+            )? {
+                Some(seq) => last = last.min(seq),
+                None => return Ok(None),
+            }
+        }
+        if let Some(after) = filter.after_seq {
+            first = first.max(after.saturating_add(1));
+        }
+        Ok((first <= last).then_some((first, last)))
     }
 
     /// Every entry of one call, in order: its decisions, egress checks and outcome.

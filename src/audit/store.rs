@@ -6,14 +6,19 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use super::AuditError;
+use super::blocks::{BlockDerivation, ENTRIES_PER_BLOCK, principal_of};
 use super::checkpoint::{SignedCheckpoint, check_origin};
 use super::entry::{CanonicalFields, Entry, EntryColumns};
 use super::merkle::Hash;
 
 /// The schema applied to a new log.
 pub const SCHEMA_SQL: &str = include_str!("../../audit/schema.sql");
-/// Schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version this build creates (`PRAGMA user_version`). It reads and appends to version 1
+/// logs as well: they index callers and tools row by row instead of listing them per block in
+/// `entry_blocks` (see `blocks`).
+pub const SCHEMA_VERSION: i64 = 2;
+/// The oldest schema version this build reads and appends to.
+pub const OLDEST_SCHEMA_VERSION: i64 = 1;
 /// `PRAGMA application_id` of a Gatehouse audit log: 'GHAU'.
 pub const APPLICATION_ID: i64 = 0x4748_4155;
 /// The `format` row of `meta`.
@@ -25,6 +30,13 @@ pub struct LogMeta {
     pub origin: String,
     pub created: String,
     pub schema_version: i64,
+}
+
+impl LogMeta {
+    /// Whether the log lists callers and tools per block (`entry_blocks`, version 2 on).
+    pub fn has_entry_blocks(&self) -> bool {
+        self.schema_version >= 2
+    }
 }
 
 /// Opens (or creates) the log for writing. `origin` is used only when the file is new; the flag
@@ -170,13 +182,17 @@ fn identify(conn: &Connection, path: &Path) -> Result<Option<LogMeta>, AuditErro
             supported: SCHEMA_VERSION,
         });
     }
-    if version < 1 {
+    if version < OLDEST_SCHEMA_VERSION {
         return Err(AuditError::Corrupt {
             path: path.to_owned(),
             detail: format!("schema version {version} is not a released audit schema"),
         });
     }
-    for needed in ["checkpoints", "entries", "meta", "writer_state"] {
+    let blocks_table = (version >= 2).then_some("entry_blocks");
+    for needed in ["checkpoints", "entries", "meta", "writer_state"]
+        .into_iter()
+        .chain(blocks_table)
+    {
         if !tables.iter().any(|t| t == needed) {
             return Err(AuditError::Corrupt {
                 path: path.to_owned(),
@@ -199,6 +215,17 @@ fn identify(conn: &Connection, path: &Path) -> Result<Option<LogMeta>, AuditErro
             path: path.to_owned(),
             detail: format!("meta format is {format:?}, expected {FORMAT_NAME:?}"),
         });
+    }
+    if version >= 2 {
+        let per_block = get("entries_per_block")?;
+        if per_block != ENTRIES_PER_BLOCK.to_string() {
+            return Err(AuditError::Corrupt {
+                path: path.to_owned(),
+                detail: format!(
+                    "meta entries_per_block is {per_block:?}; schema version {version} fixes it at {ENTRIES_PER_BLOCK}"
+                ),
+            });
+        }
     }
     Ok(Some(LogMeta {
         origin: get("origin")?,
@@ -223,6 +250,7 @@ fn create_schema(conn: &Connection, path: &Path, origin: &str) -> Result<LogMeta
         ("created", &created),
         ("hash", "sha256 rfc6962"),
         ("canonicalization", "rfc8785"),
+        ("entries_per_block", &ENTRIES_PER_BLOCK.to_string()),
     ] {
         tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", [k, v])
             .map_err(|e| AuditError::sqlite(path, "writing meta", e))?;
@@ -326,6 +354,7 @@ pub(crate) struct CanonicalRow {
 pub(crate) fn for_each_canonical(
     conn: &Connection,
     path: &Path,
+    mut blocks: Option<&mut BlockDerivation>,
     mut f: impl FnMut(CanonicalRow) -> Result<(), AuditError>,
 ) -> Result<(), AuditError> {
     let sql = |e| AuditError::sqlite(path, "reading entries", e);
@@ -368,6 +397,13 @@ pub(crate) fn for_each_canonical(
             .as_blob()
             .map(<[u8]>::to_vec)
             .unwrap_or_default();
+        if let Some(blocks) = blocks.as_deref_mut() {
+            blocks.entry(
+                seq.max(0) as u64,
+                principal_of(fields.caller).as_deref(),
+                fields.tool,
+            );
+        }
         f(CanonicalRow {
             seq,
             time: time.to_owned(),

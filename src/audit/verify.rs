@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::AuditError;
+use super::blocks::{BlockDerivation, seq_range};
 use super::checkpoint::SignedCheckpoint;
 use super::entry::parse_time;
 use super::merkle::{CompactRange, Hash, hash_leaf};
@@ -168,6 +169,11 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
     // Recompute every leaf and the tree, comparing roots as each checkpoint's size is reached.
     // The rows are read on this thread and replayed on another (reading and hashing overlap).
     let replay = Replay::new(targets);
+    // The `entry_blocks` rows the entries call for (schema version 2 on), derived as they are read.
+    let mut blocks = reader
+        .meta()
+        .has_entry_blocks()
+        .then(BlockDerivation::default);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<CanonicalRow>>(8);
     let (replay, read_result) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
@@ -181,7 +187,7 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
             Ok::<Replay, AuditError>(replay)
         });
         let mut batch = Vec::with_capacity(BATCH);
-        let read_result = for_each_canonical(&reader.conn, reader.path(), |row| {
+        let read_result = for_each_canonical(&reader.conn, reader.path(), blocks.as_mut(), |row| {
             batch.push(row);
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -212,6 +218,36 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
         ..
     } = replay?;
     read_result?;
+    if let Some(derived) = blocks {
+        let (missing, extra) = derived
+            .compare(&reader.conn)
+            .map_err(|e| AuditError::sqlite(reader.path(), "reading entry_blocks", e))?;
+        for ((kind, key, block), listed) in missing
+            .into_iter()
+            .map(|r| (r, false))
+            .chain(extra.into_iter().map(|r| (r, true)))
+        {
+            let (first, last) = seq_range(block);
+            let what = if listed {
+                format!(
+                    "entry_blocks lists {kind} {key:?} in block {block} (entries {first}..={last}), which holds no such entry (the table was edited)"
+                )
+            } else {
+                format!(
+                    "entry_blocks does not list {kind} {key:?} in block {block} (entries {first}..={last}): queries for it would miss entries there (the table was edited)"
+                )
+            };
+            let problem = Problem {
+                seq: Some(first),
+                what,
+            };
+            if problems.len() < MAX_PROBLEMS {
+                problems.push(problem);
+            } else {
+                more_problems += 1;
+            }
+        }
+    }
     let mut push = |problems: &mut Vec<Problem>, p: Problem| {
         if problems.len() < MAX_PROBLEMS {
             problems.push(p);

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::AuditError;
+use super::blocks::{self, BlockKey, BlockRecorder};
 use super::checkpoint::{Checkpoint, file_record, read_checkpoint_file};
 use super::entry::{Appended, NewEntry, PreparedEntry, format_time, leaf_hash};
 use super::file_sync::FileSync;
@@ -392,6 +393,9 @@ struct Writer {
     last_checkpoint_size: u64,
     /// When the first entry not covered by a checkpoint was written.
     uncovered_since: Option<Instant>,
+    /// Fills `entry_blocks`; `None` for a schema version 1 log, which indexes callers and tools
+    /// row by row instead.
+    blocks: Option<BlockRecorder>,
     shared: Shared,
 }
 
@@ -648,6 +652,7 @@ impl Writer {
             file_sync,
             last_checkpoint_size,
             uncovered_since,
+            blocks: meta.has_entry_blocks().then(BlockRecorder::default),
             shared,
         })
     }
@@ -830,6 +835,9 @@ impl Writer {
             }
             Err(e) => {
                 (self.range, self.last_time) = saved;
+                if let Some(recorder) = &mut self.blocks {
+                    recorder.forget();
+                }
                 for reply in replies {
                     reply.send(Err(e.for_waiter(&self.path)));
                 }
@@ -857,6 +865,7 @@ impl Writer {
         // in the log, whatever the wall clock does.
         self.last_time = self.last_time.max(chrono::Utc::now());
         let time = format_time(self.last_time);
+        let first_seq = self.range.size() + 1;
         let mut chunks = entries.chunks_exact(ROWS_PER_INSERT);
         for chunk in chunks.by_ref() {
             let mut stmt = tx
@@ -871,6 +880,18 @@ impl Writer {
                 .map_err(sql("preparing insert"))?;
             insert_rows(&mut stmt, one, &time, &mut self.range, &mut appended)
                 .map_err(sql("inserting an entry"))?;
+        }
+        if let Some(recorder) = &mut self.blocks {
+            let mut rows: Vec<BlockKey> = Vec::new();
+            for (seq, entry) in (first_seq..).zip(entries) {
+                recorder.record(
+                    seq,
+                    entry.principal.as_deref(),
+                    entry.columns.tool.as_deref(),
+                    &mut rows,
+                );
+            }
+            blocks::insert(&tx, &rows).map_err(sql("listing callers and tools per block"))?;
         }
         let due = self.range.size() - self.last_checkpoint_size >= self.config.checkpoint_every
             || self
@@ -981,6 +1002,7 @@ impl Writer {
         });
         let previous_path = std::mem::replace(&mut self.path, new_path.to_owned());
         self.conn = conn;
+        self.blocks = meta.has_entry_blocks().then(BlockRecorder::default);
         self.origin = meta.origin;
         self.range = CompactRange::new();
         self.checkpoint_path = checkpoint_path;
