@@ -28,6 +28,7 @@ mod writer;
 pub const DEFAULT_AUDIT_FILE: &str = "gatehouse-audit.db";
 
 pub use blocks::ENTRIES_PER_BLOCK;
+pub(crate) use blocks::principal_of;
 pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_checkpoint_file};
 pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
 pub(crate) use entry::{PreparedEntry, canonical_bytes};

@@ -747,6 +747,14 @@ fn check_entry(entry: NewEntry, seq: u64, time: &str) -> Result<(), crate::audit
         "canonical form is not stable"
     );
     assert_i_json(&reparsed);
+    // The writer files the entry under the principal it was given; `verify` derives it again
+    // from the stored caller column. They must agree, or an intact log would fail `verify`.
+    assert_eq!(
+        prepared.principal.as_deref(),
+        crate::audit::principal_of(&c.caller).as_deref(),
+        "the writer's and verify's principal differ for caller {}",
+        c.caller
+    );
     Ok(())
 }
 
