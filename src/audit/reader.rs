@@ -291,23 +291,21 @@ impl AuditReader {
                 .map_err(self.sql("finding a time in the log"))?;
             Ok(seq.map(|s| s.max(0) as u64))
         };
+        // No entry inside a time bound: nothing can match.
         if let Some(since) = &filter.since {
-            match seq_at(
-                "SELECT seq FROM entries WHERE time >= ?1 ORDER BY time, seq LIMIT 1",
-                since,
-            )? {
-                Some(seq) => first = first.max(seq),
-                None => return Ok(None),
-            }
+            let sql = "SELECT seq FROM entries WHERE time >= ?1 ORDER BY time, seq LIMIT 1";
+            let Some(seq) = seq_at(sql, since)? else {
+                return Ok(None);
+            };
+            first = first.max(seq);
         }
         if let Some(until) = &filter.until {
-            match seq_at(
-                "SELECT seq FROM entries WHERE time < ?1 ORDER BY time DESC, seq DESC LIMIT 1",
-                until,
-            )? {
-                Some(seq) => last = last.min(seq),
-                None => return Ok(None),
-            }
+            let sql =
+                "SELECT seq FROM entries WHERE time < ?1 ORDER BY time DESC, seq DESC LIMIT 1";
+            let Some(seq) = seq_at(sql, until)? else {
+                return Ok(None);
+            };
+            last = last.min(seq);
         }
         if let Some(after) = filter.after_seq {
             first = first.max(after.saturating_add(1));
