@@ -143,6 +143,8 @@ fn triggers_block_update_and_delete() {
         "UPDATE checkpoints SET tree_size = 1",
         "DELETE FROM checkpoints",
         "DELETE FROM meta",
+        "UPDATE entry_blocks SET block = 9",
+        "DELETE FROM entry_blocks",
     ] {
         let err = c.execute(sql, []).unwrap_err().to_string();
         assert!(err.contains("audit log is append-only"), "{sql}: {err}");
