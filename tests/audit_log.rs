@@ -988,3 +988,28 @@ fn a_principal_that_is_not_a_string_is_refused() {
     assert_eq!(log.append_blocking(entry(1)).unwrap().seq, 1);
     log.close().unwrap();
 }
+
+#[test]
+fn a_version_2_log_with_a_broken_block_layout_is_refused() {
+    let f = fixture();
+    populate(&f, "test/layout", 3);
+    let c = Connection::open(&f.db).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER meta_no_update;
+         UPDATE meta SET value = '512' WHERE key = 'entries_per_block';",
+    )
+    .unwrap();
+    let err = AuditReader::open(&f.db).err().unwrap().to_string();
+    assert!(err.contains("entries_per_block is \"512\""), "{err}");
+    c.execute_batch(
+        "UPDATE meta SET value = '1024' WHERE key = 'entries_per_block';
+         DROP TRIGGER entry_blocks_no_update; DROP TRIGGER entry_blocks_no_delete;
+         DROP TABLE entry_blocks;",
+    )
+    .unwrap();
+    let err = AuditLog::open(&f.db, config(&f, "test/layout"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("table entry_blocks is missing"), "{err}");
+}
