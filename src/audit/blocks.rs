@@ -73,7 +73,7 @@ pub(crate) fn principal_of(caller_json: &str) -> Option<Cow<'_, str>> {
         .principal
 }
 
-/// The keys entry `seq` files under.
+/// The (kind, key) pairs an entry with this principal and tool is filed under.
 fn keys_of<'a>(
     principal: Option<&'a str>,
     tool: Option<&'a str>,

@@ -218,6 +218,13 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
         ..
     } = replay?;
     read_result?;
+    let mut push = |problems: &mut Vec<Problem>, p: Problem| {
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(p);
+        } else {
+            more_problems += 1;
+        }
+    };
     if let Some(derived) = blocks {
         let (missing, extra) = derived
             .compare(&reader.conn)
@@ -237,24 +244,15 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
                     "entry_blocks does not list {kind} {key:?} in block {block} (entries {first}..={last}): queries for it would miss entries there (the table was edited)"
                 )
             };
-            let problem = Problem {
-                seq: Some(first),
-                what,
-            };
-            if problems.len() < MAX_PROBLEMS {
-                problems.push(problem);
-            } else {
-                more_problems += 1;
-            }
+            push(
+                &mut problems,
+                Problem {
+                    seq: Some(first),
+                    what,
+                },
+            );
         }
     }
-    let mut push = |problems: &mut Vec<Problem>, p: Problem| {
-        if problems.len() < MAX_PROBLEMS {
-            problems.push(p);
-        } else {
-            more_problems += 1;
-        }
-    };
     let entries = range.size();
 
     // Checkpoints beyond the end: the tail was cut off.
