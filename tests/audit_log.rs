@@ -90,14 +90,21 @@ fn verify_with(f: &Fixture, external: bool) -> VerifyReport {
     verify(&reader, &options).unwrap()
 }
 
-/// A plain connection that can change anything: the attacker's view of the file.
+/// A plain connection that can change anything: the attacker's view of the file, with every
+/// append-only trigger dropped.
 fn attacker(db: &Path) -> Connection {
     let c = Connection::open(db).unwrap();
-    c.execute_batch(
-        "DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete;
-         DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;",
-    )
-    .unwrap();
+    let triggers: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(triggers.len() >= 8, "{triggers:?}");
+    for name in triggers {
+        c.execute_batch(&format!("DROP TRIGGER {name}")).unwrap();
+    }
     c
 }
 
@@ -897,8 +904,7 @@ fn an_edited_block_list_is_caught() {
     populate_blocks(&f, "test/blocks-edit");
     let c = attacker(&f.db);
     c.execute_batch(
-        "DROP TRIGGER entry_blocks_no_delete;
-         DELETE FROM entry_blocks WHERE kind = 'tool' AND key = 'rare' AND block = 2;
+        "DELETE FROM entry_blocks WHERE kind = 'tool' AND key = 'rare' AND block = 2;
          INSERT INTO entry_blocks (kind, key, block) VALUES ('principal', 'ghost', 1);",
     )
     .unwrap();
@@ -936,13 +942,11 @@ fn schema_version_1_logs_are_still_read_appended_and_verified() {
     let f = fixture();
     populate(&f, "test/v1", 30);
     // What a log written by the version 1 schema holds: per-row indexes instead of the blocks.
-    let c = Connection::open(&f.db).unwrap();
+    let c = attacker(&f.db);
     c.execute_batch(
-        "DROP TRIGGER entry_blocks_no_update; DROP TRIGGER entry_blocks_no_delete;
-         DROP TABLE entry_blocks;
+        "DROP TABLE entry_blocks;
          CREATE INDEX entries_tool ON entries (tool);
          CREATE INDEX entries_principal ON entries (principal);
-         DROP TRIGGER meta_no_update; DROP TRIGGER meta_no_delete;
          DELETE FROM meta WHERE key = 'entries_per_block';
          UPDATE meta SET value = '1' WHERE key = 'schema_version';
          PRAGMA user_version = 1;",
@@ -993,17 +997,16 @@ fn a_principal_that_is_not_a_string_is_refused() {
 fn a_version_2_log_with_a_broken_block_layout_is_refused() {
     let f = fixture();
     populate(&f, "test/layout", 3);
-    let c = Connection::open(&f.db).unwrap();
-    c.execute_batch(
-        "DROP TRIGGER meta_no_update;
-         UPDATE meta SET value = '512' WHERE key = 'entries_per_block';",
+    let c = attacker(&f.db);
+    c.execute(
+        "UPDATE meta SET value = '512' WHERE key = 'entries_per_block'",
+        [],
     )
     .unwrap();
     let err = AuditReader::open(&f.db).err().unwrap().to_string();
     assert!(err.contains("entries_per_block is \"512\""), "{err}");
     c.execute_batch(
         "UPDATE meta SET value = '1024' WHERE key = 'entries_per_block';
-         DROP TRIGGER entry_blocks_no_update; DROP TRIGGER entry_blocks_no_delete;
          DROP TABLE entry_blocks;",
     )
     .unwrap();
