@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::AuditError;
-use super::merkle::{Hash, hash_leaf_parts};
+use super::merkle::{Hash, LeafHasher};
 
 /// Version of the canonical entry format (the `v` member).
 pub const ENTRY_FORMAT_VERSION: u64 = 1;
@@ -323,33 +323,19 @@ fn write_seq_time(out: &mut Vec<u8>, seq: u64, time: &str) {
     write_str(out, time);
 }
 
-/// The Merkle leaf hash of `head ‖ "seq":<n>,"time":"<time>" ‖ tail` (see [`canonical_bytes`]),
-/// hashed piece by piece: the writer does not copy each entry into one buffer first.
-pub(crate) fn leaf_hash(head: &[u8], seq: u64, time: &str, tail: &[u8]) -> Hash {
-    let mut seq_time = Vec::with_capacity(64);
-    write_seq_time(&mut seq_time, seq, time);
-    hash_leaf_parts(&[head, &seq_time, tail])
-}
-
-/// `head ‖ "seq":<n>,"time":"<time>" ‖ tail`, for the writer's pre-built pieces.
-pub(crate) fn canonical_bytes(head: &[u8], seq: u64, time: &str, tail: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.len() + tail.len() + 64);
-    out.extend_from_slice(head);
-    write_seq_time(&mut out, seq, time);
-    out.extend_from_slice(tail);
-    out
-}
-
 /// An entry after redaction and canonicalization, ready for the writer: all the expensive work
-/// is done on the caller's thread so the single writer only assigns `seq`/`time`, hashes and
-/// inserts.
+/// is done on the caller's thread so the single writer only assigns `seq`/`time`, finishes the
+/// leaf hash and inserts.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedEntry {
     pub columns: EntryColumns,
     /// `caller.principal`, the key the entry is filed under in `entry_blocks`.
     pub principal: Option<String>,
-    pub head: Vec<u8>,
-    pub tail: Vec<u8>,
+    /// The leaf hash fed with every canonical member before `seq` (most of the entry's bytes):
+    /// the callers hash those in parallel, the one writer only what it assigns and the tail.
+    head_hashed: LeafHasher,
+    /// Canonical text of every member after `time`.
+    tail: Vec<u8>,
 }
 
 impl PreparedEntry {
@@ -391,12 +377,25 @@ impl PreparedEntry {
         let (mut head, mut tail) = (Vec::new(), Vec::new());
         columns.fields().write_head(&mut head);
         columns.fields().write_tail(&mut tail);
+        let mut head_hashed = LeafHasher::new();
+        head_hashed.update(&head);
         Ok(Self {
-            head,
+            head_hashed,
             tail,
             columns,
             principal,
         })
+    }
+
+    /// The Merkle leaf hash of the entry's canonical bytes once it is `seq`, written at `time`
+    /// (the bytes [`CanonicalFields::write_canonical`] writes).
+    pub fn leaf_hash(&self, seq: u64, time: &str) -> Hash {
+        let mut seq_time = Vec::with_capacity(64);
+        write_seq_time(&mut seq_time, seq, time);
+        let mut h = self.head_hashed.clone();
+        h.update(&seq_time);
+        h.update(&self.tail);
+        h.finish()
     }
 }
 
@@ -476,9 +475,10 @@ mod tests {
         for input in inputs {
             let p = PreparedEntry::new(sample(input), &key).unwrap();
             let time = "2026-01-02T03:04:05.678Z";
-            let spliced = canonical_bytes(&p.head, 77, time, &p.tail);
+            let mut spliced = Vec::new();
+            p.columns.fields().write_canonical(77, time, &mut spliced);
             assert_eq!(
-                leaf_hash(&p.head, 77, time, &p.tail),
+                p.leaf_hash(77, time),
                 crate::audit::merkle::hash_leaf(&spliced)
             );
             let c = &p.columns;

@@ -25,17 +25,43 @@ pub enum ProofError {
 
 /// `SHA-256(0x00 ‖ data)`: the hash of one leaf.
 pub fn hash_leaf(data: &[u8]) -> Hash {
-    hash_leaf_parts(&[data])
+    let mut h = LeafHasher::new();
+    h.update(data);
+    h.finish()
 }
 
-/// [`hash_leaf`] of the concatenation of `parts`, without building it.
-pub fn hash_leaf_parts(parts: &[&[u8]]) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    for part in parts {
-        h.update(part);
+/// A leaf hash fed piece by piece. It is `Clone` and can be sent to another thread half-fed, so
+/// the bulk of a leaf can be hashed where it is built and finished where the rest is known.
+#[derive(Clone)]
+pub struct LeafHasher(Sha256);
+
+impl LeafHasher {
+    /// Starts `SHA-256(0x00 ‖ …)`.
+    pub fn new() -> Self {
+        let mut h = Sha256::new();
+        h.update([0u8]);
+        Self(h)
     }
-    h.finalize().into()
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> Hash {
+        self.0.finalize().into()
+    }
+}
+
+impl Default for LeafHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for LeafHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeafHasher")
+    }
 }
 
 /// `SHA-256(0x01 ‖ left ‖ right)`: the hash of an interior node.

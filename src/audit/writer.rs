@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::AuditError;
 use super::blocks::{self, BlockKey, BlockRecorder};
 use super::checkpoint::{Checkpoint, file_record, read_checkpoint_file};
-use super::entry::{Appended, NewEntry, PreparedEntry, format_time, leaf_hash};
+use super::entry::{Appended, NewEntry, PreparedEntry, format_time};
 use super::file_sync::FileSync;
 use super::merkle::CompactRange;
 use super::note::NoteSigner;
@@ -526,7 +526,7 @@ fn insert_rows(
     let mut leaves = Vec::with_capacity(rows.len());
     for (k, p) in rows.iter().enumerate() {
         let seq = range.size() + leaves.len() as u64 + 1;
-        let leaf = leaf_hash(&p.head, seq, time, &p.tail);
+        let leaf = p.leaf_hash(seq, time);
         let c = &p.columns;
         let at = k * ENTRY_COLUMN_COUNT;
         let seq_column = seq as i64;

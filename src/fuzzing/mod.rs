@@ -710,8 +710,15 @@ pub fn audit_entry(data: &[u8]) {
 fn check_entry(entry: NewEntry, seq: u64, time: &str) -> Result<(), crate::audit::AuditError> {
     let key = RedactionKey::from_bytes([7; 32]);
     let prepared = crate::audit::PreparedEntry::new(entry, &key)?;
-    let spliced = crate::audit::canonical_bytes(&prepared.head, seq, time, &prepared.tail);
     let c = &prepared.columns;
+    let mut spliced = Vec::new();
+    c.fields().write_canonical(seq, time, &mut spliced);
+    // What the writer hashes (the callers' half-fed hash, finished) is the hash of those bytes.
+    assert_eq!(
+        prepared.leaf_hash(seq, time),
+        crate::audit::merkle::hash_leaf(&spliced),
+        "the writer's leaf hash is not the hash of the canonical bytes"
+    );
     let column = |text: &str| -> Value {
         serde_json::from_str(text).unwrap_or_else(|e| panic!("column {text} is not JSON: {e}"))
     };
