@@ -3,7 +3,9 @@
 //!
 //! Group commit: the writer takes every entry waiting in its queue (up to `max_batch`), writes
 //! them in one transaction, commits, and only then answers all of their waiters. Under load one
-//! fsync is shared by many entries; alone, an entry waits for exactly its own commit.
+//! fsync is shared by many entries (and a batch much smaller than recent ones waits a fraction of
+//! a millisecond for more, see [`Writer::next_in_batch`]); alone, an entry waits for exactly its
+//! own commit.
 //!
 //! Durability: WAL with `synchronous = FULL` by default. With FULL the WAL is fsynced at every
 //! commit, so an entry acknowledged to the gateway (the pre-call verdict!) survives power loss;
@@ -397,7 +399,15 @@ struct Writer {
     /// row by row instead.
     blocks: Option<BlockRecorder>,
     shared: Shared,
+    /// Entries per batch, smoothed over the last few batches (weight 1/8 for the newest): how
+    /// loaded the log is, for [`Writer::next_in_batch`].
+    recent_batch: usize,
 }
+
+/// Smoothed batch size from which the writer counts as under load.
+const LOADED_BATCH: usize = 16;
+/// How long a batch gathered under load may wait for more entries, from its first entry.
+const BATCH_LINGER: Duration = Duration::from_micros(300);
 
 /// What the writer shares with the handles and the WAL checkpoint thread.
 struct Shared {
@@ -654,6 +664,7 @@ impl Writer {
             uncovered_since,
             blocks: meta.has_entry_blocks().then(BlockRecorder::default),
             shared,
+            recent_batch: 0,
         })
     }
 
@@ -761,6 +772,7 @@ impl Writer {
                     return;
                 }
             };
+            let gathering_since = Instant::now();
             let mut appends = Vec::new();
             let mut next = Some(first);
             while let Some(request) = next {
@@ -787,16 +799,42 @@ impl Writer {
                     }
                 }
                 next = if appends.len() < self.config.max_batch {
-                    rx.try_recv().ok()
+                    self.next_in_batch(&rx, appends.len(), gathering_since)
                 } else {
                     None
                 };
             }
+            self.recent_batch = (self.recent_batch * 7 + appends.len()) / 8;
             if let Err(e) = self.write_batch(appends) {
                 self.stop(StopReason::Failed(e.to_string()));
                 return;
             }
         }
+    }
+
+    /// The next request for the batch being gathered, if one is queued. Under load (recent
+    /// batches of `LOADED_BATCH` entries or more), a batch far smaller than recent ones waits up
+    /// to `BATCH_LINGER` from its first entry for the callers that were just answered: without
+    /// it, the first of them to come back was committed alone, then the rest, and every such
+    /// commit rewrites the same index and tree-state pages (BENCHMARKS.md). A lone caller never
+    /// waits.
+    fn next_in_batch(
+        &self,
+        rx: &Receiver<Request>,
+        gathered: usize,
+        gathering_since: Instant,
+    ) -> Option<Request> {
+        if let Ok(request) = rx.try_recv() {
+            return Some(request);
+        }
+        if self.recent_batch < LOADED_BATCH || gathered >= self.recent_batch / 2 {
+            return None;
+        }
+        let left = BATCH_LINGER.saturating_sub(gathering_since.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        rx.recv_timeout(left).ok()
     }
 
     fn stop(&self, reason: StopReason) {
