@@ -71,7 +71,8 @@ CREATE TABLE checkpoints (
 );
 
 -- The writer's resumable state: the right edge of the Merkle tree after `tree_size` entries, so a
--- restart does not rehash the log. Derived data, updated with every batch; `verify` never trusts it.
+-- restart does not rehash the log. Derived data, saved with every checkpoint (a restart appends
+-- the stored entry_hash of the entries after it); `verify` never trusts it.
 CREATE TABLE writer_state (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     tree_size     INTEGER NOT NULL,

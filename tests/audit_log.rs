@@ -139,6 +139,40 @@ fn reopening_resumes_the_tree_and_seq() {
     assert!(matches!(err, AuditError::OriginMismatch { .. }), "{err}");
 }
 
+/// The writer saves its tree state with each checkpoint, not with every commit. Entries committed
+/// after the saved state (a crash before the next checkpoint) are replayed from their stored leaf
+/// hashes when the log is reopened.
+#[test]
+fn reopening_replays_entries_committed_after_the_saved_tree_state() {
+    let f = fixture();
+    populate(&f, "test/replay", 10);
+    let c = Connection::open(&f.db).unwrap();
+    let state = "SELECT tree_size, compact_range FROM writer_state";
+    let saved: (i64, Vec<u8>) = c
+        .query_row(state, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(saved.0, 10);
+    let log = AuditLog::open(&f.db, config(&f, "test/replay")).unwrap();
+    for i in 10..15 {
+        log.append_blocking(entry(i)).unwrap();
+    }
+    log.close().unwrap();
+    // As after a crash between two checkpoints: the saved state is five entries behind.
+    c.execute(
+        "UPDATE writer_state SET tree_size = ?1, compact_range = ?2",
+        rusqlite::params![saved.0, saved.1],
+    )
+    .unwrap();
+    drop(c);
+    let log = AuditLog::open(&f.db, config(&f, "test/replay")).unwrap();
+    assert_eq!(log.append_blocking(entry(15)).unwrap().seq, 16);
+    log.close().unwrap();
+    let report = verify_with(&f, true);
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.entries, 16);
+    assert_eq!(report.uncovered, None);
+}
+
 #[test]
 fn triggers_block_update_and_delete() {
     let f = fixture();

@@ -476,7 +476,7 @@ impl AuditReader {
                 })?,
         };
         let size = cp.checkpoint.size;
-        let leaves = store::stored_leaf_hashes(&self.conn, &self.path, size)?;
+        let leaves = store::stored_leaf_hashes(&self.conn, &self.path, 1..=size)?;
         if merkle::root(&leaves) != cp.checkpoint.root {
             return Err(AuditError::Corrupt {
                 path: self.path.clone(),

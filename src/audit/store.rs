@@ -1,6 +1,7 @@
 //! The SQLite file: creating it from `audit/schema.sql`, recognizing (or refusing) an existing
 //! file, and reading rows back. Shared by the writer and the read-only auditor side.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
@@ -439,19 +440,24 @@ pub(crate) fn load_checkpoints(
         .map_err(|e| AuditError::sqlite(path, "reading checkpoints", e))
 }
 
-/// Leaf hashes of entries `1..=size` as stored (for proofs; `verify` recomputes them instead).
+/// Leaf hashes of the entries `seqs` as stored (for proofs and the writer's restart; `verify`
+/// recomputes them instead). A missing entry is an error.
 pub(crate) fn stored_leaf_hashes(
     conn: &Connection,
     path: &Path,
-    size: u64,
+    seqs: RangeInclusive<u64>,
 ) -> Result<Vec<Hash>, AuditError> {
+    let (first, last) = (*seqs.start(), *seqs.end());
+    if first > last {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn
-        .prepare("SELECT seq, entry_hash FROM entries WHERE seq <= ?1 ORDER BY seq")
+        .prepare("SELECT seq, entry_hash FROM entries WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")
         .map_err(|e| AuditError::sqlite(path, "reading entry hashes", e))?;
     let mut rows = stmt
-        .query([size as i64])
+        .query([first as i64, last as i64])
         .map_err(|e| AuditError::sqlite(path, "reading entry hashes", e))?;
-    let mut out = Vec::with_capacity(size as usize);
+    let mut out = Vec::with_capacity((last - first + 1) as usize);
     while let Some(r) = rows
         .next()
         .map_err(|e| AuditError::sqlite(path, "reading entry hashes", e))?
@@ -462,7 +468,7 @@ pub(crate) fn stored_leaf_hashes(
         let h: Vec<u8> = r
             .get(1)
             .map_err(|e| AuditError::sqlite(path, "reading entry hashes", e))?;
-        let expected = out.len() as i64 + 1;
+        let expected = (first + out.len() as u64) as i64;
         let h: Hash = h.try_into().map_err(|_| AuditError::Corrupt {
             path: path.to_owned(),
             detail: format!("seq {seq}: entry_hash is not 32 bytes"),
@@ -477,10 +483,13 @@ pub(crate) fn stored_leaf_hashes(
         }
         out.push(h);
     }
-    if (out.len() as u64) < size {
+    if (out.len() as u64) < last - first + 1 {
         return Err(AuditError::Corrupt {
             path: path.to_owned(),
-            detail: format!("the log holds {} entries, fewer than {size}", out.len()),
+            detail: format!(
+                "the log holds {} entries, fewer than {last}",
+                first - 1 + out.len() as u64
+            ),
         });
     }
     Ok(out)

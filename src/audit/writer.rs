@@ -575,8 +575,9 @@ fn insert_rows(
 }
 
 impl Writer {
-    /// Restores the tree state stored with the log and checks it against the entries and the
-    /// last checkpoint.
+    /// Restores the tree state saved with the last checkpoint, replays the leaf hashes of the
+    /// entries committed after it, and checks the result against the entries and the last
+    /// checkpoint.
     fn resume(
         conn: Connection,
         path: &Path,
@@ -599,7 +600,8 @@ impl Writer {
             .optional()
             .map_err(|e| AuditError::sqlite(path, "reading writer state", e))?
             .ok_or_else(|| corrupt("writer_state row is missing".into()))?;
-        let range = CompactRange::from_parts(state_size.max(0) as u64, &nodes)
+        let state_size = state_size.max(0) as u64;
+        let mut range = CompactRange::from_parts(state_size, &nodes)
             .ok_or_else(|| corrupt("writer_state does not match its tree size".into()))?;
         let (max_seq, last_time): (Option<i64>, Option<String>) = conn
             .query_row(
@@ -610,10 +612,10 @@ impl Writer {
             .optional()
             .map_err(|e| AuditError::sqlite(path, "reading the last entry", e))?
             .unwrap_or((None, None));
-        if max_seq.unwrap_or(0) != state_size {
+        let max_seq = max_seq.unwrap_or(0).max(0) as u64;
+        if max_seq < state_size {
             return Err(corrupt(format!(
-                "the last entry is seq {} but the tree state covers {state_size} entries",
-                max_seq.unwrap_or(0)
+                "the last entry is seq {max_seq} but the tree state covers {state_size} entries"
             )));
         }
         let last_time = match last_time {
@@ -629,22 +631,29 @@ impl Writer {
             )
             .optional()
             .map_err(|e| AuditError::sqlite(path, "reading the last checkpoint", e))?;
-        let last_checkpoint_size = match last_cp {
-            Some((size, root)) => {
-                if size > state_size {
-                    return Err(corrupt(format!(
-                        "the last checkpoint covers {size} entries but the log holds {state_size}"
-                    )));
-                }
-                if size == state_size && root != range.root() {
-                    return Err(corrupt(
-                        "the last checkpoint's root does not match the entries' tree".into(),
-                    ));
-                }
-                size as u64
-            }
-            None => 0,
+        let last_cp = last_cp.map(|(size, root)| (size.max(0) as u64, root));
+        if let Some((size, _)) = last_cp
+            && size > max_seq
+        {
+            return Err(corrupt(format!(
+                "the last checkpoint covers {size} entries but the log holds {max_seq}"
+            )));
+        }
+        let check_root = |range: &CompactRange| match &last_cp {
+            Some((size, root)) if *size == range.size() && root[..] != range.root()[..] => Err(
+                corrupt("the last checkpoint's root does not match the entries' tree".into()),
+            ),
+            _ => Ok(()),
         };
+        check_root(&range)?;
+        // The state is saved with checkpoints: replay what was committed after it.
+        if max_seq > state_size {
+            for leaf in store::stored_leaf_hashes(&conn, path, state_size + 1..=max_seq)? {
+                range.append(leaf);
+            }
+            check_root(&range)?;
+        }
+        let last_checkpoint_size = last_cp.map_or(0, |(size, _)| size);
         let checkpoint_out = Arc::new(open_checkpoint_out(path, checkpoint_path)?);
         let file_sync = FileSync::start("audit-cp-sync")
             .map_err(|e| AuditError::io(path, "starting the checkpoint file sync thread", e))?;
@@ -884,7 +893,7 @@ impl Writer {
         }
     }
 
-    /// One transaction: the entries, a checkpoint if one is due, the new tree state.
+    /// One transaction: the entries, and a checkpoint with the new tree state if one is due.
     fn commit_batch(
         &mut self,
         entries: &[Box<PreparedEntry>],
@@ -946,11 +955,6 @@ impl Writer {
         } else {
             None
         };
-        tx.execute(
-            "UPDATE writer_state SET tree_size = ?1, compact_range = ?2 WHERE id = 1",
-            params![self.range.size() as i64, self.range.node_bytes()],
-        )
-        .map_err(sql("updating writer state"))?;
         tx.commit().map_err(sql("committing"))?;
         // Full means a checkpoint is already due.
         let _ = self.shared.wal_nudge.try_send(());
@@ -1081,7 +1085,8 @@ impl Writer {
     }
 }
 
-/// Signs (if a key is configured) and stores a checkpoint of the current tree; returns the note.
+/// Signs (if a key is configured) and stores a checkpoint of the current tree, with the tree state
+/// a restart resumes from; returns the note.
 fn insert_checkpoint(
     tx: &Connection,
     path: &Path,
@@ -1110,6 +1115,13 @@ fn insert_checkpoint(
         ],
     )
     .map_err(|e| AuditError::sqlite(path, "writing a checkpoint", e))?;
+    // The tree state to resume from, saved with each checkpoint rather than with every commit
+    // (one page less per commit); a restart replays the leaf hashes stored after it.
+    tx.execute(
+        "UPDATE writer_state SET tree_size = ?1, compact_range = ?2 WHERE id = 1",
+        params![range.size() as i64, range.node_bytes()],
+    )
+    .map_err(|e| AuditError::sqlite(path, "updating writer state", e))?;
     Ok(note)
 }
 
