@@ -73,8 +73,9 @@ pub(crate) fn principal_of(caller_json: &str) -> Option<Cow<'_, str>> {
         .principal
 }
 
-/// The (kind, key) pairs an entry with this principal and tool is filed under.
-fn keys_of<'a>(
+/// The (kind, key) pairs an entry with this principal and tool is filed under (and that a query
+/// for them looks up).
+pub(crate) fn keys_of<'a>(
     principal: Option<&'a str>,
     tool: Option<&'a str>,
 ) -> impl Iterator<Item = (KeyKind, &'a str)> {

@@ -202,13 +202,8 @@ impl AuditReader {
         if let Some(v) = &filter.text {
             add("instr(lower(reasons), lower(?)) > 0", Box::new(v.clone()));
         }
-        let keys: Vec<(KeyKind, &str)> = [
-            (KeyKind::Principal, filter.principal.as_deref()),
-            (KeyKind::Tool, filter.tool.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(kind, key)| Some((kind, key?)))
-        .collect();
+        let keys: Vec<(KeyKind, &str)> =
+            blocks::keys_of(filter.principal.as_deref(), filter.tool.as_deref()).collect();
         // A caller or tool is looked up per block (schema version 2; see `blocks`), unless a
         // call id narrows the query further through its own index.
         let by_block = !keys.is_empty() && filter.call_id.is_none() && self.meta.has_entry_blocks();
