@@ -824,9 +824,8 @@ impl Writer {
     /// The next request for the batch being gathered, if one is queued. Under load (recent
     /// batches of `LOADED_BATCH` entries or more), a batch far smaller than recent ones waits up
     /// to `BATCH_LINGER` from its first entry for the callers that were just answered: without
-    /// it, the first of them to come back was committed alone, then the rest, and every such
-    /// commit rewrites the same index and tree-state pages (BENCHMARKS.md). A lone caller never
-    /// waits.
+    /// it, most commits of a saturated log held fewer than 16 entries, and each commit rewrites
+    /// the same index pages (BENCHMARKS.md). A lone caller never waits.
     fn next_in_batch(
         &self,
         rx: &Receiver<Request>,
