@@ -14,6 +14,10 @@ use gatehouse::audit::{
 };
 use serde_json::json;
 
+/// The gateway binary's allocator, so the figures are the shipped binary's.
+#[global_allocator]
+static ALLOCATOR: gatehouse::Allocator = gatehouse::Allocator;
+
 /// A realistic entry: an http decision with a request document of a few hundred bytes. Entry
 /// `i` belongs to call `i / 5`; call ids are fixed-width and grow with `i`, like the gateway's
 /// (UUIDv7, time-ordered: the calls in flight at one moment have neighbouring ids).

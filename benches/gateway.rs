@@ -34,6 +34,10 @@ use serde_json::{Map, Value, json};
 use support::{RawCall, Summary, header, sample, sample_async};
 use wasmtime::component::Val;
 
+/// The gateway binary's allocator, so the figures are the shipped binary's.
+#[global_allocator]
+static ALLOCATOR: gatehouse::Allocator = gatehouse::Allocator;
+
 fn runtime(cache_dir: &Path) -> Runtime {
     let limits = LimitsConfig::default();
     Runtime::new(RuntimeOptions {

@@ -32,6 +32,10 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+/// The gateway binary's allocator, so the figures are the shipped binary's.
+#[global_allocator]
+static ALLOCATOR: gatehouse::Allocator = gatehouse::Allocator;
+
 /// Iterations per variant (after as many again for warm-up); `GATEHOUSE_BENCH_ITERATIONS`
 /// overrides it for a quick smoke run.
 fn iterations() -> usize {

@@ -22,6 +22,10 @@ use gatehouse::policy::{Evaluator, Phase, PolicyOptions, PolicyStore};
 use inputs::realistic_input;
 use serde_json::Value;
 
+/// The gateway binary's allocator, so the figures are the shipped binary's.
+#[global_allocator]
+static ALLOCATOR: gatehouse::Allocator = gatehouse::Allocator;
+
 fn options(evaluator: Evaluator) -> PolicyOptions {
     PolicyOptions {
         evaluator,

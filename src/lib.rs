@@ -9,6 +9,8 @@
 //! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
 //! `identity`, `audit`, `jsonrpc`, `policy_input` and `fuzzing`. That is what `fuzz/` links.
 
+#[cfg(feature = "full")]
+mod allocator;
 pub mod audit;
 #[cfg(feature = "full")]
 pub mod cli;
@@ -35,3 +37,6 @@ pub mod supply;
 #[cfg(feature = "full")]
 pub mod watch;
 pub mod wit_json;
+
+#[cfg(feature = "full")]
+pub use allocator::Allocator;
