@@ -427,14 +427,25 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
     };
     // WAL checkpoints (copying the WAL back into the database) run on their own thread (see
     // `wal_checkpointer`), so they do not stall appends; the writer's own automatic checkpoint
-    // stays only as a backstop, far above what the checkpointer lets the WAL grow to.
+    // stays only as a backstop (WAL_BACKSTOP_PAGES).
+    // temp_store = MEMORY: a multi-row INSERT keeps a statement journal, and with the default
+    // it spilled to a new file in /var/tmp past 64 KiB: about 8 files per 1,000 entries under
+    // load (strace), and appends that depended on /var/tmp being writable. It is bounded by
+    // one statement's pages (ROWS_PER_INSERT rows).
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES};"
+        "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES};"
     ))
     .map_err(|e| AuditError::sqlite(path, "configuring the connection", e))
 }
 
 /// The writer connection's own automatic WAL checkpoint threshold (pages): a backstop only.
+/// While appends keep coming, the background checkpoints never catch up with the last commit,
+/// and SQLite restarts the WAL from its start only after one that did; so under steady load the
+/// WAL grows to this size, the writer's own checkpoint catches up, and the WAL is then reused
+/// in place. That catch-up is on an append's path: at 1,024 pages it came often enough to more
+/// than double the NORMAL per-call p99, and 4,096 pages gained nothing measurable
+/// (BENCHMARKS.md, "Eighth session").
 const WAL_BACKSTOP_PAGES: u32 = 32_768;
 /// The shortest time between two background WAL checkpoints. Small and frequent copies keep
 /// each one's writeback small, and that writeback slows the writer's own WAL writes: polling
