@@ -1216,6 +1216,40 @@ mod tests {
                 .query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(synchronous, expected, "{setting:?}");
+            // 2 = MEMORY: statement journals never become files in /var/tmp.
+            let temp_store: i64 = conn
+                .query_row("PRAGMA temp_store", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(temp_store, 2, "{setting:?}");
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_wal_checkpoint_thread_runs_only_when_nothing_else_wants_the_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(&dir.path().join("log.db"), AuditConfig::default()).unwrap();
+        let checkpointers: Vec<libc::pid_t> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| {
+                let task = task.unwrap().path();
+                let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                (name.trim() == "audit-wal").then(|| task.file_name()?.to_str()?.parse().ok())?
+            })
+            .collect();
+        assert!(!checkpointers.is_empty(), "no audit-wal thread found");
+        for tid in checkpointers {
+            // The policy is set first thing in the thread; give it a moment to start.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            // SAFETY: sched_getscheduler only reads the policy of the given thread.
+            while unsafe { libc::sched_getscheduler(tid) } != libc::SCHED_IDLE {
+                assert!(
+                    Instant::now() < deadline,
+                    "audit-wal {tid} is not SCHED_IDLE"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        log.close().unwrap();
     }
 }
