@@ -1229,26 +1229,31 @@ mod tests {
     fn the_wal_checkpoint_thread_runs_only_when_nothing_else_wants_the_core() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(&dir.path().join("log.db"), AuditConfig::default()).unwrap();
-        let checkpointers: Vec<libc::pid_t> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|task| {
-                let task = task.unwrap().path();
-                let name = std::fs::read_to_string(task.join("comm")).ok()?;
-                (name.trim() == "audit-wal").then(|| task.file_name()?.to_str()?.parse().ok())?
-            })
-            .collect();
-        assert!(!checkpointers.is_empty(), "no audit-wal thread found");
-        for tid in checkpointers {
-            // The policy is set first thing in the thread; give it a moment to start.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            // SAFETY: sched_getscheduler only reads the policy of the given thread.
-            while unsafe { libc::sched_getscheduler(tid) } != libc::SCHED_IDLE {
-                assert!(
-                    Instant::now() < deadline,
-                    "audit-wal {tid} is not SCHED_IDLE"
-                );
-                std::thread::sleep(Duration::from_millis(10));
+        let checkpointers = || -> Vec<libc::pid_t> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| {
+                    let task = task.unwrap().path();
+                    let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                    (name.trim() == "audit-wal")
+                        .then(|| task.file_name()?.to_str()?.parse().ok())?
+                })
+                .collect()
+        };
+        // SAFETY: sched_getscheduler only reads the policy of the given thread.
+        let idle = |tid| unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_IDLE;
+        // The thread names itself and sets its policy as it starts: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = checkpointers();
+            if !found.is_empty() && found.iter().all(|&tid| idle(tid)) {
+                break;
             }
+            assert!(
+                Instant::now() < deadline,
+                "audit-wal threads {found:?}: none found, or not all SCHED_IDLE"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
         log.close().unwrap();
     }
