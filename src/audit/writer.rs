@@ -458,7 +458,6 @@ const WAL_CHECKPOINT_SPACING: Duration = Duration::from_millis(20);
 /// copies what it can and leaves the rest for the next round. Stops with the writer; follows
 /// rotations through the shared identity.
 fn wal_checkpointer(identity: &Mutex<Identity>, commits: &Receiver<()>) {
-    run_only_when_idle();
     let mut current: Option<(PathBuf, Connection)> = None;
     loop {
         std::thread::sleep(WAL_CHECKPOINT_SPACING);
@@ -478,32 +477,6 @@ fn wal_checkpointer(identity: &Mutex<Identity>, commits: &Receiver<()>) {
         if let Some((_, conn)) = &current {
             // Failures are harmless here (the writer's backstop still bounds the WAL).
             let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        }
-    }
-}
-
-/// Puts the calling thread under `SCHED_IDLE`: it runs only on a core nothing else wants.
-///
-/// Why: each background checkpoint copies the WAL's new pages for up to a millisecond of CPU.
-/// On a small machine the scheduler gave that slice to the checkpointer while the writer, or
-/// the task waiting for its commit, sat runnable behind it (`perf sched`), and those waits were
-/// the NORMAL per-call p99. Under `SCHED_IDLE` any other thread preempts the checkpointer at
-/// once: p99 0.71–0.92 ms against 1.00–1.58 ms in seven interleaved rounds (BENCHMARKS.md,
-/// "Eighth session"). If the cores stay busy the checkpointer falls behind, the WAL grows,
-/// and the writer's backstop checkpoint (WAL_BACKSTOP_PAGES) still bounds it. Lowering a
-/// thread's own priority needs no privilege; if the kernel refuses, the thread keeps its
-/// normal priority, which is only slower.
-fn run_only_when_idle() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param for the call; pid 0 is the calling thread.
-        let refused = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0;
-        if refused {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "the WAL checkpoint thread keeps its normal priority"
-            );
         }
     }
 }
@@ -1222,39 +1195,5 @@ mod tests {
                 .unwrap();
             assert_eq!(temp_store, 2, "{setting:?}");
         }
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_wal_checkpoint_thread_runs_only_when_nothing_else_wants_the_core() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(&dir.path().join("log.db"), AuditConfig::default()).unwrap();
-        let checkpointers = || -> Vec<libc::pid_t> {
-            std::fs::read_dir("/proc/self/task")
-                .unwrap()
-                .filter_map(|task| {
-                    let task = task.unwrap().path();
-                    let name = std::fs::read_to_string(task.join("comm")).ok()?;
-                    (name.trim() == "audit-wal")
-                        .then(|| task.file_name()?.to_str()?.parse().ok())?
-                })
-                .collect()
-        };
-        // SAFETY: sched_getscheduler only reads the policy of the given thread.
-        let idle = |tid| unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_IDLE;
-        // The thread names itself and sets its policy as it starts: give it a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let found = checkpointers();
-            if !found.is_empty() && found.iter().all(|&tid| idle(tid)) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "audit-wal threads {found:?}: none found, or not all SCHED_IDLE"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        log.close().unwrap();
     }
 }
