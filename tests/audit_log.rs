@@ -67,13 +67,18 @@ fn entry(i: u64) -> NewEntry {
 
 /// Writes `n` entries (checkpoint every 10) and closes the log.
 fn populate(f: &Fixture, origin: &str, n: u64) {
+    append_entries(f, origin, 0..n);
+}
+
+/// Opens the log, appends `entry(i)` for each `i` (it must become seq `i + 1`), and closes it.
+fn append_entries(f: &Fixture, origin: &str, entries: std::ops::Range<u64>) {
     let log = AuditLog::open(&f.db, config(f, origin)).unwrap();
-    for i in 0..n {
+    for i in entries.clone() {
         let a = log.append_blocking(entry(i)).unwrap();
         assert_eq!(a.seq, i + 1);
     }
     let closed = log.close().unwrap();
-    assert_eq!(closed.tree_size, n);
+    assert_eq!(closed.tree_size, entries.end);
 }
 
 fn verify_with(f: &Fixture, external: bool) -> VerifyReport {
@@ -128,9 +133,7 @@ fn intact_log_verifies_with_key_and_external_checkpoints() {
 fn reopening_resumes_the_tree_and_seq() {
     let f = fixture();
     populate(&f, "test/resume", 7);
-    let log = AuditLog::open(&f.db, config(&f, "test/resume")).unwrap();
-    assert_eq!(log.append_blocking(entry(7)).unwrap().seq, 8);
-    log.close().unwrap();
+    append_entries(&f, "test/resume", 7..8);
     let report = verify_with(&f, true);
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.entries, 8);
@@ -152,11 +155,7 @@ fn reopening_replays_entries_committed_after_the_saved_tree_state() {
         .query_row(state, [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     assert_eq!(saved.0, 10);
-    let log = AuditLog::open(&f.db, config(&f, "test/replay")).unwrap();
-    for i in 10..15 {
-        log.append_blocking(entry(i)).unwrap();
-    }
-    log.close().unwrap();
+    append_entries(&f, "test/replay", 10..15);
     // As after a crash between two checkpoints: the saved state is five entries behind.
     c.execute(
         "UPDATE writer_state SET tree_size = ?1, compact_range = ?2",
@@ -164,9 +163,7 @@ fn reopening_replays_entries_committed_after_the_saved_tree_state() {
     )
     .unwrap();
     drop(c);
-    let log = AuditLog::open(&f.db, config(&f, "test/replay")).unwrap();
-    assert_eq!(log.append_blocking(entry(15)).unwrap().seq, 16);
-    log.close().unwrap();
+    append_entries(&f, "test/replay", 15..16);
     let report = verify_with(&f, true);
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.entries, 16);
