@@ -13,7 +13,9 @@
 //! commit amortizes the fsync, which is why FULL is affordable. See the benchmark for figures.
 //! Neither setting makes an append wait for the fsyncs of the database file or the checkpoint
 //! file: WAL checkpoints run on their own connection and thread (`wal_checkpointer`), the
-//! checkpoint file is synced by [`FileSync`]. Their I/O can still slow the writer's own writes.
+//! checkpoint file is synced by [`FileSync`]. Their work can still delay the writer: on a small
+//! machine a background checkpoint's page copying can take the writer's core (BENCHMARKS.md,
+//! "Eighth session").
 
 use std::fs::File;
 use std::io::Write;
@@ -426,8 +428,8 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
         Synchronous::Normal => "NORMAL",
     };
     // WAL checkpoints (copying the WAL back into the database) run on their own thread (see
-    // `wal_checkpointer`), so they do not stall appends; the writer's own automatic checkpoint
-    // stays only as a backstop (WAL_BACKSTOP_PAGES).
+    // `wal_checkpointer`), off the appends' path; the writer's own automatic checkpoint stays
+    // only as a backstop (WAL_BACKSTOP_PAGES).
     // temp_store = MEMORY: a multi-row INSERT keeps a statement journal, and with the default
     // it spilled to a new file in /var/tmp past 64 KiB: about 8 files per 1,000 entries under
     // load (strace), and appends that depended on /var/tmp being writable. It is bounded by
@@ -448,7 +450,7 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
 /// (BENCHMARKS.md, "Eighth session").
 const WAL_BACKSTOP_PAGES: u32 = 32_768;
 /// The shortest time between two background WAL checkpoints. Small and frequent copies keep
-/// each one's writeback small, and that writeback slows the writer's own WAL writes: polling
+/// each one's work small, and that work delays the writer's own commits: polling
 /// every 250 ms, one caller's slowest append (NORMAL) took up to 46 ms, now up to 10 ms
 /// (BENCHMARKS.md).
 const WAL_CHECKPOINT_SPACING: Duration = Duration::from_millis(20);
