@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::AuditError;
+use super::canonical::{canonical_strings, canonical_value, write_str};
 use super::merkle::{Hash, LeafHasher};
 
 /// Version of the canonical entry format (the `v` member).
@@ -189,14 +190,6 @@ impl Entry {
     }
 }
 
-/// RFC 8785 text of any serializable value.
-pub(crate) fn jcs<T: Serialize>(value: &T) -> Result<String, AuditError> {
-    serde_json_canonicalizer::to_string(value).map_err(|e| AuditError::InvalidEntry {
-        field: "json",
-        detail: format!("cannot be canonicalized (RFC 8785): {e}"),
-    })
-}
-
 /// `Some(true)` for an integer an IEEE 754 double holds exactly (I-JSON, RFC 7493 §2.2),
 /// `Some(false)` for a larger one, `None` for a number that is not an integer.
 fn exact_integer(n: &serde_json::Number) -> Option<bool> {
@@ -257,12 +250,6 @@ pub(crate) struct CanonicalFields<'a> {
     pub reasons: &'a str,
     pub obligations: &'a str,
     pub metrics: &'a str,
-}
-
-/// A JSON string as RFC 8785 writes it (serde_json's escaping is the one JCS prescribes and the
-/// one the canonicalizer itself uses; the splicing test checks the agreement).
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string into a Vec cannot fail");
 }
 
 fn write_opt(out: &mut Vec<u8>, s: Option<&str>) {
@@ -364,15 +351,15 @@ impl PreparedEntry {
             decision_id: new_decision_id()?,
             call_id: entry.call_id,
             phase: entry.phase,
-            caller: jcs(&entry.caller)?,
+            caller: canonical_value(&entry.caller)?,
             tool: entry.tool,
             component_digest: entry.component_digest,
             policy_revision: entry.policy_revision,
-            input: jcs(&input)?,
+            input: canonical_value(&input)?,
             verdict: entry.verdict,
-            reasons: jcs(&entry.reasons)?,
-            obligations: jcs(&entry.obligations)?,
-            metrics: jcs(&entry.metrics)?,
+            reasons: canonical_strings(&entry.reasons),
+            obligations: canonical_value(&entry.obligations)?,
+            metrics: canonical_value(&entry.metrics)?,
         };
         let (mut head, mut tail) = (Vec::new(), Vec::new());
         columns.fields().write_head(&mut head);

@@ -11,6 +11,7 @@
 //! This module knows nothing about wasmtime, MCP or Rego: callers hand it plain JSON.
 
 mod blocks;
+mod canonical;
 mod checkpoint;
 mod entry;
 mod error;

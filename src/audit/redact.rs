@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::AuditError;
-use super::entry::jcs;
+use super::canonical::canonical_value;
 
 /// The secret redaction key (32 bytes).
 #[derive(Clone)]
@@ -87,7 +87,7 @@ impl RedactionKey {
     pub fn mac(&self, value: &Value) -> Result<String, AuditError> {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(jcs(value)?.as_bytes());
+        mac.update(canonical_value(value)?.as_bytes());
         Ok(format!(
             "hmac-sha256:{}",
             hex::encode(mac.finalize().into_bytes())
