@@ -224,6 +224,68 @@ fn show_tells_one_calls_story() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
+/// A call a policy denied has a `deny` decision and a `denied` outcome repeating its reasons
+/// (joined); `stats` counts the denial once, by the decision's reasons. A call that ended
+/// `denied` without a deny decision (the gateway's own refusal) is counted by its outcome.
+#[test]
+fn stats_counts_each_denial_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let log = AuditLog::open(&db, AuditConfig::default()).unwrap();
+    let append = |call: &str, phase: &str, verdict: &str, reasons: &[&str]| {
+        let mut e = NewEntry::new(phase, verdict, caller("carol"), json!({}));
+        e.call_id = Some(call.into());
+        e.tool = Some("fetch".into());
+        e.reasons = reasons.iter().map(|r| r.to_string()).collect();
+        log.append_blocking(e).unwrap();
+    };
+    append("c-1", "call", "deny", &["no url", "caller unknown"]);
+    append("c-1", "outcome", "denied", &["no url; caller unknown"]);
+    append("c-2", "call", "allow", &[]);
+    append("c-2", "result", "deny", &["secret in result"]);
+    append(
+        "c-2",
+        "outcome",
+        "denied",
+        &["result withheld: secret in result"],
+    );
+    append("c-3", "call", "allow", &[]);
+    append(
+        "c-3",
+        "outcome",
+        "denied",
+        &["limits: memory is not a size"],
+    );
+    log.close().unwrap();
+
+    let out = gatehouse(&["audit", "stats", db.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut counts: Vec<(String, u64)> = json["denials_by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_owned(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    counts.sort();
+    let expected = [
+        "caller unknown",
+        "limits: memory is not a size",
+        "no url",
+        "secret in result",
+    ];
+    assert_eq!(
+        counts,
+        expected.map(|r| (r.to_owned(), 1)).to_vec(),
+        "{json}"
+    );
+}
+
 #[test]
 fn stats_tail_and_export() {
     let log = populate();

@@ -370,9 +370,14 @@ impl AuditReader {
                 "SELECT phase || ' ' || verdict, count(*) FROM entries WHERE time >= ?1 \
                  GROUP BY phase, verdict ORDER BY count(*) DESC, 1",
             )?,
+            // Each denial once: a `deny` decision, or a call that ended `denied` without one
+            // (the gateway's own refusals: unusable limits, an audit failure). The `denied`
+            // outcome of a call a policy denied repeats the decision's reasons, joined.
             denials_by_reason: counts(
-                "SELECT r.value, count(*) FROM entries, json_each(entries.reasons) AS r \
-                 WHERE entries.verdict IN ('deny', 'denied') AND entries.time >= ?1 \
+                "SELECT r.value, count(*) FROM entries AS e, json_each(e.reasons) AS r \
+                 WHERE e.time >= ?1 AND (e.verdict = 'deny' OR (e.verdict = 'denied' \
+                   AND NOT EXISTS (SELECT 1 FROM entries AS d \
+                                   WHERE d.call_id = e.call_id AND d.verdict = 'deny'))) \
                  GROUP BY r.value ORDER BY count(*) DESC, 1 LIMIT 20",
             )?,
             top_tools: counts(
