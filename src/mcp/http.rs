@@ -145,6 +145,19 @@ fn own_authorities(addr: SocketAddr, extra_hosts: &[String]) -> (Vec<String>, Ve
     (hosts, origins)
 }
 
+/// Answers the DELETE that ends a session with 204 No Content instead of rmcp's 202 Accepted.
+/// The session is already closed when rmcp answers, and the official Python SDK takes only 200
+/// and 204 as success: with 202, every SDK client that closed cleanly logged "Session
+/// termination failed: 202".
+async fn session_end_status(request: Request, next: Next) -> Response {
+    let ends_session = request.method() == http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if ends_session && response.status() == http::StatusCode::ACCEPTED {
+        *response.status_mut() = http::StatusCode::NO_CONTENT;
+    }
+    response
+}
+
 /// Serves MCP on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     gateway: Arc<Gateway>,
@@ -187,6 +200,7 @@ pub async fn serve(
     };
     let router = Router::new()
         .route_service("/mcp", service)
+        .layer(middleware::from_fn(session_end_status))
         .layer(middleware::from_fn_with_state(
             max_body_bytes,
             require_json_rpc,

@@ -5,12 +5,15 @@ files under a mount, bad arguments, traps — and the server keeps serving after
 from __future__ import annotations
 
 import json
+import logging
 import math
 import urllib.error
 import urllib.request
+from email.message import Message
 
 import pytest
-from mcp import MCPError
+from mcp import ClientSession, MCPError
+from mcp.client.streamable_http import streamable_http_client
 
 from conftest import REPO, client_for, http_gateway, serve_args
 
@@ -164,13 +167,19 @@ async def test_files_read_write_and_list_under_a_mount(transport, gatehouse, com
         assert not (tmp_path / "in" / "evil.txt").exists()
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+def _request(url: str, body: bytes | None, headers: dict[str, str], method: str = "POST") -> tuple[int, bytes, Message]:
+    """Status, body and headers of one raw HTTP request (error statuses included)."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
+            return response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        return error.code, error.read(), error.headers
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    status, body, _ = _request(url, body, headers)
+    return status, body
 
 
 def test_http_listener_refuses_foreign_hosts_and_malformed_json(gatehouse, components, cache_dir):
@@ -190,3 +199,30 @@ def test_http_listener_refuses_foreign_hosts_and_malformed_json(gatehouse, compo
         # And the listener still works.
         status, body = _post(gateway.url, init, headers)
         assert status == 200, body
+
+
+async def test_a_session_ends_cleanly(gatehouse, components, cache_dir, caplog):
+    """The DELETE that ends a session is answered 204 and the session is gone: the SDK client
+    closes without logging a failure (it takes only 200 and 204 as success)."""
+    caplog.set_level(logging.WARNING, logger="mcp")
+    with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",))) as gateway:
+        # The SDK's transport API: it sends the DELETE when its context closes.
+        async with streamable_http_client(gateway.url) as (read, write, *_):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                assert (await session.list_tools()).tools
+        failures = [r.getMessage() for r in caplog.records if "termination" in r.getMessage().lower()]
+        assert not failures, failures
+
+        version = "2025-06-18"
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).encode()
+        status, body, answer_headers = _request(gateway.url, init, headers)
+        assert status == 200, body
+        session = {"Mcp-Session-Id": answer_headers["Mcp-Session-Id"], "MCP-Protocol-Version": version}
+        status, body, _ = _request(gateway.url, None, session, method="DELETE")
+        assert status == 204, body
+        ping = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}).encode()
+        status, body, _ = _request(gateway.url, ping, {**headers, **session})
+        assert status == 404, body
