@@ -167,6 +167,13 @@ async def test_files_read_write_and_list_under_a_mount(transport, gatehouse, com
         assert not (tmp_path / "in" / "evil.txt").exists()
 
 
+# A raw client's JSON-RPC headers and `initialize` request, for tests below the SDK.
+RAW_PROTOCOL_VERSION = "2025-06-18"
+RAW_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+RAW_INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": RAW_PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).encode()
+
+
 def _request(url: str, body: bytes | None, headers: dict[str, str], method: str = "POST") -> tuple[int, bytes, Message]:
     """Status, body and headers of one raw HTTP request (error statuses included)."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
@@ -184,9 +191,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
 
 def test_http_listener_refuses_foreign_hosts_and_malformed_json(gatehouse, components, cache_dir):
     with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",))) as gateway:
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-        init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).encode()
+        headers, init = RAW_HEADERS, RAW_INITIALIZE
         # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
         status, _ = _post(gateway.url, init, {**headers, "Host": "evil.example"})
         assert status == 403
@@ -214,15 +219,11 @@ async def test_a_session_ends_cleanly(gatehouse, components, cache_dir, caplog):
         failures = [r.getMessage() for r in caplog.records if "termination" in r.getMessage().lower()]
         assert not failures, failures
 
-        version = "2025-06-18"
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-        init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).encode()
-        status, body, answer_headers = _request(gateway.url, init, headers)
+        status, body, answer_headers = _request(gateway.url, RAW_INITIALIZE, RAW_HEADERS)
         assert status == 200, body
-        session = {"Mcp-Session-Id": answer_headers["Mcp-Session-Id"], "MCP-Protocol-Version": version}
+        session = {"Mcp-Session-Id": answer_headers["Mcp-Session-Id"], "MCP-Protocol-Version": RAW_PROTOCOL_VERSION}
         status, body, _ = _request(gateway.url, None, session, method="DELETE")
         assert status == 204, body
         ping = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}).encode()
-        status, body, _ = _request(gateway.url, ping, {**headers, **session})
+        status, body, _ = _request(gateway.url, ping, {**RAW_HEADERS, **session})
         assert status == 404, body
