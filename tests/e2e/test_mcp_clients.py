@@ -184,25 +184,19 @@ def _request(url: str, body: bytes | None, headers: dict[str, str], method: str 
         return error.code, error.read(), error.headers
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    status, body, _ = _request(url, body, headers)
-    return status, body
-
-
 def test_http_listener_refuses_foreign_hosts_and_malformed_json(gatehouse, components, cache_dir):
     with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",))) as gateway:
-        headers, init = RAW_HEADERS, RAW_INITIALIZE
         # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
-        status, _ = _post(gateway.url, init, {**headers, "Host": "evil.example"})
+        status, _, _ = _request(gateway.url, RAW_INITIALIZE, {**RAW_HEADERS, "Host": "evil.example"})
         assert status == 403
-        status, _ = _post(gateway.url, init, {**headers, "Origin": "http://evil.example"})
+        status, _, _ = _request(gateway.url, RAW_INITIALIZE, {**RAW_HEADERS, "Origin": "http://evil.example"})
         assert status == 403
         # Malformed JSON-RPC gets an error answer, not a dropped connection.
-        status, body = _post(gateway.url, b"{not json", headers)
+        status, body, _ = _request(gateway.url, b"{not json", RAW_HEADERS)
         assert 400 <= status < 500, body
         assert b"error" in body.lower() or b"parse" in body.lower(), body
         # And the listener still works.
-        status, body = _post(gateway.url, init, headers)
+        status, body, _ = _request(gateway.url, RAW_INITIALIZE, RAW_HEADERS)
         assert status == 200, body
 
 
