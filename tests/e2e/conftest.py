@@ -92,8 +92,9 @@ ALLOW_ALL_POLICY = REPO / "tests" / "policies" / "allow-all"
 def serve_args(components: dict[str, Path], cache_dir: Path, *extra: str, names=("types", "fetch", "files", "echo", "misbehave"), policies: Path | None = ALLOW_ALL_POLICY, audit: Path | None = None) -> list[str]:
     """`gatehouse serve` arguments for the named components. The tests of tools and transports
     use the allow-all test bundle; policy tests pass their own (`policies=None` adds none).
-    Each gateway gets a fresh audit log in a temporary directory."""
-    audit = audit or Path(tempfile.mkdtemp(prefix="gatehouse-audit-")) / "audit.db"
+    Each gateway gets a fresh audit log in a directory of its own beside the compile cache, in
+    this session's pytest temporary directory, which pytest prunes (it keeps the last three)."""
+    audit = audit or Path(tempfile.mkdtemp(prefix="audit-", dir=cache_dir.parent)) / "audit.db"
     args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit)]
     if policies is not None:
         args += ["--policies", str(policies)]
