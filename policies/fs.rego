@@ -2,9 +2,11 @@
 #
 # Deny by default. Reads are allowed under fs.allowed_prefixes, writes only under the
 # prefixes listed in fs.writable as well. Paths are compared after resolving "." and "..".
+# Paths are what the operation will touch: the gateway resolves symbolic links before it asks.
 # An operation with a second path (`target`: the source of rename-at and link-at, what a
-# symlink-at link points to) needs that path allowed too, and writable for a rename, so a tool
-# cannot move, link or point a file out of reach into reach.
+# symlink-at link points to) needs that path allowed too, and writable for a rename or a hard
+# link (a hard link shares the file: writing the new name writes the source), so a tool cannot
+# move, link or point a file out of reach into reach.
 package gatehouse.fs
 
 import data.lib
@@ -32,14 +34,17 @@ target := lib.clean_path(input.fs.target)
 
 target_ok if not input.fs.target
 
+# Operations whose source must be writable, not only readable.
+source_writable_operations := {"rename-at", "link-at"}
+
 target_ok if {
 	lib.cleaned_allowed(target)
-	input.fs.operation != "rename-at"
+	not input.fs.operation in source_writable_operations
 }
 
 target_ok if {
 	lib.cleaned_allowed(target)
-	input.fs.operation == "rename-at"
+	input.fs.operation in source_writable_operations
 	lib.cleaned_writable(target)
 }
 
@@ -72,8 +77,8 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	input.fs.operation == "rename-at"
+	input.fs.operation in source_writable_operations
 	lib.cleaned_allowed(target)
 	not lib.cleaned_writable(target)
-	msg := sprintf("rename-at source %q is not under a writable prefix (fs.writable)", [target])
+	msg := sprintf("%v source %q is not under a writable prefix (fs.writable)", [input.fs.operation, target])
 }

@@ -63,6 +63,14 @@ test_rename_needs_a_writable_source if {
 	allowed(op({"path": "/tmp/work/moved", "access": "write", "operation": "rename-at", "target": "/tmp/work/a"}))
 }
 
+test_hard_link_needs_a_writable_source if {
+	# A hard link shares the file: writing the new name would write the read-only source.
+	doc := op({"path": "/tmp/work/h", "access": "write", "operation": "link-at", "target": "/data/report.csv"})
+	not allowed(doc)
+	"link-at source \"/data/report.csv\" is not under a writable prefix (fs.writable)" in reasons(doc)
+	allowed(op({"path": "/tmp/work/h", "access": "write", "operation": "link-at", "target": "/tmp/work/a"}))
+}
+
 test_symlink_to_a_readable_place_is_allowed_in_a_writable_one if {
 	allowed(op({"path": "/tmp/work/link", "access": "write", "operation": "symlink-at", "target": "/data/report.csv"}))
 }

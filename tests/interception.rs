@@ -308,6 +308,211 @@ async fn the_policy_decides_each_file_operation() {
     );
 }
 
+/// The original contents of `share/in/config` in [`links_sandbox`].
+const CONFIG: &str = "read-only configuration";
+
+/// One read-write mount `/data` over `share/` holding `in/config` (read-only by the policy),
+/// `out/` (writable) and `secret/key`, with `fs` as the policy's filesystem data.
+fn links_sandbox(fs: Value) -> Sandbox {
+    let sandbox = Sandbox::new(open_data(fs, json!({})), |config| {
+        let share = config.audit.path.as_ref().unwrap().with_file_name("share");
+        config.mounts = vec![MountConfig {
+            host: share,
+            guest: "/data".into(),
+            writable: true,
+        }];
+    });
+    let share = sandbox.root().join("share");
+    for sub in ["in", "out", "secret"] {
+        std::fs::create_dir_all(share.join(sub)).unwrap();
+    }
+    std::fs::write(share.join("in/config"), CONFIG).unwrap();
+    std::fs::write(share.join("secret/key"), SECRET).unwrap();
+    sandbox
+}
+
+impl Sandbox {
+    fn config_is_untouched(&self) {
+        let config = self.root().join("share/in/config");
+        assert_eq!(
+            std::fs::read_to_string(&config).ok().as_deref(),
+            Some(CONFIG),
+            "{} was changed or removed",
+            config.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hard_link_cannot_make_a_read_only_file_writable() {
+    let sandbox = links_sandbox(json!({"allowed_prefixes": ["/data"], "writable": ["/data/out"]}));
+    let (text, _) = sandbox
+        .call("escape_write-readonly", json!({"path": "/data/in/config"}))
+        .await;
+    assert!(refused(&text), "{text}");
+
+    let (text, call) = sandbox
+        .call(
+            "escape_hard-link",
+            json!({"src": "/data/in/config", "dst": "/data/out/h"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(
+        &call,
+        "fs",
+        "link-at source \"/data/in/config\" is not under a writable prefix",
+    );
+    assert!(!sandbox.root().join("share/out/h").exists());
+
+    let (text, _) = sandbox
+        .call("escape_write-readonly", json!({"path": "/data/out/h"}))
+        .await;
+    assert!(text.starts_with("succeeded: "), "{text}");
+    sandbox.config_is_untouched();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlink_the_tool_makes_is_decided_where_it_leads() {
+    let sandbox = links_sandbox(json!({"allowed_prefixes": ["/data"], "writable": ["/data/out"]}));
+    // The link itself may be made: it lies in a writable place and points at a readable one.
+    let (text, _) = sandbox
+        .call(
+            "escape_make-symlink",
+            json!({"target": "../in", "link": "/data/out/l"}),
+        )
+        .await;
+    assert!(text.starts_with("succeeded: "), "{text}");
+
+    // Writing and removing through it are decided on the file they would touch.
+    let (text, call) = sandbox
+        .call(
+            "escape_write-readonly",
+            json!({"path": "/data/out/l/config"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    let denial = sandbox.assert_denied(
+        &call,
+        "fs",
+        "path \"/data/in/config\" is not under a writable prefix",
+    );
+    assert_eq!(denial.input["fs"]["path"], "/data/in/config");
+    assert_eq!(denial.input["fs"]["requested"], "/data/out/l/config");
+
+    let (text, call) = sandbox
+        .call("escape_remove-file", json!({"path": "/data/out/l/config"}))
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(
+        &call,
+        "fs",
+        "path \"/data/in/config\" is not under a writable prefix",
+    );
+    sandbox.config_is_untouched();
+
+    // Reading through it is what the policy allows for the real file.
+    let (text, _) = sandbox
+        .call("escape_read-parent", json!({"path": "/data/out/l/config"}))
+        .await;
+    assert!(
+        text.starts_with("succeeded: ") && text.contains(CONFIG),
+        "{text}"
+    );
+    // Removing the link itself (not what it points to) is a write in /data/out.
+    let (text, _) = sandbox
+        .call("escape_remove-file", json!({"path": "/data/out/l"}))
+        .await;
+    assert!(text.starts_with("succeeded: "), "{text}");
+    sandbox.config_is_untouched();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chained_symlinks_cannot_reach_outside_the_allowed_prefixes() {
+    let fs = json!({"allowed_prefixes": ["/data/in", "/data/out"], "writable": ["/data/in", "/data/out"]});
+    let sandbox = links_sandbox(fs);
+    let (text, _) = sandbox
+        .call(
+            "escape_make-symlink",
+            json!({"target": "../in", "link": "/data/out/l"}),
+        )
+        .await;
+    assert!(text.starts_with("succeeded: "), "{text}");
+    // The second link lies in /data/in (through the first), so `../secret/key` from there is
+    // /data/secret/key: outside every allowed prefix, whatever the text says.
+    let (text, call) = sandbox
+        .call(
+            "escape_make-symlink",
+            json!({"target": "../secret/key", "link": "/data/out/l/x"}),
+        )
+        .await;
+    assert!(refused(&text), "{text}");
+    let denial = sandbox.assert_denied(&call, "fs", "target /data/secret/key is outside");
+    assert_eq!(denial.input["fs"]["path"], "/data/in/x");
+
+    // The same chain made on the host (not by the tool) is resolved when it is used.
+    std::os::unix::fs::symlink("../secret/key", sandbox.root().join("share/in/x")).unwrap();
+    let (text, call) = sandbox
+        .call("escape_read-parent", json!({"path": "/data/out/l/x"}))
+        .await;
+    assert!(refused(&text), "{text}");
+    sandbox.assert_denied(
+        &call,
+        "fs",
+        "path \"/data/secret/key\" is outside fs.allowed_prefixes",
+    );
+    let all = sandbox.entries(EntryFilter::default());
+    assert!(!serde_json::to_string(&all).unwrap().contains(SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_swapped_in_during_the_call_cannot_redirect_a_write() {
+    let sandbox = links_sandbox(json!({"allowed_prefixes": ["/data"], "writable": ["/data/out"]}));
+    let share = sandbox.root().join("share");
+    std::fs::create_dir(share.join("out/d")).unwrap();
+    // Another party flips /data/out/d between a real directory and a link to ../in as fast
+    // as it can, while the tool writes /data/out/d/config again and again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        let (dir, parked) = (share.join("out/d"), share.join("out/parked"));
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::rename(&dir, &parked).unwrap();
+                std::os::unix::fs::symlink("../in", &dir).unwrap();
+                std::thread::yield_now();
+                std::fs::remove_file(&dir).unwrap();
+                std::fs::rename(&parked, &dir).unwrap();
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let mut outcomes = (0, 0);
+    for _ in 0..150 {
+        let (text, _) = sandbox
+            .call(
+                "escape_write-readonly",
+                json!({"path": "/data/out/d/config"}),
+            )
+            .await;
+        if text.starts_with("succeeded: ") {
+            outcomes.0 += 1;
+        } else {
+            outcomes.1 += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    assert!(flips > 0, "the flipper never ran");
+    eprintln!(
+        "{flips} flips; writes succeeded {} times, refused {} times",
+        outcomes.0, outcomes.1
+    );
+    sandbox.config_is_untouched();
+}
+
 /// A tiny web server on `address`: `/hello`, `/redirect` (302 to a host no policy allows),
 /// `/big` (64 KiB). Stops when the test's runtime ends.
 async fn serve(address: &str) -> Option<SocketAddr> {

@@ -1,34 +1,40 @@
 //! Our `wasi:filesystem`: wasmtime-wasi's implementation, wrapped so that every operation that
-//! names a path is first checked against the mount and then decided by the policy (`fs`).
-//!
-//! wasmtime-wasi (on cap-std) already confines each descriptor to its own directory tree:
-//! `..` past it, absolute paths and symlinks that leave it fail in the kernel-level lookup.
-//! We add three things on top:
+//! names a path is first resolved on the host, checked against its mount and then decided by
+//! the policy (`fs`) on what it will really touch.
 //!
 //! - **A guest path for every descriptor.** We remember where each descriptor the tool holds
-//!   lies (the preopen's guest path plus what was opened under it), so a path is decided as the
-//!   absolute guest path the tool means (`/data/reports/q3.csv`), after `.` and `..` are
-//!   resolved lexically.
-//! - **Refusals regardless of policy.** Absolute paths, `..` above the directory it is relative
-//!   to, symlinks whose contents are absolute or climb out of their mount, and hard links
-//!   across mounts are refused before anything touches the disk, and recorded as denials.
+//!   lies (the preopen's guest path plus what was opened under it), so a path is decided as an
+//!   absolute guest path (`/data/reports/q3.csv`).
+//! - **Resolved as the kernel resolves it.** [`walk`] expands every symbolic link itself, from
+//!   the link's real directory, and the policy decides on the result (`input.fs.path`; the
+//!   path as the tool wrote it is `input.fs.requested` when links made them differ). The
+//!   operation then runs on the directory handle the walk opened (without following links)
+//!   and the final name alone, with links in the final component not followed: a link swapped
+//!   in after the decision cannot redirect it.
+//! - **Refusals regardless of policy.** Absolute paths, `..` above the directory a path is
+//!   relative to, links whose contents are absolute or climb out of their mount, chains of more
+//!   than 40 links, and hard links or renames across mounts are refused before anything
+//!   touches the disk, and recorded as denials.
 //! - **A decision per operation.** open (with its flags and access), stat, set-times,
 //!   readlink, read-directory, create-directory, remove-directory, unlink, rename, link,
-//!   symlink and metadata-hash are each decided by `gatehouse.fs`.
+//!   symlink and metadata-hash are each decided by `gatehouse.fs`. `link-at` and `rename-at`
+//!   carry their source as `target`; `symlink-at` carries where the new link will point,
+//!   resolved from the link's real directory.
 //!
 //! Reads and writes on an open descriptor are bounded by the flags the open was allowed with
 //! (wasmtime-wasi refuses a write on a descriptor opened for reading) and by the mount's
-//! read-only flag.
-//!
-//! What the policy sees is lexical: a symlink that already exists inside a mount and points
-//! elsewhere inside the same mount is followed by the lookup, so prefixes within one mount are
-//! only as strong as the links in it. Mount only what a tool may see.
+//! read-only flag. A hard link that already exists shares its inode with its other names: the
+//! policy decides on the name used, so mount only what a tool may see.
+
+mod walk;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Resource};
-use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
+use wasmtime_wasi::filesystem::{Descriptor, Dir, WasiFilesystemCtxView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self, DescriptorFlags, ErrorCode, HostDescriptor, HostDirectoryEntryStream, OpenFlags,
     PathFlags,
@@ -37,126 +43,15 @@ use wasmtime_wasi::p2::bindings::filesystem::{preopens, types as fs_types};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
 
 use super::guard::{Access, FsAccess, HostGuard, HostRequest};
+use walk::{GuestDir, PathRefusal, Start, WalkError, Walked};
 
-/// Where each open descriptor of one call lies, by resource id.
+/// Where each open descriptor of one call lies, and each mount's root directory.
 #[derive(Debug, Default)]
 pub struct DescriptorPaths {
     by_descriptor: HashMap<u32, GuestDir>,
-}
-
-/// A location inside a mount: the mount's guest path and the path segments below it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct GuestDir {
-    mount: Arc<str>,
-    segments: Vec<String>,
-}
-
-impl GuestDir {
-    /// The absolute guest path, e.g. `/data/reports`.
-    fn guest_path(&self) -> String {
-        join_guest_path(&self.mount, &self.segments)
-    }
-}
-
-fn join_guest_path(mount: &str, segments: &[String]) -> String {
-    let mut path = mount.trim_end_matches('/').to_owned();
-    for segment in segments {
-        path.push('/');
-        path.push_str(segment);
-    }
-    if path.is_empty() {
-        path.push('/');
-    }
-    path
-}
-
-/// Why a path was refused before the policy was asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PathRefusal {
-    Absolute,
-    ClimbsOut,
-    UnknownDescriptor,
-}
-
-impl PathRefusal {
-    fn reason(&self, path: &str) -> String {
-        match self {
-            PathRefusal::Absolute => {
-                format!("absolute path {path:?}: paths must be relative to an open directory")
-            }
-            PathRefusal::ClimbsOut => format!(
-                "path {path:?} climbs above the directory it is relative to (no way out of a mount)"
-            ),
-            PathRefusal::UnknownDescriptor => {
-                format!("path {path:?} is relative to a descriptor the gateway did not open")
-            }
-        }
-    }
-}
-
-/// A path named by the tool, resolved against its directory descriptor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ResolvedPath {
-    /// Where the path points.
-    location: GuestDir,
-    /// The path relative to the descriptor with `.` and `..` removed (`.` for itself): what is
-    /// handed to the real implementation, so the decided path is the one looked up.
-    relative: String,
-}
-
-/// Resolves `path` (relative to `base`) lexically, refusing absolute paths and any `..` that
-/// climbs above `base`.
-fn resolve(base: &GuestDir, path: &str) -> Result<ResolvedPath, PathRefusal> {
-    if path.starts_with('/') {
-        return Err(PathRefusal::Absolute);
-    }
-    let mut below: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                below.pop().ok_or(PathRefusal::ClimbsOut)?;
-            }
-            name => below.push(name),
-        }
-    }
-    let relative = if below.is_empty() {
-        ".".to_owned()
-    } else {
-        below.join("/")
-    };
-    let mut segments = base.segments.clone();
-    segments.extend(below.iter().map(|s| (*s).to_owned()));
-    Ok(ResolvedPath {
-        location: GuestDir {
-            mount: base.mount.clone(),
-            segments,
-        },
-        relative,
-    })
-}
-
-/// Resolves the contents of a symlink created at `link` (a resolved location): relative to
-/// the link's directory, and never outside the link's mount.
-fn resolve_link_target(link: &GuestDir, contents: &str) -> Result<GuestDir, PathRefusal> {
-    if contents.starts_with('/') {
-        return Err(PathRefusal::Absolute);
-    }
-    let mut segments = link.segments.clone();
-    segments.pop();
-    for segment in contents.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop().ok_or(PathRefusal::ClimbsOut)?;
-            }
-            name => segments.push(name.to_owned()),
-        }
-    }
-    Ok(GuestDir {
-        mount: link.mount.clone(),
-        segments,
-    })
+    /// The root of each mount by guest path, kept apart from the guest's descriptors (a tool
+    /// may drop its preopen): a link's `..` can lead back up to it.
+    roots: HashMap<Arc<str>, Arc<File>>,
 }
 
 /// Names of the open flags, as `input.fs.flags` lists them.
@@ -208,6 +103,40 @@ struct PathOperation<'p> {
     path: &'p str,
     access: Access,
     flags: Vec<&'static str>,
+    /// Whether a link in the final component is followed (`symlink-follow`).
+    follow: bool,
+}
+
+impl<'p> PathOperation<'p> {
+    /// An operation on the final component itself (a link is not followed).
+    fn on(operation: &'static str, path: &'p str, access: Access) -> Self {
+        PathOperation {
+            operation,
+            path,
+            access,
+            flags: Vec::new(),
+            follow: false,
+        }
+    }
+
+    /// Follows a link in the final component when the tool's flags ask for it.
+    fn following(mut self, path_flags: PathFlags) -> Self {
+        self.follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
+        self
+    }
+}
+
+/// A path resolved and checked against its mount, ready to be decided.
+struct Checked {
+    walked: Walked,
+    /// The path as the tool wrote it (lexically), shown to the policy when links changed it.
+    requested: GuestDir,
+}
+
+impl Checked {
+    fn requested_if_different(&self) -> Option<String> {
+        (self.requested != self.walked.location).then(|| self.requested.guest_path())
+    }
 }
 
 impl GuardedFilesystem<'_> {
@@ -216,19 +145,13 @@ impl GuardedFilesystem<'_> {
     }
 
     /// Records a refusal made by the host itself (no policy could allow it).
-    fn refuse(
-        &self,
-        operation: &'static str,
-        shown_path: String,
-        mount: &str,
-        access: Access,
-        reason: String,
-    ) {
+    fn refuse(&self, operation: &'static str, location: &GuestDir, access: Access, reason: String) {
         self.guard.refuse(
             HostRequest::Fs(FsAccess {
                 operation,
-                path: shown_path,
-                mount: mount.to_owned(),
+                path: location.guest_path(),
+                requested: None,
+                mount: location.mount.to_string(),
                 access,
                 target: None,
                 flags: Vec::new(),
@@ -237,41 +160,70 @@ impl GuardedFilesystem<'_> {
         );
     }
 
-    /// Resolves a path against `fd`, refusing (and recording) what leaves the mount.
-    fn resolve_or_refuse(
+    /// The directory handle behind a descriptor, with the handle of its mount's root.
+    fn handles(
         &self,
         fd: &Resource<Descriptor>,
-        op: &PathOperation<'_>,
-    ) -> FsResult<ResolvedPath> {
-        let Some(base) = self.base(fd) else {
-            let reason = PathRefusal::UnknownDescriptor.reason(op.path);
-            self.refuse(op.operation, op.path.to_owned(), "", op.access, reason);
-            return Err(ErrorCode::NotPermitted.into());
+        base: &GuestDir,
+    ) -> FsResult<(Arc<File>, Arc<File>)> {
+        let Descriptor::Dir(dir) = self.inner.table.get(fd)? else {
+            return Err(ErrorCode::NotDirectory.into());
         };
-        resolve(base, op.path).map_err(|refusal| {
-            let shown = format!("{}/{}", base.guest_path().trim_end_matches('/'), op.path);
-            let mount = base.mount.clone();
-            self.refuse(
-                op.operation,
-                shown,
-                &mount,
-                op.access,
-                refusal.reason(op.path),
-            );
-            FsError::from(ErrorCode::NotPermitted)
-        })
+        let root = self
+            .paths
+            .roots
+            .get(&base.mount)
+            .cloned()
+            .ok_or(ErrorCode::NotPermitted)?;
+        Ok((dir.dir.clone(), root))
     }
 
-    /// Asks the policy about one operation on `location`.
+    /// Resolves the tool's path against `fd` as the kernel would, refusing (and recording)
+    /// whatever leaves the mount.
+    fn resolve(&self, fd: &Resource<Descriptor>, op: &PathOperation<'_>) -> FsResult<Checked> {
+        let Some(base) = self.base(fd) else {
+            let unknown = GuestDir::root(Arc::from(""));
+            let reason = PathRefusal::UnknownDescriptor.reason(op.path);
+            self.refuse(op.operation, &unknown, op.access, reason);
+            return Err(ErrorCode::NotPermitted.into());
+        };
+        let requested = match walk::lexical(base, op.path) {
+            Ok(requested) => requested,
+            Err(refusal) => {
+                let mut shown = base.clone();
+                shown.segments.push(op.path.to_owned());
+                self.refuse(op.operation, &shown, op.access, refusal.reason(op.path));
+                return Err(ErrorCode::NotPermitted.into());
+            }
+        };
+        let (dir, root) = self.handles(fd, base)?;
+        let start = Start {
+            root: root.as_fd(),
+            dir: dir.as_fd(),
+            location: base,
+        };
+        match walk::walk(&start, op.path, op.follow) {
+            Ok(walked) => Ok(Checked { walked, requested }),
+            Err(WalkError::Refused(refusal)) => {
+                self.refuse(op.operation, &requested, op.access, refusal.reason(op.path));
+                Err(ErrorCode::NotPermitted.into())
+            }
+            Err(WalkError::Io(error)) => Err(error.into()),
+        }
+    }
+
+    /// Asks the policy about one operation.
     fn decide(
         &self,
         op: PathOperation<'_>,
         location: &GuestDir,
+        requested: Option<String>,
         target: Option<&GuestDir>,
     ) -> FsResult<()> {
         let verdict = self.guard.decide(HostRequest::Fs(FsAccess {
             operation: op.operation,
             path: location.guest_path(),
+            requested,
             mount: location.mount.to_string(),
             access: op.access,
             target: target.map(GuestDir::guest_path),
@@ -284,11 +236,28 @@ impl GuardedFilesystem<'_> {
         }
     }
 
-    /// Resolves and decides a single-path operation; returns the path to hand on.
-    fn check(&self, fd: &Resource<Descriptor>, op: PathOperation<'_>) -> FsResult<ResolvedPath> {
-        let resolved = self.resolve_or_refuse(fd, &op)?;
-        self.decide(op, &resolved.location, None)?;
-        Ok(resolved)
+    /// Resolves and decides a single-path operation.
+    fn check(&self, fd: &Resource<Descriptor>, op: PathOperation<'_>) -> FsResult<Walked> {
+        let checked = self.resolve(fd, &op)?;
+        let requested = checked.requested_if_different();
+        self.decide(op, &checked.walked.location, requested, None)?;
+        Ok(checked.walked)
+    }
+
+    /// Decides an operation on the descriptor's own directory (no path).
+    fn check_descriptor(&self, fd: &Resource<Descriptor>, operation: &'static str) -> FsResult<()> {
+        let Some(base) = self.base(fd).cloned() else {
+            let unknown = GuestDir::root(Arc::from(""));
+            let reason = PathRefusal::UnknownDescriptor.reason(".");
+            self.refuse(operation, &unknown, Access::Read, reason);
+            return Err(ErrorCode::NotPermitted.into());
+        };
+        self.decide(
+            PathOperation::on(operation, ".", Access::Read),
+            &base,
+            None,
+            None,
+        )
     }
 
     /// Resolves both paths of `rename-at` / `link-at` and decides them as one write whose
@@ -296,59 +265,103 @@ impl GuardedFilesystem<'_> {
     fn check_pair(
         &self,
         operation: &'static str,
-        from_fd: &Resource<Descriptor>,
-        from: &str,
-        to_fd: &Resource<Descriptor>,
-        to: &str,
-    ) -> FsResult<(ResolvedPath, ResolvedPath)> {
-        let op = |path| PathOperation {
-            operation,
-            path,
-            access: Access::Write,
-            flags: Vec::new(),
-        };
-        let source = self.resolve_or_refuse(from_fd, &op(from))?;
-        let destination = self.resolve_or_refuse(to_fd, &op(to))?;
-        if source.location.mount != destination.location.mount {
+        (from_fd, from, from_flags): (&Resource<Descriptor>, &str, PathFlags),
+        (to_fd, to): (&Resource<Descriptor>, &str),
+    ) -> FsResult<(Walked, Walked)> {
+        let source = self.resolve(
+            from_fd,
+            &PathOperation::on(operation, from, Access::Write).following(from_flags),
+        )?;
+        let op = PathOperation::on(operation, to, Access::Write);
+        let destination = self.resolve(to_fd, &op)?;
+        let (source, destination_location) = (source.walked, &destination.walked.location);
+        if source.location.mount != destination_location.mount {
             let reason = format!(
                 "{operation} from {} to {} crosses mounts",
                 source.location.guest_path(),
-                destination.location.guest_path()
+                destination_location.guest_path()
             );
-            self.refuse(
-                operation,
-                destination.location.guest_path(),
-                &destination.location.mount,
-                Access::Write,
-                reason,
-            );
+            self.refuse(operation, destination_location, Access::Write, reason);
             return Err(ErrorCode::CrossDevice.into());
         }
-        self.decide(op(to), &destination.location, Some(&source.location))?;
-        Ok((source, destination))
+        let requested = destination.requested_if_different();
+        self.decide(op, destination_location, requested, Some(&source.location))?;
+        Ok((source, destination.walked))
     }
 
-    fn path_op<'p>(operation: &'static str, path: &'p str, access: Access) -> PathOperation<'p> {
-        PathOperation {
-            operation,
-            path,
-            access,
-            flags: Vec::new(),
-        }
+    /// A short-lived descriptor for the directory a walk ended in, with the permissions of
+    /// the descriptor the path was relative to: the operation is handed this and the final
+    /// name alone. Release it with [`Self::release`].
+    fn enter(
+        &mut self,
+        base: &Resource<Descriptor>,
+        parent: Result<OwnedFd, ErrorCode>,
+    ) -> FsResult<Resource<Descriptor>> {
+        let parent = parent?;
+        let Descriptor::Dir(base) = self.inner.table.get(base)? else {
+            return Err(ErrorCode::NotDirectory.into());
+        };
+        let dir = Dir::new(File::from(parent), base.perms, base.open_mode, false);
+        Ok(self.inner.table.push(Descriptor::Dir(dir))?)
     }
+
+    /// Where a new link at `link` will point: its contents resolved from the link's real
+    /// directory as the kernel will resolve them, following the links already there.
+    fn link_target(&self, link: &Walked, contents: &str) -> Result<GuestDir, WalkError> {
+        if contents.starts_with('/') {
+            return Err(WalkError::Refused(PathRefusal::Absolute));
+        }
+        let directory = link.location.parent();
+        let root = self.paths.roots.get(&directory.mount);
+        let (Ok(parent), Some(root)) = (&link.parent, root) else {
+            // No directory to create the link in (the creation will fail): the contents as
+            // written, never above the mount.
+            let written = format!("{}/{contents}", directory.segments.join("/"));
+            return walk::lexical(&GuestDir::root(directory.mount.clone()), &written)
+                .map_err(WalkError::Refused);
+        };
+        let start = Start {
+            root: root.as_fd(),
+            dir: parent.as_fd(),
+            location: &directory,
+        };
+        walk::walk(&start, contents, true).map(|walked| walked.location)
+    }
+
+    fn release(&mut self, rep: u32) {
+        // Only our own descriptor: the guest never saw it.
+        let _ = self
+            .inner
+            .table
+            .delete(Resource::<Descriptor>::new_own(rep));
+    }
+}
+
+/// Runs one wasmtime-wasi operation on the directory a walk ended in (see
+/// [`GuardedFilesystem::enter`]), then drops that directory's descriptor.
+macro_rules! in_parent {
+    ($fs:ident, $base:expr, $walked:expr, |$dir:ident, $name:ident| $call:expr) => {{
+        let walked: Walked = $walked;
+        let $dir = $fs.enter(&$base, walked.parent)?;
+        let rep = $dir.rep();
+        let $name = walked.name;
+        let result = $call.await;
+        $fs.release(rep);
+        result
+    }};
 }
 
 impl preopens::Host for GuardedFilesystem<'_> {
     fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
         let directories = preopens::Host::get_directories(&mut self.inner)?;
         for (fd, name) in &directories {
-            self.paths.by_descriptor.insert(
-                fd.rep(),
-                GuestDir {
-                    mount: Arc::from(name.as_str()),
-                    segments: Vec::new(),
-                },
-            );
+            let mount: Arc<str> = Arc::from(name.as_str());
+            if let Descriptor::Dir(dir) = self.inner.table.get(fd)? {
+                self.paths.roots.insert(mount.clone(), dir.dir.clone());
+            }
+            self.paths
+                .by_descriptor
+                .insert(fd.rep(), GuestDir::root(mount));
         }
         Ok(directories)
     }
@@ -425,7 +438,7 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         &mut self,
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<types::DirectoryEntryStream>> {
-        self.check(&fd, Self::path_op("read-directory", ".", Access::Read))?;
+        self.check_descriptor(&fd, "read-directory")?;
         self.inner.read_directory(fd).await
     }
 
@@ -438,11 +451,13 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        let resolved = self.check(
+        let walked = self.check(
             &fd,
-            Self::path_op("create-directory-at", &path, Access::Write),
+            PathOperation::on("create-directory-at", &path, Access::Write),
         )?;
-        self.inner.create_directory_at(fd, resolved.relative).await
+        in_parent!(self, fd, walked, |dir, name| self
+            .inner
+            .create_directory_at(dir, name))
     }
 
     async fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<types::DescriptorStat> {
@@ -455,8 +470,13 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         path_flags: PathFlags,
         path: String,
     ) -> FsResult<types::DescriptorStat> {
-        let resolved = self.check(&fd, Self::path_op("stat-at", &path, Access::Read))?;
-        self.inner.stat_at(fd, path_flags, resolved.relative).await
+        let op = PathOperation::on("stat-at", &path, Access::Read).following(path_flags);
+        let walked = self.check(&fd, op)?;
+        in_parent!(self, fd, walked, |dir, name| self.inner.stat_at(
+            dir,
+            PathFlags::empty(),
+            name
+        ))
     }
 
     async fn set_times_at(
@@ -467,10 +487,15 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         atim: types::NewTimestamp,
         mtim: types::NewTimestamp,
     ) -> FsResult<()> {
-        let resolved = self.check(&fd, Self::path_op("set-times-at", &path, Access::Write))?;
-        self.inner
-            .set_times_at(fd, path_flags, resolved.relative, atim, mtim)
-            .await
+        let op = PathOperation::on("set-times-at", &path, Access::Write).following(path_flags);
+        let walked = self.check(&fd, op)?;
+        in_parent!(self, fd, walked, |dir, name| self.inner.set_times_at(
+            dir,
+            PathFlags::empty(),
+            name,
+            atim,
+            mtim
+        ))
     }
 
     async fn link_at(
@@ -481,17 +506,28 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         new_descriptor: Resource<Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
-        let (source, destination) =
-            self.check_pair("link-at", &fd, &old_path, &new_descriptor, &new_path)?;
-        self.inner
-            .link_at(
-                fd,
-                old_path_flags,
-                source.relative,
-                new_descriptor,
-                destination.relative,
-            )
-            .await
+        let (source, destination) = self.check_pair(
+            "link-at",
+            (&fd, &old_path, old_path_flags),
+            (&new_descriptor, &new_path),
+        )?;
+        let from = self.enter(&fd, source.parent)?;
+        let from_rep = from.rep();
+        let to = match self.enter(&new_descriptor, destination.parent) {
+            Ok(to) => to,
+            Err(error) => {
+                self.release(from_rep);
+                return Err(error);
+            }
+        };
+        let to_rep = to.rep();
+        let result = self
+            .inner
+            .link_at(from, PathFlags::empty(), source.name, to, destination.name)
+            .await;
+        self.release(from_rep);
+        self.release(to_rep);
+        result
     }
 
     async fn open_at(
@@ -507,15 +543,19 @@ impl HostDescriptor for GuardedFilesystem<'_> {
             path: &path,
             access: open_access(oflags, flags),
             flags: flag_names(oflags, flags),
-        };
-        let resolved = self.check(&fd, op)?;
-        let opened = self
-            .inner
-            .open_at(fd, path_flags, resolved.relative, oflags, flags)
-            .await?;
-        self.paths
-            .by_descriptor
-            .insert(opened.rep(), resolved.location);
+            follow: false,
+        }
+        .following(path_flags);
+        let walked = self.check(&fd, op)?;
+        let location = walked.location.clone();
+        let opened = in_parent!(self, fd, walked, |dir, name| self.inner.open_at(
+            dir,
+            PathFlags::empty(),
+            name,
+            oflags,
+            flags
+        ))?;
+        self.paths.by_descriptor.insert(opened.rep(), location);
         Ok(opened)
     }
 
@@ -525,8 +565,10 @@ impl HostDescriptor for GuardedFilesystem<'_> {
     }
 
     async fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
-        let resolved = self.check(&fd, Self::path_op("readlink-at", &path, Access::Read))?;
-        self.inner.readlink_at(fd, resolved.relative).await
+        let walked = self.check(&fd, PathOperation::on("readlink-at", &path, Access::Read))?;
+        in_parent!(self, fd, walked, |dir, name| self
+            .inner
+            .readlink_at(dir, name))
     }
 
     async fn remove_directory_at(
@@ -534,11 +576,13 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        let resolved = self.check(
+        let walked = self.check(
             &fd,
-            Self::path_op("remove-directory-at", &path, Access::Write),
+            PathOperation::on("remove-directory-at", &path, Access::Write),
         )?;
-        self.inner.remove_directory_at(fd, resolved.relative).await
+        in_parent!(self, fd, walked, |dir, name| self
+            .inner
+            .remove_directory_at(dir, name))
     }
 
     async fn rename_at(
@@ -548,11 +592,28 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
-        let (source, destination) =
-            self.check_pair("rename-at", &fd, &old_path, &new_fd, &new_path)?;
-        self.inner
-            .rename_at(fd, source.relative, new_fd, destination.relative)
-            .await
+        let (source, destination) = self.check_pair(
+            "rename-at",
+            (&fd, &old_path, PathFlags::empty()),
+            (&new_fd, &new_path),
+        )?;
+        let from = self.enter(&fd, source.parent)?;
+        let from_rep = from.rep();
+        let to = match self.enter(&new_fd, destination.parent) {
+            Ok(to) => to,
+            Err(error) => {
+                self.release(from_rep);
+                return Err(error);
+            }
+        };
+        let to_rep = to.rep();
+        let result = self
+            .inner
+            .rename_at(from, source.name, to, destination.name)
+            .await;
+        self.release(from_rep);
+        self.release(to_rep);
+        result
     }
 
     async fn symlink_at(
@@ -561,36 +622,40 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         src_path: String,
         dest_path: String,
     ) -> FsResult<()> {
-        let op = Self::path_op("symlink-at", &dest_path, Access::Write);
-        let link = self.resolve_or_refuse(&fd, &op)?;
-        let target = match resolve_link_target(&link.location, &src_path) {
+        let op = PathOperation::on("symlink-at", &dest_path, Access::Write);
+        let link = self.resolve(&fd, &op)?;
+        let target = match self.link_target(&link.walked, &src_path) {
             Ok(target) => target,
-            Err(refusal) => {
+            Err(WalkError::Io(error)) => return Err(error.into()),
+            Err(WalkError::Refused(refusal)) => {
                 let reason = format!(
                     "symlink {} -> {src_path:?}: {}",
-                    link.location.guest_path(),
+                    link.walked.location.guest_path(),
                     match refusal {
-                        PathRefusal::Absolute => "a link may not point to an absolute path",
+                        PathRefusal::Absolute | PathRefusal::LinkAbsolute { .. } =>
+                            "a link may not point to an absolute path",
                         _ => "a link may not point outside its mount",
                     }
                 );
-                self.refuse(
-                    "symlink-at",
-                    link.location.guest_path(),
-                    &link.location.mount,
-                    Access::Write,
-                    reason,
-                );
+                self.refuse("symlink-at", &link.walked.location, Access::Write, reason);
                 return Err(ErrorCode::NotPermitted.into());
             }
         };
-        self.decide(op, &link.location, Some(&target))?;
-        self.inner.symlink_at(fd, src_path, link.relative).await
+        let requested = link.requested_if_different();
+        self.decide(op, &link.walked.location, requested, Some(&target))?;
+        in_parent!(self, fd, link.walked, |dir, name| self
+            .inner
+            .symlink_at(dir, src_path, name))
     }
 
     async fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        let resolved = self.check(&fd, Self::path_op("unlink-file-at", &path, Access::Write))?;
-        self.inner.unlink_file_at(fd, resolved.relative).await
+        let walked = self.check(
+            &fd,
+            PathOperation::on("unlink-file-at", &path, Access::Write),
+        )?;
+        in_parent!(self, fd, walked, |dir, name| self
+            .inner
+            .unlink_file_at(dir, name))
     }
 
     fn read_via_stream(
@@ -637,10 +702,13 @@ impl HostDescriptor for GuardedFilesystem<'_> {
         path_flags: PathFlags,
         path: String,
     ) -> FsResult<types::MetadataHashValue> {
-        let resolved = self.check(&fd, Self::path_op("metadata-hash-at", &path, Access::Read))?;
-        self.inner
-            .metadata_hash_at(fd, path_flags, resolved.relative)
-            .await
+        let op = PathOperation::on("metadata-hash-at", &path, Access::Read).following(path_flags);
+        let walked = self.check(&fd, op)?;
+        in_parent!(self, fd, walked, |dir, name| self.inner.metadata_hash_at(
+            dir,
+            PathFlags::empty(),
+            name
+        ))
     }
 }
 
@@ -660,58 +728,6 @@ impl HostDirectoryEntryStream for GuardedFilesystem<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dir(mount: &str, segments: &[&str]) -> GuestDir {
-        GuestDir {
-            mount: Arc::from(mount),
-            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
-        }
-    }
-
-    #[test]
-    fn resolves_dot_segments_lexically() {
-        let base = dir("/data", &["reports"]);
-        let resolved = resolve(&base, "./2026/../q3.csv").unwrap();
-        assert_eq!(resolved.location.guest_path(), "/data/reports/q3.csv");
-        assert_eq!(resolved.relative, "q3.csv");
-        assert_eq!(resolve(&base, ".").unwrap().relative, ".");
-        assert_eq!(
-            resolve(&base, "a/..").unwrap().location.guest_path(),
-            "/data/reports"
-        );
-    }
-
-    #[test]
-    fn refuses_absolute_paths_and_climbing_out() {
-        let base = dir("/data", &[]);
-        assert_eq!(resolve(&base, "/etc/passwd"), Err(PathRefusal::Absolute));
-        assert_eq!(resolve(&base, "../etc/passwd"), Err(PathRefusal::ClimbsOut));
-        assert_eq!(resolve(&base, "a/../../etc"), Err(PathRefusal::ClimbsOut));
-        // Climbing above a subdirectory is refused too: it is relative to that descriptor.
-        assert_eq!(
-            resolve(&dir("/data", &["a"]), ".."),
-            Err(PathRefusal::ClimbsOut)
-        );
-    }
-
-    #[test]
-    fn link_targets_stay_inside_the_mount() {
-        let link = dir("/data", &["out", "link"]);
-        assert_eq!(
-            resolve_link_target(&link, "../in/file")
-                .unwrap()
-                .guest_path(),
-            "/data/in/file"
-        );
-        assert_eq!(
-            resolve_link_target(&link, "/etc"),
-            Err(PathRefusal::Absolute)
-        );
-        assert_eq!(
-            resolve_link_target(&link, "../../etc"),
-            Err(PathRefusal::ClimbsOut)
-        );
-    }
 
     #[test]
     fn open_access_counts_anything_that_changes_as_write() {
@@ -742,13 +758,5 @@ mod tests {
             ),
             ["create", "truncate", "write"]
         );
-    }
-
-    #[test]
-    fn guest_paths_join_mount_and_segments() {
-        assert_eq!(dir("/data", &[]).guest_path(), "/data");
-        assert_eq!(dir("/data/", &["a", "b"]).guest_path(), "/data/a/b");
-        assert_eq!(dir("/", &["a"]).guest_path(), "/a");
-        assert_eq!(dir("/", &[]).guest_path(), "/");
     }
 }

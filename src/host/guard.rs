@@ -106,13 +106,18 @@ pub enum Access {
 pub struct FsAccess {
     /// The WASI operation, e.g. `open-at`, `stat-at`, `rename-at`, `read-directory`.
     pub operation: &'static str,
-    /// The absolute guest path with `.` and `..` resolved.
+    /// The absolute guest path the operation touches: `.`, `..` and every symbolic link
+    /// resolved as the kernel resolves them.
     pub path: String,
+    /// The path as the tool wrote it (`.` and `..` resolved), when links made it differ from
+    /// `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
     /// The guest path of the mount `path` lies in.
     pub mount: String,
     pub access: Access,
-    /// The second path of `rename-at` and `link-at` (the source), or the contents of the
-    /// link `symlink-at` creates, resolved against the link's directory.
+    /// The second path of `rename-at` and `link-at` (the source), or where the link
+    /// `symlink-at` creates will point, resolved from the link's real directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// The open flags of `open-at` (`create`, `directory`, `exclusive`, `truncate`, `read`,

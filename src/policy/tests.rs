@@ -554,7 +554,12 @@ fn decisions_from_many_threads_agree() {
         "call.rego",
         "package gatehouse.call\n\ndefault allow := false\n\nallow if input.caller.principal == \"alice\"\n\ndeny contains sprintf(\"n=%d\", [input.n]) if input.n % 2 == 1\n",
     )]);
-    let store = load(dir.path());
+    // What is tested is agreement, not speed: a budget no loaded CI machine exceeds.
+    let options = PolicyOptions {
+        time_budget: std::time::Duration::from_secs(10),
+        ..PolicyOptions::default()
+    };
+    let store = PolicyStore::load(dir.path(), &[], options).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let store = store.clone();

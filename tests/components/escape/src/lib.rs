@@ -167,6 +167,18 @@ impl Guest for Component {
         write_text(&path)
     }
 
+    fn make_symlink(target: String, link: String) -> String {
+        report(create_symlink(&target, &link).map(|()| format!("linked {link} -> {target}")))
+    }
+
+    fn hard_link(src: String, dst: String) -> String {
+        report(std::fs::hard_link(&src, &dst).map(|()| format!("linked {dst} to {src}")))
+    }
+
+    fn remove_file(path: String) -> String {
+        report(std::fs::remove_file(&path).map(|()| format!("removed {path}")))
+    }
+
     fn visit(urls: Vec<String>, write_path: String) -> Vec<String> {
         let mut lines: Vec<String> = urls.iter().map(|url| Self::http_get(url.clone())).collect();
         lines.push(write_text(&write_path));
