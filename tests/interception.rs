@@ -332,6 +332,19 @@ fn links_sandbox(fs: Value) -> Sandbox {
 }
 
 impl Sandbox {
+    /// Calls `tool` and asserts that what it tried succeeded.
+    async fn succeeds(&self, tool: &str, arguments: Value) {
+        let (text, _) = self.call(tool, arguments).await;
+        assert!(text.starts_with("succeeded: "), "{tool}: {text}");
+    }
+
+    /// Calls `tool` and asserts that what it tried was refused; returns the call id.
+    async fn refuses(&self, tool: &str, arguments: Value) -> String {
+        let (text, call) = self.call(tool, arguments).await;
+        assert!(refused(&text), "{tool}: {text}");
+        call
+    }
+
     fn config_is_untouched(&self) {
         let config = self.root().join("share/in/config");
         assert_eq!(
@@ -346,121 +359,79 @@ impl Sandbox {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hard_link_cannot_make_a_read_only_file_writable() {
     let sandbox = links_sandbox(json!({"allowed_prefixes": ["/data"], "writable": ["/data/out"]}));
-    let (text, _) = sandbox
-        .call("escape_write-readonly", json!({"path": "/data/in/config"}))
+    let write = |path: &str| json!({"path": path});
+    sandbox
+        .refuses("escape_write-readonly", write("/data/in/config"))
         .await;
-    assert!(refused(&text), "{text}");
-
-    let (text, call) = sandbox
-        .call(
-            "escape_hard-link",
-            json!({"src": "/data/in/config", "dst": "/data/out/h"}),
-        )
-        .await;
-    assert!(refused(&text), "{text}");
-    sandbox.assert_denied(
-        &call,
-        "fs",
-        "link-at source \"/data/in/config\" is not under a writable prefix",
-    );
+    let link = json!({"src": "/data/in/config", "dst": "/data/out/h"});
+    let call = sandbox.refuses("escape_hard-link", link).await;
+    let reason = "link-at source \"/data/in/config\" is not under a writable prefix";
+    sandbox.assert_denied(&call, "fs", reason);
     assert!(!sandbox.root().join("share/out/h").exists());
-
-    let (text, _) = sandbox
-        .call("escape_write-readonly", json!({"path": "/data/out/h"}))
+    // The new name is writable, but it is a new file, not the configuration.
+    sandbox
+        .succeeds("escape_write-readonly", write("/data/out/h"))
         .await;
-    assert!(text.starts_with("succeeded: "), "{text}");
     sandbox.config_is_untouched();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_symlink_the_tool_makes_is_decided_where_it_leads() {
     let sandbox = links_sandbox(json!({"allowed_prefixes": ["/data"], "writable": ["/data/out"]}));
+    let path = |path: &str| json!({"path": path});
     // The link itself may be made: it lies in a writable place and points at a readable one.
-    let (text, _) = sandbox
-        .call(
-            "escape_make-symlink",
-            json!({"target": "../in", "link": "/data/out/l"}),
-        )
-        .await;
-    assert!(text.starts_with("succeeded: "), "{text}");
+    let link = json!({"target": "../in", "link": "/data/out/l"});
+    sandbox.succeeds("escape_make-symlink", link).await;
 
     // Writing and removing through it are decided on the file they would touch.
-    let (text, call) = sandbox
-        .call(
-            "escape_write-readonly",
-            json!({"path": "/data/out/l/config"}),
-        )
+    let not_writable = "path \"/data/in/config\" is not under a writable prefix";
+    let call = sandbox
+        .refuses("escape_write-readonly", path("/data/out/l/config"))
         .await;
-    assert!(refused(&text), "{text}");
-    let denial = sandbox.assert_denied(
-        &call,
-        "fs",
-        "path \"/data/in/config\" is not under a writable prefix",
-    );
+    let denial = sandbox.assert_denied(&call, "fs", not_writable);
     assert_eq!(denial.input["fs"]["path"], "/data/in/config");
     assert_eq!(denial.input["fs"]["requested"], "/data/out/l/config");
-
-    let (text, call) = sandbox
-        .call("escape_remove-file", json!({"path": "/data/out/l/config"}))
+    let call = sandbox
+        .refuses("escape_remove-file", path("/data/out/l/config"))
         .await;
-    assert!(refused(&text), "{text}");
-    sandbox.assert_denied(
-        &call,
-        "fs",
-        "path \"/data/in/config\" is not under a writable prefix",
-    );
+    sandbox.assert_denied(&call, "fs", not_writable);
     sandbox.config_is_untouched();
 
     // Reading through it is what the policy allows for the real file.
     let (text, _) = sandbox
-        .call("escape_read-parent", json!({"path": "/data/out/l/config"}))
+        .call("escape_read-parent", path("/data/out/l/config"))
         .await;
     assert!(
         text.starts_with("succeeded: ") && text.contains(CONFIG),
         "{text}"
     );
     // Removing the link itself (not what it points to) is a write in /data/out.
-    let (text, _) = sandbox
-        .call("escape_remove-file", json!({"path": "/data/out/l"}))
+    sandbox
+        .succeeds("escape_remove-file", path("/data/out/l"))
         .await;
-    assert!(text.starts_with("succeeded: "), "{text}");
     sandbox.config_is_untouched();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chained_symlinks_cannot_reach_outside_the_allowed_prefixes() {
-    let fs = json!({"allowed_prefixes": ["/data/in", "/data/out"], "writable": ["/data/in", "/data/out"]});
-    let sandbox = links_sandbox(fs);
-    let (text, _) = sandbox
-        .call(
-            "escape_make-symlink",
-            json!({"target": "../in", "link": "/data/out/l"}),
-        )
-        .await;
-    assert!(text.starts_with("succeeded: "), "{text}");
+    let prefixes = ["/data/in", "/data/out"];
+    let sandbox = links_sandbox(json!({"allowed_prefixes": prefixes, "writable": prefixes}));
+    let link = json!({"target": "../in", "link": "/data/out/l"});
+    sandbox.succeeds("escape_make-symlink", link).await;
     // The second link lies in /data/in (through the first), so `../secret/key` from there is
     // /data/secret/key: outside every allowed prefix, whatever the text says.
-    let (text, call) = sandbox
-        .call(
-            "escape_make-symlink",
-            json!({"target": "../secret/key", "link": "/data/out/l/x"}),
-        )
-        .await;
-    assert!(refused(&text), "{text}");
+    let link = json!({"target": "../secret/key", "link": "/data/out/l/x"});
+    let call = sandbox.refuses("escape_make-symlink", link).await;
     let denial = sandbox.assert_denied(&call, "fs", "target /data/secret/key is outside");
     assert_eq!(denial.input["fs"]["path"], "/data/in/x");
 
     // The same chain made on the host (not by the tool) is resolved when it is used.
     std::os::unix::fs::symlink("../secret/key", sandbox.root().join("share/in/x")).unwrap();
-    let (text, call) = sandbox
-        .call("escape_read-parent", json!({"path": "/data/out/l/x"}))
+    let call = sandbox
+        .refuses("escape_read-parent", json!({"path": "/data/out/l/x"}))
         .await;
-    assert!(refused(&text), "{text}");
-    sandbox.assert_denied(
-        &call,
-        "fs",
-        "path \"/data/secret/key\" is outside fs.allowed_prefixes",
-    );
+    let outside = "path \"/data/secret/key\" is outside fs.allowed_prefixes";
+    sandbox.assert_denied(&call, "fs", outside);
     let all = sandbox.entries(EntryFilter::default());
     assert!(!serde_json::to_string(&all).unwrap().contains(SECRET));
 }

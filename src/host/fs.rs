@@ -328,6 +328,27 @@ impl GuardedFilesystem<'_> {
         walk::walk(&start, contents, true).map(|walked| walked.location)
     }
 
+    /// [`Self::enter`] for both directories of a two-path operation.
+    fn enter_pair(
+        &mut self,
+        (from_base, from): (&Resource<Descriptor>, Result<OwnedFd, ErrorCode>),
+        (to_base, to): (&Resource<Descriptor>, Result<OwnedFd, ErrorCode>),
+    ) -> FsResult<(Resource<Descriptor>, Resource<Descriptor>)> {
+        let from = self.enter(from_base, from)?;
+        match self.enter(to_base, to) {
+            Ok(to) => Ok((from, to)),
+            Err(error) => {
+                self.release(from.rep());
+                Err(error)
+            }
+        }
+    }
+
+    fn release_pair(&mut self, (from, to): (u32, u32)) {
+        self.release(from);
+        self.release(to);
+    }
+
     fn release(&mut self, rep: u32) {
         // Only our own descriptor: the guest never saw it.
         let _ = self
@@ -511,22 +532,14 @@ impl HostDescriptor for GuardedFilesystem<'_> {
             (&fd, &old_path, old_path_flags),
             (&new_descriptor, &new_path),
         )?;
-        let from = self.enter(&fd, source.parent)?;
-        let from_rep = from.rep();
-        let to = match self.enter(&new_descriptor, destination.parent) {
-            Ok(to) => to,
-            Err(error) => {
-                self.release(from_rep);
-                return Err(error);
-            }
-        };
-        let to_rep = to.rep();
+        let (from, to) =
+            self.enter_pair((&fd, source.parent), (&new_descriptor, destination.parent))?;
+        let reps = (from.rep(), to.rep());
         let result = self
             .inner
             .link_at(from, PathFlags::empty(), source.name, to, destination.name)
             .await;
-        self.release(from_rep);
-        self.release(to_rep);
+        self.release_pair(reps);
         result
     }
 
@@ -597,22 +610,13 @@ impl HostDescriptor for GuardedFilesystem<'_> {
             (&fd, &old_path, PathFlags::empty()),
             (&new_fd, &new_path),
         )?;
-        let from = self.enter(&fd, source.parent)?;
-        let from_rep = from.rep();
-        let to = match self.enter(&new_fd, destination.parent) {
-            Ok(to) => to,
-            Err(error) => {
-                self.release(from_rep);
-                return Err(error);
-            }
-        };
-        let to_rep = to.rep();
+        let (from, to) = self.enter_pair((&fd, source.parent), (&new_fd, destination.parent))?;
+        let reps = (from.rep(), to.rep());
         let result = self
             .inner
             .rename_at(from, source.name, to, destination.name)
             .await;
-        self.release(from_rep);
-        self.release(to_rep);
+        self.release_pair(reps);
         result
     }
 
