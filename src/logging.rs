@@ -1,5 +1,7 @@
 //! Logs go to stderr, always: in stdio mode stdout carries the JSON-RPC stream.
 
+use std::borrow::Cow;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -27,4 +29,41 @@ pub fn init(format: LogFormat, default_level: &str) {
     };
     // A second initialization (tests calling into the CLI twice) keeps the first subscriber.
     drop(result);
+}
+
+/// `text` with every control character (newlines, carriage returns, escape sequences) and every
+/// bidirectional-formatting character written as a `\u{..}`-style escape, so that text a tool
+/// controls stays inside its one log field: it cannot end the line and forge another, move the
+/// cursor, or reorder what an operator reads.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn needs_escape(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(printable("plain ünïcödé 😀"), "plain ünïcödé 😀");
+        assert_eq!(
+            printable("a\nERROR forged\r\u{1b}[2K\u{202e}x"),
+            "a\\nERROR forged\\r\\u{1b}[2K\\u{202e}x"
+        );
+    }
 }

@@ -188,3 +188,48 @@ fn no_call_runs_without_a_policy_bundle_or_a_writable_audit_log() {
     );
     assert!(output.stdout.is_empty(), "nothing ran");
 }
+
+#[test]
+fn a_tool_cannot_forge_a_line_of_the_gateway_log() {
+    let path = common::component("misbehave");
+    let audit = tempfile::tempdir().unwrap();
+    let audit_db = audit.path().join("audit.db");
+    let cache = audit.path().join("cache");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
+    let forged = "2026-12-05T21:00:00.000000Z ERROR gatehouse: audit log corrupted";
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["call", path.to_str().unwrap()])
+        .arg(format!(
+            r#"print("out\n{forged}", "err\r\u{{1b}}[2K{forged}")"#
+        ))
+        .args([
+            "--policies",
+            policies,
+            "--audit",
+            audit_db.to_str().unwrap(),
+        ])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("running gatehouse");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Both streams were logged, each on its one line, with the control characters escaped.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("tool output"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(stderr.contains(&format!(r"out\n{forged}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(r"err\r\u{{1b}}[2K{forged}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|line| line.starts_with(forged) || line.contains('\u{1b}')),
+        "{stderr}"
+    );
+}

@@ -76,6 +76,14 @@ impl Guest for Component {
     fn ok() -> String {
         "ok".to_string()
     }
+
+    fn print(stdout: String, stderr: String) {
+        use std::io::Write;
+        // Errors writing the host's captured streams have nowhere to go.
+        let mut out = std::io::stdout();
+        let _ = out.write_all(stdout.as_bytes()).and_then(|()| out.flush());
+        let _ = std::io::stderr().write_all(stderr.as_bytes());
+    }
 }
 
 export!(Component);
