@@ -37,7 +37,13 @@ pointer(path) := concat("", ["/arguments", lib.json_pointer(path)])
 # A URL argument must use an allowed scheme (https by default) and go to an allowed domain.
 url_arguments := [[path, value] | some [path, name, value] in arguments; name == "url"]
 
-url_host[i] := lib.url_host(value) if some i, [_, value] in url_arguments
+# The host of each URL argument that has one. Each key is defined or absent: a value that is
+# only a function call would make the whole object undefined (or an error) when one call is
+# undefined, and one bad URL would then be reported for every URL argument.
+url_host[i] := host if {
+	some i, [_, value] in url_arguments
+	host := lib.url_host(value)
+}
 
 deny contains msg if {
 	some [path, value] in url_arguments
@@ -62,7 +68,11 @@ deny contains msg if {
 # A path argument must stay under an allowed prefix once "." and ".." are resolved.
 path_arguments := [[path, value] | some [path, name, value] in arguments; name == "path"]
 
-clean_path_argument[i] := lib.clean_path(value) if some i, [_, value] in path_arguments
+# The cleaned form of each path argument that has one (defined or absent per key, as above).
+clean_path_argument[i] := cleaned if {
+	some i, [_, value] in path_arguments
+	cleaned := lib.clean_path(value)
+}
 
 deny contains msg if {
 	some [path, value] in path_arguments

@@ -101,6 +101,15 @@ test_allowed_schemes_and_ipv6_literals_are_understood if {
 	count(d.deny) == 0
 }
 
+test_one_bad_url_is_reported_alone if {
+	# A bad URL nested beside a good one: the good one passes its checks, the bad one is
+	# reported once, and the evaluation does not fail (a failure would lose the redaction).
+	doc := with_arguments({"url": "https://example.com/", "password": {"value": "x", "url": "ftp://x/"}})
+	reasons := decide(doc).deny
+	reasons == {"argument /arguments/password/url must be a https URL without credentials, got \"ftp://x/\""}
+	"/arguments/password" in decide(doc).redact
+}
+
 test_url_with_credentials_is_denied if {
 	not allowed(with_arguments({"url": "https://example.com@evil.example/"}))
 }

@@ -233,3 +233,67 @@ fn a_tool_cannot_forge_a_line_of_the_gateway_log() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_failed_policy_evaluation_still_keeps_arguments_out_of_the_log() {
+    let path = common::component("echo");
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    // An evaluation any caller can make fail: `to_number` errors on a non-numeric string.
+    std::fs::write(
+        policies.join("call.rego"),
+        "package gatehouse.call\n\ndefault allow := false\n\nallow if to_number(input.arguments.message) > 0\n",
+    )
+    .unwrap();
+    let audit_db = dir.path().join("audit.db");
+    let secret = "CorrectHorseBatteryStaple";
+    let output = gatehouse(&[
+        "call",
+        path.to_str().unwrap(),
+        "echo",
+        "--json",
+        &format!(r#"{{"message": "{secret}"}}"#),
+        "--policies",
+        policies.to_str().unwrap(),
+        "--audit",
+        audit_db.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("policy error: evaluation failed"),
+        "{stderr}"
+    );
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let file = entry.unwrap().path();
+        if file.is_file() {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the argument in clear",
+                file.display()
+            );
+        }
+    }
+    // What was masked is recorded with the verdict.
+    let query = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "audit",
+            "query",
+            audit_db.to_str().unwrap(),
+            "--phase",
+            "call",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&query.stdout).unwrap();
+    let masked = &verdict["input"]["arguments"]["redacted"];
+    assert!(
+        masked
+            .as_str()
+            .is_some_and(|m| m.starts_with("hmac-sha256:")),
+        "{verdict:#}"
+    );
+}

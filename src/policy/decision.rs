@@ -107,13 +107,24 @@ impl Decision {
             allow: false,
             reasons: vec![format!("{POLICY_ERROR}: {cause}")],
             limits: Limits::default(),
-            redact: Vec::new(),
+            redact: REDACT_ON_ERROR.iter().map(|p| (*p).to_owned()).collect(),
             env: Vec::new(),
             revision: revision.to_string(),
             eval_micros,
         }
     }
 }
+
+/// What the log masks when an evaluation fails: every input value a caller or a tool controls.
+/// The policy's own `redact` is lost with its evaluation, and a caller can make it fail on
+/// purpose, so the log keeps only keyed digests of these rather than risk a secret in clear.
+pub const REDACT_ON_ERROR: [&str; 5] = [
+    "/arguments",
+    "/result",
+    "/request/path",
+    "/request/query",
+    "/request/headers",
+];
 
 /// The raw values of a phase package's decision rules. `None` means the bundle declares no such
 /// rule; `Some(Value::Undefined)` means it is declared but produced nothing for this input.
