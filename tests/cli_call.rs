@@ -6,7 +6,8 @@ mod common;
 use std::process::{Command, Output};
 
 fn gatehouse(args: &[&str]) -> Output {
-    let cache = std::env::temp_dir().join("gatehouse-test-cache");
+    // Under target/, not a shared /tmp path: others could write native code into that.
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
         .arg("--cache-dir")
