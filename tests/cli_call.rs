@@ -6,7 +6,8 @@ mod common;
 use std::process::{Command, Output};
 
 fn gatehouse(args: &[&str]) -> Output {
-    let cache = std::env::temp_dir().join("gatehouse-test-cache");
+    // Under target/, not a shared /tmp path: others could write native code into that.
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
         .arg("--cache-dir")
@@ -50,6 +51,87 @@ fn wave_arguments_and_wave_output() {
     assert_eq!((code, out.as_str()), (0, "5"));
     let (code, out, _) = call("types", &["permissions-for(editor)"]);
     assert_eq!((code, out.as_str()), (0, "{read, write}"));
+}
+
+/// A WAVE value that does not fit is explained as the JSON path explains it: the path to the
+/// value, what its type expects and what was written, then the bytes wasm-wave reported.
+#[test]
+fn mistyped_wave_arguments_name_the_argument_and_the_expectation() {
+    let cases: [(&str, &str, String); 9] = [
+        (
+            r#"area(circle({center: {x: 0.0, y: 0.0}, radius: "x"}))"#,
+            r#""x""#,
+            r#"s.circle.radius: expected f64 (a number, nan, inf or -inf), got string "x""#.into(),
+        ),
+        (
+            r#"area(circle({center: {x: 0.0, y: true}, radius: 1.0}))"#,
+            "true",
+            "s.circle.center.y: expected f64 (a number, nan, inf or -inf), got bool true".into(),
+        ),
+        (
+            "area(square(1.0))",
+            "square(1.0)",
+            "s: expected variant `shape`: one of circle(…), rectangle(…), point, got case square(1.0)"
+                .into(),
+        ),
+        (
+            r#"transpose([[1, 2], [3, "4"]])"#,
+            r#""4""#,
+            r#"matrix[1][1]: expected s32 (-2147483648..=2147483647), got string "4""#.into(),
+        ),
+        (
+            "reverse-bytes([1, 256])",
+            "256",
+            "data[1]: expected u8 (0..=255), got number 256".into(),
+        ),
+        (
+            r#"swap(("a", -1))"#,
+            "-1",
+            "pair[1]: expected u32 (0..=4294967295), got number -1".into(),
+        ),
+        (
+            "echo-nested-option(some(some(5)))",
+            "5",
+            "value: expected string (in double quotes), got number 5".into(),
+        ),
+        (
+            r#"permissions-for("editor")"#,
+            r#""editor""#,
+            r#"role: expected enum `role`: one of admin, editor, viewer, got string "editor""#.into(),
+        ),
+        (
+            "add(1.5, 2)",
+            "1.5",
+            "a: expected s32 (-2147483648..=2147483647), got number 1.5".into(),
+        ),
+    ];
+    for (text, culprit, expected) in cases {
+        let (code, out, err) = call("types", &[text]);
+        let start = text.find(culprit).unwrap();
+        let end = start + culprit.len();
+        assert_eq!(code, 2, "{text}: {out}");
+        assert_eq!(
+            err,
+            format!("error: invalid arguments: {expected} (at bytes {start}..{end} of the call)"),
+            "{text}"
+        );
+    }
+
+    // Too few or too many arguments.
+    let (code, _, err) = call("types", &["add(1)"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: invalid arguments: missing required argument \"b\" (at bytes "),
+        "{err}"
+    );
+    let (code, _, err) = call("types", &["add(1, 2, 3)"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "error: invalid arguments: unexpected argument 3: `add` takes 2 arguments (at bytes 10..11 of the call)"
+        )
+    );
 }
 
 #[test]
@@ -99,7 +181,10 @@ fn errors_are_specific() {
     );
     let (code, _, err) = call("types", &["area(circle({radius: 1.0}))"]);
     assert_eq!(code, 2);
-    assert!(err.contains("arguments of `area`"), "{err}");
+    assert!(
+        err.starts_with("error: invalid arguments: s.circle: missing field \"center\" (at bytes "),
+        "{err}"
+    );
     let (code, _, err) = call("types", &["no-such-function()"]);
     assert_eq!(code, 2);
     assert!(

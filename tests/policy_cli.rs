@@ -1,5 +1,7 @@
 //! `gatehouse policy test` and `gatehouse policy eval`, run as the built binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -120,6 +122,112 @@ fn an_unknown_phase_package_is_rejected() {
         text(&out.stderr).contains("exec.rego: package gatehouse.exec is not a phase package"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// `opa test` runs any directory's tests; so does `policy test`, with a warning when the
+/// directory is no servable bundle. The exit status is the tests' own.
+#[test]
+fn any_rego_directory_is_tested_but_not_served() {
+    const EXAMPLE: &str = "package example\n\nanswer := 42\n";
+    const PASSING: &str = "test_answer if example.answer == 42\n";
+    const FAILING: &str = "test_wrong_answer if example.answer == 41\n";
+    let test_file = |tests: &[&str]| {
+        format!(
+            "package example_test\n\nimport data.example\n\n{}",
+            tests.concat()
+        )
+    };
+    let warning = "warning: bundle defines no gatehouse.call package: every call would be denied \
+                   (the tests still run; `gatehouse serve` refuses this bundle)";
+
+    let dir = temp_bundle(&[
+        ("example.rego", EXAMPLE),
+        ("example_test.rego", &test_file(&[PASSING, "\n", FAILING])),
+    ]);
+    let out = gatehouse(&["policy", "test", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("data.example_test.test_answer: PASS ("),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("data.example_test.test_wrong_answer: FAIL ("),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 1 failed"),
+        "{stdout}"
+    );
+    assert_eq!(stderr.trim_end(), warning);
+
+    let dir = temp_bundle(&[
+        ("example.rego", EXAMPLE),
+        ("example_test.rego", &test_file(&[PASSING])),
+    ]);
+    let out = gatehouse(&["policy", "test", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(stderr.trim_end(), warning);
+
+    // A gatehouse.call package without `allow` would deny every call too: the same warning.
+    let dir = temp_bundle(&[
+        (
+            "call.rego",
+            "package gatehouse.call\n\ndeny contains \"no\" if true\n",
+        ),
+        (
+            "call_test.rego",
+            "package gatehouse.call_test\n\nimport data.gatehouse.call\n\ntest_denies if \"no\" in call.deny\n",
+        ),
+    ]);
+    let out = gatehouse(&["policy", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: package gatehouse.call declares no allow rule"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The gateway still refuses to serve such a directory.
+    let audit = tempfile::tempdir().unwrap();
+    let echo = common::component("echo");
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--policies", dir.path().to_str().unwrap()])
+        .args(["--component", echo.to_str().unwrap()])
+        .args(["--audit", audit.path().join("audit.db").to_str().unwrap()])
+        .args(["--cache-dir", audit.path().join("cache").to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run gatehouse serve");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("package gatehouse.call declares no allow rule: every call would be denied"),
+        "{stderr}"
+    );
+    let example = temp_bundle(&[("example.rego", EXAMPLE)]);
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--policies", example.path().to_str().unwrap()])
+        .args(["--component", echo.to_str().unwrap()])
+        .args(["--audit", audit.path().join("audit.db").to_str().unwrap()])
+        .args(["--cache-dir", audit.path().join("cache").to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run gatehouse serve");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bundle defines no gatehouse.call package: every call would be denied"),
+        "{stderr}"
     );
 }
 

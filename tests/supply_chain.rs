@@ -456,7 +456,8 @@ fn gateway_config(dir: &Path, policies: &Path, components: Vec<ComponentConfig>)
     config.policy.dir = Some(policies.to_owned());
     config.audit.path = Some(dir.join("audit.db"));
     config.supply_chain.pins = Some(dir.join("pins.json"));
-    config.cache.dir = Some(std::env::temp_dir().join("gatehouse-test-cache"));
+    // Under target/, not a shared /tmp path: others could write native code into that.
+    config.cache.dir = Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
     config
 }
 

@@ -13,6 +13,7 @@ use wasmtime::component::Val;
 use super::{GovernanceArgs, HostArgs};
 use crate::gateway::{CallResult, Gateway, Tool};
 use crate::identity::{Caller, Transport};
+use crate::wit_json::wave;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -67,9 +68,10 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
                 .function_type(gateway.runtime().engine(), tool.function())
                 .context("the function's type is missing from the component")?;
             let param_types: Vec<_> = func_type.params().map(|(_, ty)| ty).collect();
-            let params: Vec<Val> = call
-                .to_wasm_params(&param_types)
-                .map_err(|e| anyhow::anyhow!("arguments of `{}`: {e}", call.name()))?;
+            let params: Vec<Val> = call.to_wasm_params(&param_types).map_err(|e| {
+                let explained = wave::explain_params(&tool.function().signature, &call, &e);
+                anyhow::anyhow!("invalid arguments: {explained}")
+            })?;
             let result = runtime.block_on(gateway.call_values(&caller, &tool, params));
             (tool, result)
         }

@@ -52,7 +52,8 @@ pub struct HostArgs {
     /// Mount a host directory: HOST_DIR::GUEST_DIR (read-only) or HOST_DIR::GUEST_DIR::rw.
     #[arg(long = "dir", value_name = "HOST::GUEST[::rw]")]
     pub dirs: Vec<MountConfig>,
-    /// Directory for compiled components (default: $XDG_CACHE_HOME/gatehouse).
+    /// Directory for compiled components (default: $XDG_CACHE_HOME/gatehouse). Not used if it
+    /// is a symlink, someone else's, or writable by group or others.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
 }

@@ -105,6 +105,11 @@ fn test(args: TestArgs) -> Result<ExitCode> {
             time_budget: Duration::from_millis(args.timeout_ms),
         },
     )?;
+    for warning in &report.warnings {
+        eprintln!(
+            "warning: {warning} (the tests still run; `gatehouse serve` refuses this bundle)"
+        );
+    }
     emit(&report.render(args.verbose));
     Ok(if report.failed() > 0 {
         ExitCode::FAILURE

@@ -113,6 +113,10 @@ impl BundleSource {
 
     /// Parses the policy files (with or without the tests) into a fresh engine, adds the data,
     /// checks the phase packages and prepares the engine for evaluation.
+    ///
+    /// Without the tests (to serve), a bundle that would deny every call is an error. With them
+    /// (for `policy test`), that is returned in [`Compiled::serving_problems`] instead, so the
+    /// tests of any Rego directory run, as `opa test` runs them.
     pub fn compile(&self, include_tests: bool) -> Result<Compiled, PolicyError> {
         let mut engine = Engine::new();
         // A builtin that fails (bad CIDR, bad regex, type error) raises an error, which denies,
@@ -134,7 +138,12 @@ impl BundleSource {
                 message: one_line(&e),
             })?;
 
-        let phases = self.check_packages(&engine)?;
+        let (phases, serving_problem) = self.check_packages(&engine)?;
+        let serving_problems = match serving_problem {
+            Some(problem) if !include_tests => return Err(problem),
+            Some(problem) => vec![problem.to_string()],
+            None => Vec::new(),
+        };
         if !include_tests {
             engine
                 .add_policy(DECISION_FILE.to_string(), decision_module(&phases))
@@ -149,15 +158,20 @@ impl BundleSource {
             .map_err(|e| PolicyError::Compile {
                 message: one_line(&e),
             })?;
-        Ok(Compiled { engine, phases })
+        Ok(Compiled {
+            engine,
+            phases,
+            serving_problems,
+        })
     }
 
-    /// Rejects packages under `gatehouse.` that are not phases and a bundle that would deny every
-    /// call; returns which decision rules each phase package declares.
+    /// Rejects packages under `gatehouse.` that are not phases; returns which decision rules each
+    /// phase package declares, and why the bundle would deny every call if it would (which only
+    /// serving refuses).
     fn check_packages(
         &self,
         engine: &Engine,
-    ) -> Result<BTreeMap<Phase, DeclaredRules>, PolicyError> {
+    ) -> Result<(BTreeMap<Phase, DeclaredRules>, Option<PolicyError>), PolicyError> {
         let packages =
             engine
                 .get_policy_package_components()
@@ -195,11 +209,12 @@ impl BundleSource {
                 declared.env |= has("env");
             }
         }
-        match phases.get(&Phase::Call) {
-            None => Err(PolicyError::MissingCallPackage),
-            Some(rules) if !rules.allow => Err(PolicyError::MissingCallAllow),
-            Some(_) => Ok(phases),
-        }
+        let denies_every_call = match phases.get(&Phase::Call) {
+            None => Some(PolicyError::MissingCallPackage),
+            Some(rules) if !rules.allow => Some(PolicyError::MissingCallAllow),
+            Some(_) => None,
+        };
+        Ok((phases, denies_every_call))
     }
 }
 
@@ -248,6 +263,9 @@ pub struct DeclaredRules {
 pub struct Compiled {
     pub engine: Engine,
     pub phases: BTreeMap<Phase, DeclaredRules>,
+    /// Why the bundle could not be served (it would deny every call). Only ever non-empty when
+    /// compiled with its tests: without them, these are errors.
+    pub serving_problems: Vec<String>,
 }
 
 /// Policies never read clocks: the gateway puts the time into `input.time`, so a decision can

@@ -89,6 +89,9 @@ pub struct FileCoverage {
 /// Everything a test run found.
 #[derive(Debug, Clone, Default)]
 pub struct TestReport {
+    /// Why the gateway would refuse to serve this directory (e.g. no `gatehouse.call`
+    /// package): the tests ran anyway, as `opa test` runs any Rego directory's tests.
+    pub warnings: Vec<String>,
     pub results: Vec<TestResult>,
     /// Policy (non-test) files, when coverage was asked for.
     pub coverage: Option<Vec<FileCoverage>>,
@@ -221,7 +224,9 @@ struct Discovered {
 
 /// Compiles the bundle with its tests and runs every `test_*` rule.
 pub fn run(source: &BundleSource, options: &TestOptions) -> Result<TestReport, PolicyError> {
-    let mut engine = source.compile(true)?.engine;
+    let compiled = source.compile(true)?;
+    let warnings = compiled.serving_problems;
+    let mut engine = compiled.engine;
     let packages = engine
         .get_policy_package_components()
         .map_err(|e| PolicyError::Compile {
@@ -326,7 +331,11 @@ pub fn run(source: &BundleSource, options: &TestOptions) -> Result<TestReport, P
             })
             .collect()
     });
-    Ok(TestReport { results, coverage })
+    Ok(TestReport {
+        warnings,
+        results,
+        coverage,
+    })
 }
 
 /// `data.` path of a package, quoting components that are not plain identifiers.

@@ -64,7 +64,7 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let engine = build_engine(&options).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let linker = build_linker(&engine).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
-        let cache = CompileCache::new(&engine, options.cache_dir.clone());
+        let cache = CompileCache::open(&engine, options.cache_dir.clone());
         Ok(Runtime {
             _epoch: EpochTicker::start(engine.clone()),
             engine,

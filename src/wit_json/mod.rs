@@ -43,10 +43,15 @@
 //! A function's whole argument object is described by [`input_schema`] and converted by
 //! [`args_to_vals`]; its result is wrapped as `{"result": value}` (MCP wants an object) by
 //! [`output_schema`] and [`result_to_json`].
+//!
+//! WAVE text (`gatehouse call`) is parsed by wasm-wave; when its arguments do not fit,
+//! [`wave::explain_params`] names the path, the expectation and what was written, with the paths
+//! written as here.
 
 mod convert;
 mod schema;
 mod types;
+pub mod wave;
 
 #[cfg(test)]
 mod tests;
