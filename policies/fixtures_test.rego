@@ -51,6 +51,7 @@ http_input := {
 		"query": "page=2",
 		"headers": {"accept": "application/json", "authorization": "***"},
 		"resolved_ips": ["93.184.215.14"],
+		"addresses": [{"ip": "93.184.215.14", "class": "global", "embedded_ipv4": null, "embedding": null}],
 		"body_size": 0,
 	},
 }

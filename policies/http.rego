@@ -1,10 +1,10 @@
 # Phase "http": each outgoing HTTP request a running tool makes.
 #
 # Deny by default. A request may go out over an allowed scheme (https unless
-# http.allowed_schemes says otherwise) to an allowed domain, and never to an address inside the
-# gateway's own network: the gateway resolves the host first, the policy checks every resolved
-# address, and the gateway then connects only to those addresses, which closes DNS tricks that
-# point an allowed-looking name at 127.0.0.1 or the cloud metadata service.
+# http.allowed_schemes says otherwise) to an allowed domain, and only to global addresses unless
+# the data lists an exception: the gateway resolves the host first, the policy checks the class
+# of every resolved address, and the gateway then connects only to those addresses, which closes
+# DNS tricks that point an allowed-looking name at 127.0.0.1 or the cloud metadata service.
 package gatehouse.http
 
 import data.lib
@@ -16,6 +16,7 @@ allowed_schemes := object.get(data.http, "allowed_schemes", ["https"])
 allow if {
 	input.request.scheme in allowed_schemes
 	lib.domain_allowed(input.request.host)
+	addresses_permitted
 }
 
 deny contains msg if {
@@ -28,38 +29,46 @@ deny contains msg if {
 	msg := sprintf("host %q is not in http.allowed_domains", [input.request.host])
 }
 
-# Loopback, private, shared, link-local (incl. the 169.254.169.254 metadata service),
-# multicast and reserved ranges, and IPv4-mapped IPv6 (which would smuggle any of those).
-blocked_cidrs := [
-	"0.0.0.0/8",
-	"10.0.0.0/8",
-	"100.64.0.0/10",
-	"127.0.0.0/8",
-	"169.254.0.0/16",
-	"172.16.0.0/12",
-	"192.0.0.0/24",
-	"192.168.0.0/16",
-	"198.18.0.0/15",
-	"224.0.0.0/4",
-	"240.0.0.0/4",
-	"::/128",
-	"::1/128",
-	"::ffff:0:0/96",
-	"fc00::/7",
-	"fe80::/10",
-	"ff00::/8",
-]
+# --- where the request goes ---------------------------------------------------------------
+# The gateway classifies every resolved address (input.request.addresses, see
+# policies/README.md): an IPv6 spelling of an IPv4 address (IPv4-mapped, NAT64, 6to4,
+# IPv4-compatible, Teredo) has the class of the IPv4 address it embeds. Rules here decide on
+# that class and never parse addresses. Only `global` addresses are allowed, unless
+# http.allowed_classes lists the class (e.g. ["private"] for an internal API), or
+# http.allow_private is true, which permits every class (the address check off).
+
+allowed_classes := object.get(data.http, "allowed_classes", [])
+
+class_permitted(address) if address.class == "global"
+
+class_permitted(address) if address.class in allowed_classes
+
+class_permitted(_) if data.http.allow_private == true
+
+addresses := input.request.addresses if is_array(input.request.addresses)
+
+else := []
+
+addresses_permitted if {
+	count(addresses) > 0
+	count([a | some a in addresses; not class_permitted(a)]) == 0
+}
+
+# The address as the log reader needs it: the IPv6 spelling and the IPv4 it stands for.
+spelled(address) := sprintf("%v (%v of %v)", [address.ip, address.embedding, address.embedded_ipv4]) if {
+	is_string(address.embedding)
+}
+
+spelled(address) := sprintf("%v", [address.ip]) if address.embedding == null
 
 deny contains msg if {
-	not data.http.allow_private
-	some ip in input.request.resolved_ips
-	some cidr in blocked_cidrs
-	net.cidr_contains(cidr, ip)
-	msg := sprintf("host %q resolves to %v, inside blocked range %v (set http.allow_private to permit)", [input.request.host, ip, cidr])
+	some address in addresses
+	not class_permitted(address)
+	msg := sprintf("host %q resolves to %v of class %v, which is not global and not in http.allowed_classes", [input.request.host, spelled(address), address.class])
 }
 
 # Nothing resolved means nothing could be checked.
 deny contains msg if {
-	count(object.get(input.request, "resolved_ips", [])) == 0
+	count(addresses) == 0
 	msg := sprintf("host %q has no resolved addresses to check", [input.request.host])
 }

@@ -7,6 +7,8 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
@@ -545,7 +547,7 @@ async fn loopback_is_denied_by_default_however_it_is_spelled() {
             refused(&text) && text.contains("HttpRequestDenied"),
             "{url}: {text}"
         );
-        let denial = sandbox.assert_denied(&call, "http", "inside blocked range");
+        let denial = sandbox.assert_denied(&call, "http", "of class loopback, which is not global");
         assert!(
             denial.input["request"]["resolved_ips"]
                 .as_array()
@@ -555,6 +557,201 @@ async fn loopback_is_denied_by_default_however_it_is_spelled() {
             "{denial:#?}"
         );
     }
+}
+
+/// IPv6 spellings of 127.0.0.1 and 169.254.169.254 that a NAT64 translator, a 6to4 or
+/// Teredo relay, or the kernel (mapped) delivers to the IPv4 address, with the embedding's
+/// name. The Teredo ones use the server 65.54.227.120 and the (inverted) port 40000.
+const EMBEDDED_SPELLINGS: [(&str, &str, &str, &str); 12] = [
+    ("::ffff:127.0.0.1", "mapped", "127.0.0.1", "loopback"),
+    ("64:ff9b::7f00:1", "nat64", "127.0.0.1", "loopback"),
+    ("64:ff9b:1::7f00:1", "nat64", "127.0.0.1", "loopback"),
+    ("2002:7f00:1::", "6to4", "127.0.0.1", "loopback"),
+    ("::7f00:1", "compatible", "127.0.0.1", "loopback"),
+    (
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
+        "teredo",
+        "127.0.0.1",
+        "loopback",
+    ),
+    (
+        "::ffff:169.254.169.254",
+        "mapped",
+        "169.254.169.254",
+        "metadata",
+    ),
+    ("64:ff9b::a9fe:a9fe", "nat64", "169.254.169.254", "metadata"),
+    (
+        "64:ff9b:1::a9fe:a9fe",
+        "nat64",
+        "169.254.169.254",
+        "metadata",
+    ),
+    ("2002:a9fe:a9fe::", "6to4", "169.254.169.254", "metadata"),
+    ("::a9fe:a9fe", "compatible", "169.254.169.254", "metadata"),
+    (
+        "2001:0:4136:e378:8000:63bf:5601:5601",
+        "teredo",
+        "169.254.169.254",
+        "metadata",
+    ),
+];
+
+/// A plain HTTP server on 127.0.0.1 that counts the connections it accepts, so that a
+/// request reaching it by any route is seen, whether or not it completes.
+async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let response =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (address, hits)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_spellings_of_loopback_and_metadata_are_denied_by_their_class() {
+    let (server, hits) = counting_server().await;
+    let port = server.port();
+    // Every spelling is an allowed domain: the class of the resolved address alone must stop
+    // it, as a decision (not as a connection that happens to fail).
+    let domains: Vec<&str> = EMBEDDED_SPELLINGS.iter().map(|s| s.0).collect();
+    let sandbox = Sandbox::new(
+        open_data(
+            json!({}),
+            json!({"allowed_domains": domains, "allowed_schemes": ["http"], "allow_private": false}),
+        ),
+        |_| {},
+    );
+    for (ip, embedding, ipv4, class) in EMBEDDED_SPELLINGS {
+        let url = format!("http://[{ip}]:{port}/hello");
+        let (text, call) = sandbox.call("escape_http-get", json!({"url": url})).await;
+        assert!(
+            refused(&text) && text.contains("HttpRequestDenied"),
+            "{url}: {text}"
+        );
+        let denial = sandbox.assert_denied(
+            &call,
+            "http",
+            &format!("({embedding} of {ipv4}) of class {class}, which is not global"),
+        );
+        let addresses = denial.input["request"]["addresses"].as_array().unwrap();
+        assert_eq!(addresses.len(), 1, "{denial:#?}");
+        let resolved: std::net::IpAddr = addresses[0]["ip"].as_str().unwrap().parse().unwrap();
+        assert_eq!(resolved, ip.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(addresses[0]["class"], class, "{url}");
+        assert_eq!(addresses[0]["embedded_ipv4"], ipv4, "{url}");
+        assert_eq!(addresses[0]["embedding"], embedding, "{url}");
+        // Kept for older policies.
+        assert!(denial.input["request"]["resolved_ips"].is_array());
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a denied request reached the server"
+    );
+
+    // The server counts what does reach it: loopback permitted by class, spelled plainly.
+    let control = Sandbox::new(
+        open_data(
+            json!({}),
+            json!({"allowed_domains": ["127.0.0.1"], "allowed_schemes": ["http"], "allowed_classes": ["loopback"]}),
+        ),
+        |_| {},
+    );
+    let (text, call) = control
+        .call(
+            "escape_http-get",
+            json!({"url": format!("http://{server}/hello")}),
+        )
+        .await;
+    assert_eq!(text, "succeeded: status 200, 2 body bytes");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let decision = &control.decisions(&call)[0];
+    assert_eq!(
+        decision.input["request"]["addresses"],
+        json!([{"ip": "127.0.0.1", "class": "loopback", "embedded_ipv4": null, "embedding": null}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_sockets_to_an_ipv6_spelling_of_loopback_are_denied_by_class_though_listed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let nothing_connected = |listener: &std::net::TcpListener| matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    let loopback = EMBEDDED_SPELLINGS.iter().filter(|s| s.3 == "loopback");
+    // socket.allowed lists every spelling exactly as the gateway shows it (mapped as IPv4);
+    // only the class rule stands in the way.
+    let listed: Vec<Value> = loopback
+        .clone()
+        .map(|(ip, embedding, ipv4, _)| {
+            let shown = if *embedding == "mapped" { ipv4 } else { ip };
+            json!({"protocol": "tcp", "operation": "connect", "address": shown, "port": port})
+        })
+        .collect();
+    let mut data = open_data(json!({}), json!({}));
+    data["socket"] = json!({ "allowed": listed });
+    let sandbox = Sandbox::new(data, |_| {});
+    for &(ip, embedding, ipv4, _) in loopback {
+        let (text, call) = sandbox
+            .call(
+                "escape_tcp-connect",
+                json!({"address": format!("[{ip}]:{port}")}),
+            )
+            .await;
+        assert!(refused(&text), "{ip}: {text}");
+        if matches!(embedding, "mapped" | "compatible") {
+            // wasmtime-wasi refuses these on an IPv6 socket before any decision is asked.
+            assert!(text.contains("Invalid argument"), "{ip}: {text}");
+            assert!(sandbox.decisions(&call).is_empty(), "{ip}");
+            continue;
+        }
+        let denial = sandbox.assert_denied(
+            &call,
+            "socket",
+            &format!("({embedding} of {ipv4}) port {port}: class loopback is not global"),
+        );
+        let socket = &denial.input["socket"];
+        assert_eq!(socket["class"], "loopback", "{ip}");
+        assert_eq!(socket["embedded_ipv4"], ipv4, "{ip}");
+        assert_eq!(socket["embedding"], embedding, "{ip}");
+        assert!(
+            !denial.reasons.iter().any(|r| r.contains("socket.allowed ")),
+            "listed, so only the class denies: {denial:#?}"
+        );
+    }
+    assert!(
+        nothing_connected(&listener),
+        "a denied connect reached the listener"
+    );
+
+    // The listener sees what does reach it: loopback listed and its class allowed.
+    let mut data = open_data(json!({}), json!({}));
+    data["socket"] = json!({
+        "allowed": [{"protocol": "tcp", "operation": "connect", "address": "127.0.0.1", "port": port}],
+        "allowed_classes": ["loopback"],
+    });
+    let control = Sandbox::new(data, |_| {});
+    let (text, _) = control
+        .call(
+            "escape_tcp-connect",
+            json!({"address": format!("127.0.0.1:{port}")}),
+        )
+        .await;
+    assert_eq!(text, format!("succeeded: connected to 127.0.0.1:{port}"));
+    assert!(!nothing_connected(&listener));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -706,7 +903,7 @@ async fn raw_sockets_are_closed_unless_an_address_is_allowed() {
     let mut data = open_data(json!({}), json!({}));
     data["socket"] = json!({"allowed": [
         {"protocol": "tcp", "operation": "connect", "address": "127.0.0.1", "port": address.port()}
-    ]});
+    ], "allowed_classes": ["loopback"]});
     let open = Sandbox::new(data, |_| {});
     let (text, _) = open
         .call(

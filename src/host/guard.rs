@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::address::{Classification, classify};
+
 /// One thing a tool asked the host to do, in the words of the policy input contract
 /// (policies/README.md): serialized as `input.request`, `input.socket` or `input.fs`.
 #[derive(Debug, Clone, Serialize)]
@@ -65,30 +67,62 @@ pub struct HttpRequestFacts {
     /// replaced by `***` so that no policy, log or audit entry ever holds them.
     pub headers: serde_json::Map<String, serde_json::Value>,
     /// Every address the gateway resolved the host to, IPv4-mapped IPv6 shown as IPv4; the
-    /// request can only ever connect to these.
+    /// request can only ever connect to these. Kept for policies written before `addresses`.
     pub resolved_ips: Vec<IpAddr>,
+    /// The same addresses, each as resolved and with its class: what the bundled policy
+    /// decides on.
+    pub addresses: Vec<ResolvedAddress>,
     /// The body size, when the tool declared it (`content-length`).
     pub body_size: Option<u64>,
+}
+
+impl HttpRequestFacts {
+    /// Records the addresses the request may connect to, in both fields, from one list.
+    pub fn set_resolved(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        self.addresses = ips
+            .into_iter()
+            .map(|ip| ResolvedAddress {
+                ip,
+                classification: classify(ip),
+            })
+            .collect();
+        self.resolved_ips = self.addresses.iter().map(|a| a.ip.to_canonical()).collect();
+    }
+}
+
+/// One resolved address of an HTTP request: `{"ip", "class", "embedded_ipv4", "embedding"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedAddress {
+    /// The address exactly as the gateway would connect to it.
+    pub ip: IpAddr,
+    #[serde(flatten)]
+    pub classification: Classification,
 }
 
 /// A raw socket operation (`input.socket`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SocketAccess {
-    /// `connect` or `bind`.
+    /// `connect`, `bind`, `listen`, `accept`, `send` or `receive`.
     pub operation: &'static str,
     /// `tcp` or `udp`.
     pub protocol: &'static str,
+    /// IPv4-mapped IPv6 shown as IPv4.
     pub address: IpAddr,
     pub port: u16,
+    /// The class of `address` and the IPv4 address it embeds, if any.
+    #[serde(flatten)]
+    pub classification: Classification,
 }
 
 impl SocketAccess {
     pub fn new(operation: &'static str, protocol: &'static str, address: SocketAddr) -> Self {
+        let ip = address.ip().to_canonical();
         SocketAccess {
             operation,
             protocol,
-            address: address.ip().to_canonical(),
+            address: ip,
             port: address.port(),
+            classification: classify(ip),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! implementation of wasmtime-wasi-http's `send_request` hook.
 //!
 //! For each request the gateway resolves the host itself, asks the call's guard (policy phase
-//! `http`) with the request's facts and **every resolved address**, and then connects only to
+//! `http`) with the request's facts and **every resolved address**, each with its class
+//! ([`super::address`]: an IPv6 spelling of 127.0.0.1 is `loopback`), and then connects only to
 //! those addresses — so a DNS answer that changes between the check and the connection, a
 //! numeric host spelled in hex or decimal, or a name that points at loopback cannot reach what
 //! the policy forbids. Redirects are not followed here: a 3xx goes back to the tool, and any
@@ -155,6 +156,7 @@ fn describe(request: &http::Request<WasiBody>) -> Result<HttpRequestFacts, HttpE
         query: uri.query().unwrap_or_default().to_owned(),
         headers,
         resolved_ips: Vec::new(),
+        addresses: Vec::new(),
         body_size,
     })
 }
@@ -238,7 +240,8 @@ impl WasiHttpHooks for OutgoingHttpGuard {
                     });
                 }
             };
-            facts.resolved_ips = addresses.iter().map(|a| a.ip().to_canonical()).collect();
+            // The decision and the connection use this one list.
+            facts.set_resolved(addresses.iter().map(SocketAddr::ip));
             let host = facts.host.clone();
             let use_tls = facts.scheme == "https";
             if facts.scheme != "http" && !use_tls {
@@ -459,6 +462,26 @@ mod tests {
         assert_eq!(describe(&request("http://h/", &[])).unwrap().port, 80);
         let facts = describe(&request("http://[::1]:8080/x", &[])).unwrap();
         assert_eq!((facts.host.as_str(), facts.port), ("::1", 8080));
+    }
+
+    #[test]
+    fn resolved_addresses_are_classified_as_they_will_be_connected_to() {
+        let mut facts = describe(&request("http://h/", &[])).unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let nat64: IpAddr = "64:ff9b::a9fe:a9fe".parse().unwrap();
+        facts.set_resolved([mapped, nat64]);
+        let json = serde_json::to_value(&facts).unwrap();
+        assert_eq!(
+            json["resolved_ips"],
+            serde_json::json!(["127.0.0.1", "64:ff9b::a9fe:a9fe"])
+        );
+        assert_eq!(
+            json["addresses"],
+            serde_json::json!([
+                {"ip": "::ffff:127.0.0.1", "class": "loopback", "embedded_ipv4": "127.0.0.1", "embedding": "mapped"},
+                {"ip": "64:ff9b::a9fe:a9fe", "class": "metadata", "embedded_ipv4": "169.254.169.254", "embedding": "nat64"}
+            ])
+        );
     }
 
     #[tokio::test]

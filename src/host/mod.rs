@@ -7,6 +7,7 @@
 //! and raw sockets only where the policy's `socket` phase allows an address. Name lookup over
 //! `wasi:sockets` stays closed: HTTP resolves names on the host, where they are checked.
 
+pub mod address;
 pub mod fs;
 pub mod guard;
 pub mod http;

@@ -38,7 +38,10 @@ fn default_bundle_pair(scratch: &Path) -> (PolicyStore, PolicyStore) {
             "components": {"allowed_digests": [DIGEST]},
             "http": {"allowed_domains": ["example.com"]},
             "fs": {"allowed_prefixes": ["/data", "/tmp/work"], "writable": ["/tmp/work"]},
-            "socket": {"allowed": [{"protocol": "tcp", "operation": "connect", "address": "10.0.0.5", "port": 5432}]}
+            "socket": {"allowed": [
+                {"protocol": "tcp", "operation": "connect", "address": "10.0.0.5", "port": 5432},
+                {"protocol": "tcp", "operation": "connect", "address": "64:ff9b::a00:5", "port": 5432}
+            ], "allowed_classes": ["private"]}
         })
         .to_string(),
     )
@@ -102,24 +105,50 @@ fn argument_sets() -> Vec<Value> {
 }
 
 fn http_requests() -> Vec<Value> {
-    let request = |scheme: &str, host: &str, port: u16, ips: Value| {
+    // Addresses as the gateway classifies them (src/host/address.rs).
+    let request = |scheme: &str, host: &str, port: u16, addresses: &[(&str, &str)]| {
+        let ips: Vec<&str> = addresses.iter().map(|(ip, _)| *ip).collect();
+        let addresses: Vec<Value> = addresses
+            .iter()
+            .map(|(ip, class)| json!({"ip": ip, "class": class, "embedded_ipv4": null, "embedding": null}))
+            .collect();
         json!({"method": "GET", "scheme": scheme, "host": host, "port": port, "path": "/v1",
-               "query": "", "headers": {"authorization": "***"}, "resolved_ips": ips, "body_size": 0})
+               "query": "", "headers": {"authorization": "***"}, "resolved_ips": ips,
+               "addresses": addresses, "body_size": 0})
     };
+    let public = ("93.184.215.14", "global");
+    let nat64_loopback = json!({"ip": "64:ff9b::7f00:1", "class": "loopback",
+                                "embedded_ipv4": "127.0.0.1", "embedding": "nat64"});
+    let mut unclassified = request("https", "api.example.com", 443, &[public]);
+    unclassified["addresses"] = json!(["93.184.215.14"]);
+    let mut embedded = request("https", "api.example.com", 443, &[]);
+    embedded["addresses"] = json!([nat64_loopback]);
     vec![
-        request("https", "api.example.com", 443, json!(["93.184.215.14"])),
-        request("http", "api.example.com", 80, json!(["93.184.215.14"])),
-        request("https", "evil.example", 443, json!(["93.184.215.14"])),
-        request("https", "api.example.com", 443, json!(["127.0.0.1"])),
-        request("https", "api.example.com", 443, json!(["169.254.169.254"])),
+        request("https", "api.example.com", 443, &[public]),
+        request("http", "api.example.com", 80, &[public]),
+        request("https", "evil.example", 443, &[public]),
         request(
             "https",
             "api.example.com",
             443,
-            json!(["::1", "93.184.215.14"]),
+            &[("127.0.0.1", "loopback")],
         ),
-        request("https", "api.example.com", 443, json!([])),
-        request("https", "10.0.0.1", 443, json!(["10.0.0.1"])),
+        request(
+            "https",
+            "api.example.com",
+            443,
+            &[("169.254.169.254", "metadata")],
+        ),
+        request(
+            "https",
+            "api.example.com",
+            443,
+            &[("::1", "loopback"), public],
+        ),
+        request("https", "api.example.com", 443, &[]),
+        request("https", "10.0.0.1", 443, &[("10.0.0.1", "private")]),
+        embedded,
+        unclassified,
         json!({"host": 5}),
     ]
 }
@@ -148,9 +177,16 @@ fn results() -> Vec<Value> {
 }
 
 fn sockets() -> Vec<Value> {
+    let socket = |address: &str, port: u16, class: &str| {
+        json!({"protocol": "tcp", "operation": "connect", "address": address, "port": port,
+               "class": class, "embedded_ipv4": null, "embedding": null})
+    };
     vec![
-        json!({"protocol": "tcp", "operation": "connect", "address": "10.0.0.5", "port": 5432}),
-        json!({"protocol": "tcp", "operation": "connect", "address": "10.0.0.5", "port": 5433}),
+        socket("10.0.0.5", 5432, "private"),
+        socket("10.0.0.5", 5433, "private"),
+        socket("93.184.215.14", 443, "global"),
+        json!({"protocol": "tcp", "operation": "connect", "address": "64:ff9b::a00:5", "port": 5432,
+               "class": "private", "embedded_ipv4": "10.0.0.5", "embedding": "nat64"}),
         json!({"protocol": "udp", "operation": "send", "address": "8.8.8.8", "port": 53}),
         json!({"port": "x"}),
     ]
