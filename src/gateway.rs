@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
@@ -847,16 +846,15 @@ impl Gateway {
         );
         let decision = self.policy.decide(Phase::Result, &input);
         let label = decision.verdict.as_str();
+        let (result, masked) = if decision.is_allowed() {
+            mask_answer(result, &decision.redact)
+        } else {
+            (result, Vec::new())
+        };
         // The log keeps what was decided about the result, not the result: a tool's output
-        // can be large and can echo secrets no pointer names. Its digest proves what it was.
-        let mut recorded = input;
-        if let Some(result) = recorded.get_mut("result").and_then(Value::as_object_mut)
-            && let Some(value) = result.remove("value")
-        {
-            let digest = Sha256::digest(value.to_string().as_bytes());
-            result.insert("value_sha256".into(), hex::encode(digest).into());
-        }
-        let mut entry = record.entry("result", label, recorded, decision.revision.clone());
+        // can be large and can echo secrets no pointer names. Its keyed digest (the writer
+        // masks the whole value) proves what it was without letting a guess be checked.
+        let mut entry = record.entry("result", label, input, decision.revision.clone());
         entry.reasons = decision.reasons.clone();
         entry.redact = call_redact
             .iter()
@@ -867,7 +865,9 @@ impl Gateway {
                     .filter(|p| !p.starts_with("/result/")),
             )
             .cloned()
+            .chain(std::iter::once(RESULT_VALUE.to_owned()))
             .collect();
+        entry.obligations = serde_json::json!({"masked_in_answer": masked});
         entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
         if let Err(error) = self.audit.append(entry).await {
             return CallResult::Denied {
@@ -1087,6 +1087,63 @@ fn now() -> String {
 }
 
 /// Converts the returned value to the JSON the agent sees, enforcing the result size limit.
+/// The text rendering of a tool's result value, beside its structured form.
+fn result_text(is_error: bool, value: &Value) -> String {
+    match (is_error, value) {
+        (true, Value::Object(err)) => match &err["err"] {
+            Value::Null => "the tool reported an error".to_owned(),
+            Value::String(message) => format!("the tool reported an error: {message}"),
+            other => format!("the tool reported an error: {other}"),
+        },
+        (_, Value::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// Where the `result` phase's input holds the value the tool returned.
+const RESULT_VALUE: &str = "/result/value";
+
+/// What replaces a value the `result` phase's `redact` masks in the agent's answer.
+pub const REDACTED: &str = "[redacted]";
+
+/// Applies the `result` phase's `redact` pointers that point into the returned value
+/// (`/result/value/...`) to what the agent receives: the structured value and its text
+/// rendering. Returns the pointers that selected something, for the record.
+fn mask_answer(result: CallResult, pointers: &[String]) -> (CallResult, Vec<String>) {
+    let CallResult::Completed {
+        structured: Some(mut structured),
+        text,
+        is_error,
+    } = result
+    else {
+        return (result, Vec::new());
+    };
+    let mut masked = Vec::new();
+    for pointer in pointers {
+        let Some(inner) = pointer.strip_prefix(RESULT_VALUE) else {
+            continue;
+        };
+        if !(inner.is_empty() || inner.starts_with('/')) {
+            continue;
+        }
+        if let Some(slot) = structured.pointer_mut(&format!("/result{inner}")) {
+            *slot = Value::String(REDACTED.to_owned());
+            masked.push(pointer.clone());
+        }
+    }
+    let text = if masked.is_empty() {
+        text
+    } else {
+        result_text(is_error, &structured["result"])
+    };
+    let result = CallResult::Completed {
+        structured: Some(structured),
+        text,
+        is_error,
+    };
+    (result, masked)
+}
+
 fn shape_result(
     signature: &FuncSignature,
     result: Option<Val>,
@@ -1106,15 +1163,7 @@ fn shape_result(
     let value = &structured["result"];
     let is_error =
         matches!(signature.result, Some(WitType::Result { .. })) && value.get("err").is_some();
-    let text = match (is_error, value) {
-        (true, Value::Object(err)) => match &err["err"] {
-            Value::Null => "the tool reported an error".to_owned(),
-            Value::String(message) => format!("the tool reported an error: {message}"),
-            other => format!("the tool reported an error: {other}"),
-        },
-        (_, Value::String(s)) => s.clone(),
-        (_, other) => other.to_string(),
-    };
+    let text = result_text(is_error, value);
     let size = text.len() as u64;
     if size > limits.max_result_bytes {
         return Err(CallError::ResultTooLarge {
