@@ -2,7 +2,8 @@
 //! and `escape` test components, a Rego bundle written by each test, a real audit log.
 //!
 //! - A policy's `limits` obligation tightens each configured per-call limit (time, memory, fuel,
-//!   outgoing requests, result size) and never loosens one.
+//!   outgoing requests, result size) and never loosens one; a fuel limit the engine cannot
+//!   meter denies the call.
 //! - `limits.calls_per_minute_per_principal` (tightened by the policy's `calls_per_minute`) and
 //!   `limits.max_concurrent_per_principal` refuse a principal's call over them at once, naming
 //!   the limit, and record it as a denied call. The rate tests step the gateway's clock by hand
@@ -87,7 +88,7 @@ impl Gate {
     }
 
     /// Calls `tool` as `principal`; returns the text the agent gets, prefixed with `failed: `
-    /// when the call was stopped by a limit.
+    /// when the call was stopped by a limit and with `denied: ` when it was not run.
     async fn call(&self, principal: &str, tool: &str, arguments: Value) -> String {
         let caller = Caller {
             principal: principal.into(),
@@ -101,6 +102,7 @@ impl Gate {
         match self.gateway.call(&caller, tool, Some(arguments)).await {
             CallResult::Completed { text, .. } => text,
             CallResult::Failed(error) => format!("failed: {error}"),
+            CallResult::Denied { reasons } => format!("denied: {}", reasons.join("; ")),
             other => panic!("{tool}: unexpected result {other:?}"),
         }
     }
@@ -292,6 +294,19 @@ async fn a_policy_asking_for_more_than_configured_never_loosens_a_limit() {
         });
         assert_eq!(asked[0].obligations["limits"][limit], generous[limit]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fuel_limit_without_fuel_metering_denies_the_call() {
+    let gate = Gate::new(json!({"metered": {"fuel": 1_000_000}}), |config| {
+        config.limits.fuel = 0;
+    });
+    assert_eq!(gate.call("free", "misbehave_ok", json!({})).await, "ok");
+    let text = gate.call("metered", "misbehave_ok", json!({})).await;
+    assert_eq!(
+        text,
+        "denied: the policy sets a fuel limit, but fuel metering is off (limits.fuel = 0 in the configuration); refusing to run the call unmetered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
