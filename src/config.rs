@@ -394,6 +394,16 @@ pub struct LimitsConfig {
     /// error, so one busy tool cannot take every slot.
     #[serde(default = "default_max_concurrent_per_component")]
     pub max_concurrent_per_component: u32,
+    /// Calls one principal may start in any 60 s (a sliding window); a call beyond it fails at
+    /// once naming this limit, so one caller cannot take the gateway from the others. A
+    /// policy's `calls_per_minute` obligation tightens it per call. 0 (the default): no rate
+    /// limit. All anonymous callers are one principal and share one window.
+    #[serde(default)]
+    pub calls_per_minute_per_principal: u64,
+    /// Calls one principal may run at once; a call beyond it fails at once. 0 (the default):
+    /// no limit beyond `max_concurrent_calls`.
+    #[serde(default)]
+    pub max_concurrent_per_principal: u32,
     /// Fuel a call may burn: about one unit per wasm operation, so a tight loop burns several
     /// billion a second. The default is far above what the time limit lets a call use; a
     /// policy's `fuel` obligation tightens it per call. 0 turns fuel metering off, and then a
@@ -414,6 +424,8 @@ impl Default for LimitsConfig {
             max_argument_bytes: default_max_argument_bytes(),
             max_concurrent_calls: default_max_concurrent_calls(),
             max_concurrent_per_component: default_max_concurrent_per_component(),
+            calls_per_minute_per_principal: 0,
+            max_concurrent_per_principal: 0,
             fuel: default_fuel(),
             max_requests: default_max_requests(),
         }

@@ -12,6 +12,7 @@
 //! Every failure on this path denies: a policy error is a deny (the policy store guarantees
 //! it), an audit write failure refuses the call or withholds the result.
 
+mod admission;
 mod inflight;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ use crate::runtime::{
 use crate::supply::pins::{PinCheck, PinStore, definition_hash};
 use crate::supply::{Fetcher, SupplyError};
 use crate::wit_json::{self, FuncSignature, WitType};
+pub use admission::{Admission, MAX_CALLS_PER_MINUTE, RATE_WINDOW, Ticket};
 pub use inflight::{InFlight, Tally};
 
 /// A tool: one exported function of one loaded component.
@@ -141,9 +143,8 @@ pub struct Gateway {
     pins: PinStore,
     limits: LimitsConfig,
     slots: Semaphore,
-    /// Per component name: calls it may still start (`limits.max_concurrent_per_component`).
-    /// Kept across reloads, so a replaced component shares its predecessor's slots.
-    component_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per-principal rate and concurrency, per-component concurrency.
+    admission: Admission,
     /// Environment variables each component always gets (from `[env]`).
     component_env: RwLock<HashMap<String, Vec<(String, String)>>>,
     /// The `[env]` pool the policy's `env` obligation may grant from.
@@ -156,6 +157,7 @@ impl Gateway {
     /// Loads the policy bundle, opens the audit log, builds the runtime and loads every
     /// component the configuration names. Any failure refuses to start.
     pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
+        Admission::validate(&config.limits).map_err(GatewayError::Config)?;
         let policy = PolicyStore::load(
             config.policy.dir(),
             &config.policy.data,
@@ -253,7 +255,7 @@ impl Gateway {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             reloading: Mutex::new(()),
             slots: Semaphore::new(config.limits.max_concurrent_calls as usize),
-            component_slots: Mutex::new(HashMap::new()),
+            admission: Admission::new(&config.limits),
             component_env: RwLock::new(HashMap::new()),
             env_pool: RwLock::new(BTreeMap::new()),
             limits: config.limits.clone(),
@@ -540,15 +542,9 @@ impl Gateway {
         &self.pins
     }
 
-    /// The concurrency slots of the component called `name` (created on first use).
-    fn component_slot(&self, name: &str) -> Arc<Semaphore> {
-        let per_component = self.limits.max_concurrent_per_component.max(1) as usize;
-        self.component_slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(per_component)))
-            .clone()
+    /// What decides whether an allowed call may start now (rates and concurrency).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The catalog being served now.
@@ -672,16 +668,19 @@ impl Gateway {
         let function = tool.function();
         let input = policy_input::call_input(&call_id, &now(), caller, &tool_doc(tool), arguments);
         let decision = self.policy.decide(Phase::Call, &input);
+        // An allowed call over a rate or concurrency limit is recorded as denied, with the limit.
+        let admission = decision.is_allowed().then(|| {
+            let rate = decision.limits.calls_per_minute;
+            self.admission
+                .admit(&caller.principal, &tool.component.name, rate)
+        });
+        let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
         // Taken once: every decision made later in the call (http, fs, socket, result) carries
         // these fields; the full input then moves into the verdict's record.
         let shared_input = Arc::new(policy_input::shared_call_fields(&input));
-        let mut verdict = record.entry(
-            "call",
-            decision.verdict.as_str(),
-            input,
-            decision.revision.clone(),
-        );
-        verdict.reasons = decision.reasons.clone();
+        let label = refusal.map_or(decision.verdict.as_str(), |_| "deny");
+        let mut verdict = record.entry("call", label, input, decision.revision.clone());
+        verdict.reasons = refusal.map_or_else(|| decision.reasons.clone(), |r| vec![r.to_string()]);
         verdict.redact = decision.redact.clone();
         verdict.obligations = serde_json::json!({
             "limits": decision.limits, "redact": decision.redact, "env": decision.env,
@@ -705,6 +704,13 @@ impl Gateway {
             };
             return finish(result, None, None, Vec::new()).await;
         }
+        let _admitted = match admission.expect("an allowed call went through admission") {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                tracing::info!(%call_id, tool = tool.name(), principal = %caller.principal, %refusal, "call refused by a limit");
+                return finish(CallResult::Failed(refusal), None, None, Vec::new()).await;
+            }
+        };
         let params = match params {
             Ok(params) => params,
             Err(message) => {
@@ -725,16 +731,6 @@ impl Gateway {
                 };
                 return finish(result, None, None, Vec::new()).await;
             }
-        };
-        let Ok(_component_slot) = self
-            .component_slot(&tool.component.name)
-            .try_acquire_owned()
-        else {
-            let busy = CallError::Busy {
-                component: tool.component.name.clone(),
-                limit: self.limits.max_concurrent_per_component.max(1),
-            };
-            return finish(CallResult::Failed(busy), None, None, Vec::new()).await;
         };
         let _slot = self
             .slots

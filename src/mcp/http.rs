@@ -1,9 +1,10 @@
 //! Streamable HTTP transport: `POST/GET/DELETE /mcp` on a local listener.
 //!
-//! Two guards run before MCP sees a request: DNS-rebinding protection (the `Host` must be the
-//! listener's own authority or an operator-listed name; a browser `Origin` must match it) and
+//! Three guards run before MCP sees a request: DNS-rebinding protection (the `Host` must be the
+//! listener's own authority or an operator-listed name; a browser `Origin` must match it),
 //! caller authentication (an API key as `Authorization: Bearer KEY`; without one the caller is
-//! `anonymous`, or refused when anonymous access is off).
+//! `anonymous`, or refused when anonymous access is off), and the session's owner (a session
+//! serves only the principal that opened it: `sessions`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,12 +15,12 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::sessions::{self, OwnedSessions, SessionOwners};
 use super::{AuthenticatedPrincipal, McpServer};
 use crate::config::ApiKeyConfig;
 use crate::gateway::Gateway;
@@ -177,6 +178,7 @@ pub async fn serve(
         principal: Caller::ANONYMOUS.to_owned(),
         authenticated: false,
     };
+    let owners = Arc::new(SessionOwners::default());
     let service = StreamableHttpService::new(
         move || {
             Ok(McpServer::new(
@@ -185,7 +187,7 @@ pub async fn serve(
                 anonymous.clone(),
             ))
         },
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(OwnedSessions::new(owners.clone())),
         config,
     );
     let auth = Authenticator {
@@ -201,6 +203,10 @@ pub async fn serve(
     let router = Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn(session_end_status))
+        .layer(middleware::from_fn_with_state(
+            owners,
+            sessions::bind_to_principal,
+        ))
         .layer(middleware::from_fn_with_state(
             max_body_bytes,
             require_json_rpc,

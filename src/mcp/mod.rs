@@ -7,6 +7,7 @@
 //! the agent can read it and correct itself.
 
 pub mod http;
+pub mod sessions;
 pub mod stdio;
 
 use std::sync::Arc;

@@ -40,17 +40,21 @@ pub struct Limits {
     pub fuel: Option<u64>,
     pub max_requests: Option<u64>,
     pub max_result_bytes: Option<u64>,
+    /// Calls the principal may have started in the last 60 s for this one to start (all its
+    /// calls count); tightens `limits.calls_per_minute_per_principal`.
+    pub calls_per_minute: Option<u64>,
 }
 
 impl Limits {
     /// The keys a policy may set in `limits`; anything else is a policy error, because a typo
     /// (`timeout` for `timeout_ms`) would otherwise silently drop a limit.
-    pub const KEYS: [&'static str; 5] = [
+    pub const KEYS: [&'static str; 6] = [
         "timeout_ms",
         "memory_bytes",
         "fuel",
         "max_requests",
         "max_result_bytes",
+        "calls_per_minute",
     ];
 
     fn slot(&mut self, key: &str) -> Option<&mut Option<u64>> {
@@ -60,6 +64,7 @@ impl Limits {
             "fuel" => Some(&mut self.fuel),
             "max_requests" => Some(&mut self.max_requests),
             "max_result_bytes" => Some(&mut self.max_result_bytes),
+            "calls_per_minute" => Some(&mut self.calls_per_minute),
             _ => None,
         }
     }

@@ -37,6 +37,21 @@ pub enum CallError {
         "component `{component}` is already running {limit} calls, its limit; try again when one has finished"
     )]
     Busy { component: String, limit: u32 },
+    #[error(
+        "rate limit: principal {principal:?} made {calls} calls in the last {window_secs} s ({setting} = {limit})"
+    )]
+    RateLimited {
+        principal: String,
+        calls: u64,
+        window_secs: u64,
+        /// Which setting the limit comes from: the configuration's or the policy's.
+        setting: &'static str,
+        limit: u64,
+    },
+    #[error(
+        "concurrency limit: principal {principal:?} is already running {limit} calls (limits.max_concurrent_per_principal = {limit}); try again when one has finished"
+    )]
+    PrincipalBusy { principal: String, limit: u32 },
     #[error("the tool overflowed its stack (deep recursion) and was stopped")]
     StackOverflow,
     #[error("the tool's result is {size} bytes of JSON, over the limit of {limit} bytes")]
@@ -57,6 +72,8 @@ impl CallError {
             | CallError::StackOverflow
             | CallError::FuelLimit { .. }
             | CallError::Busy { .. }
+            | CallError::RateLimited { .. }
+            | CallError::PrincipalBusy { .. }
             | CallError::ResultTooLarge { .. } => "limit",
         }
     }
@@ -71,6 +88,8 @@ impl CallError {
             CallError::StackOverflow => "limit:stack",
             CallError::FuelLimit { .. } => "limit:fuel",
             CallError::Busy { .. } => "limit:concurrency",
+            CallError::RateLimited { .. } => "limit:rate",
+            CallError::PrincipalBusy { .. } => "limit:principal-concurrency",
             CallError::ResultTooLarge { .. } => "limit:result",
             CallError::Instantiate { .. } => "instantiate",
         }
