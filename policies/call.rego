@@ -16,7 +16,9 @@ deny contains msg if some msg in access.denials
 
 # --- argument constraints ----------------------------------------------------------------
 # Arguments are matched by name at any depth (`{"url": …}` and `{"req": {"url": …}}`), so
-# nesting an argument does not get it past the check.
+# nesting an argument does not get it past the check. Messages name an argument by its JSON
+# pointer and never quote what the caller sent: a reason goes to the agent, the log and the
+# audit entry, and an argument may carry a secret (a URL's password, a token) no rule masks.
 
 # Every argument as [path, name, value]: `path` is the walk path (its JSON pointer is only
 # built for messages), `name` its last key. The gateway lists the nodes of the arguments in
@@ -55,7 +57,7 @@ deny contains msg if {
 	some i, [path, value] in url_arguments
 	is_string(value)
 	not url_host[i]
-	msg := sprintf("argument %s must be a %s URL without credentials, got %q", [pointer(path), concat(" or ", lib.allowed_schemes), value])
+	msg := sprintf("argument %s must be a %s URL without credentials", [pointer(path), concat(" or ", lib.allowed_schemes)])
 }
 
 deny contains msg if {
@@ -84,7 +86,7 @@ deny contains msg if {
 	some i, [path, value] in path_arguments
 	is_string(value)
 	not clean_path_argument[i]
-	msg := sprintf("argument %s must be an absolute path of at most %d segments, got %q", [pointer(path), lib.max_path_segments, value])
+	msg := sprintf("argument %s must be an absolute path of at most %d segments", [pointer(path), lib.max_path_segments])
 }
 
 deny contains msg if {

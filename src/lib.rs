@@ -34,6 +34,7 @@ pub mod policy_input;
 pub mod runtime;
 #[cfg(feature = "full")]
 pub mod supply;
+pub mod userinfo;
 #[cfg(feature = "full")]
 pub mod watch;
 pub mod wit_json;

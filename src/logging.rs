@@ -4,6 +4,9 @@ use std::borrow::Cow;
 
 use tracing_subscriber::EnvFilter;
 
+/// The most rmcp may log unless `RUST_LOG` names it.
+const RMCP_CEILING: &str = "rmcp=info";
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -15,8 +18,15 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; `RUST_LOG` filters, `default_level` applies without it.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter =
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default();
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // rmcp logs whole JSON-RPC messages at debug level, arguments and all, so a broad
+    // `RUST_LOG=debug` would write every caller's secrets to the log. It stays at info unless
+    // the operator names it on purpose (`RUST_LOG=rmcp=debug`).
+    if !directives.contains("rmcp") {
+        filter = filter.add_directive(RMCP_CEILING.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

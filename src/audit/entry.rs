@@ -342,6 +342,13 @@ impl PreparedEntry {
         }
         let mut input = entry.input;
         redaction.redact(&mut input, &entry.redact)?;
+        // Credentials written into URLs never reach the log, whoever quoted them.
+        crate::userinfo::mask_userinfo_in(&mut input);
+        let reasons: Vec<String> = entry
+            .reasons
+            .iter()
+            .map(|reason| crate::userinfo::mask_userinfo(reason).into_owned())
+            .collect();
         let principal = entry
             .caller
             .get("principal")
@@ -357,7 +364,7 @@ impl PreparedEntry {
             policy_revision: entry.policy_revision,
             input: canonical_value(&input)?,
             verdict: entry.verdict,
-            reasons: canonical_strings(&entry.reasons),
+            reasons: canonical_strings(&reasons),
             obligations: canonical_value(&entry.obligations)?,
             metrics: canonical_value(&entry.metrics)?,
         };

@@ -110,7 +110,9 @@ impl Decision {
             phase,
             verdict: Verdict::Deny,
             allow: false,
-            reasons: vec![format!("{POLICY_ERROR}: {cause}")],
+            reasons: vec![
+                crate::userinfo::mask_userinfo(&format!("{POLICY_ERROR}: {cause}")).into_owned(),
+            ],
             limits: Limits::default(),
             redact: REDACT_ON_ERROR.iter().map(|p| (*p).to_owned()).collect(),
             env: Vec::new(),
@@ -234,7 +236,15 @@ impl RuleValues {
                 Verdict::Deny
             },
             allow: allow == Some(true),
-            reasons: if allowed { Vec::new() } else { reasons },
+            reasons: if allowed {
+                Vec::new()
+            } else {
+                // A reason may quote what it judged; a URL's credentials go no further.
+                reasons
+                    .iter()
+                    .map(|r| crate::userinfo::mask_userinfo(r).into_owned())
+                    .collect()
+            },
             limits,
             redact,
             env,

@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, client_for, serve_args
+from mcp import Client
+
+from conftest import REPO, client_for, http_gateway, serve_args
 
 pytestmark = pytest.mark.anyio
 SECRET_EMAIL = "ann.secret-4bd1@example.org"
@@ -49,3 +51,35 @@ async def test_result_redaction_masks_what_the_agent_receives(gatehouse, compone
     entry = json.loads(out)
     assert entry["obligations"]["masked_in_answer"] == ["/result/value/email"], entry
     assert entry["input"]["result"]["value"]["redacted"].startswith("hmac-sha256:"), entry
+
+
+async def test_a_password_in_a_url_reaches_neither_log_nor_audit(gatehouse, components, cache_dir, tmp_path):
+    password = "Hunter2SECRET"
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({
+        "settings": {"mode": "dev"},
+        "principals": {"anonymous": {"tools": ["fetch_*"]}},
+        "http": {"allowed_domains": ["example.com"]},
+    }))
+    audit = tmp_path / "audit" / "audit.db"
+    audit.parent.mkdir()
+    args = serve_args(components, cache_dir, "--policy-data", str(data), names=("fetch",),
+                      policies=REPO / "policies", audit=audit)
+    # Debug logging too: nothing the gateway writes may quote the password.
+    with http_gateway(gatehouse, args, env={"RUST_LOG": "debug"}) as gateway:
+        async with Client(gateway.url, read_timeout_seconds=60) as client:
+            denied = await client.call_tool("fetch_fetch", {"url": f"https://alice:{password}@example.com/"})
+            assert denied.is_error
+            text = "".join(block.text for block in denied.content if getattr(block, "type", "") == "text")
+            assert "argument /arguments/url must be a https URL without credentials" in text, text
+            assert password not in text, text
+        gateway.stop()
+        log = "".join(gateway.stderr_lines)
+    assert "call denied by policy" in log, log
+    assert password not in log, [line for line in log.splitlines() if password in line]
+    for path in audit.parent.iterdir():
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), f"{path} holds the password"
+    query = [gatehouse, "audit", "query", str(audit), "--phase", "call", "--format", "json"]
+    entry = json.loads(subprocess.run(query, capture_output=True, text=True, check=True).stdout)
+    assert entry["input"]["arguments"]["url"] == "https://***@example.com/", entry
