@@ -347,6 +347,14 @@ pub struct HttpConfig {
     /// Response body bytes a tool may receive per request.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// Header names masked in what the policy, the log and the audit log see, besides the
+    /// built-in credential names (`authorization`, `cookie`, anything with `key`, `token`, …).
+    #[serde(default)]
+    pub masked_headers: Vec<String>,
+    /// Query parameters whose values are kept as sent; every other query value is masked
+    /// (`page=***`), names kept.
+    #[serde(default)]
+    pub unmasked_query_parameters: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -356,6 +364,8 @@ impl Default for HttpConfig {
             first_byte_timeout_ms: default_first_byte_timeout_ms(),
             between_bytes_timeout_ms: default_between_bytes_timeout_ms(),
             max_response_bytes: default_max_response_bytes(),
+            masked_headers: Vec::new(),
+            unmasked_query_parameters: Vec::new(),
         }
     }
 }

@@ -24,7 +24,7 @@ use wasmtime::component::Val;
 
 use crate::audit::{AuditLog, NewEntry};
 use crate::config::{ComponentConfig, Config, DriftAction, LimitsConfig, SupplyChainConfig};
-use crate::host::http::HttpSettings;
+use crate::host::http::{HttpSettings, RequestMasking};
 use crate::host::{CallHost, HostConfig};
 use crate::identity::Caller;
 use crate::policy::{Decision, Phase, PolicyStore};
@@ -225,7 +225,11 @@ impl Gateway {
             millis(config.http.first_byte_timeout_ms),
             millis(config.http.between_bytes_timeout_ms),
             config.http.max_response_bytes,
-        );
+        )
+        .with_masking(RequestMasking {
+            masked_headers: config.http.masked_headers.clone(),
+            unmasked_query_parameters: config.http.unmasked_query_parameters.clone(),
+        });
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: config.cache.resolved_dir(),
             host: HostConfig {

@@ -755,6 +755,27 @@ async fn raw_sockets_to_an_ipv6_spelling_of_loopback_are_denied_by_class_though_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn query_values_are_masked_before_anything_sees_them() {
+    let v4 = serve("127.0.0.1:0").await.unwrap();
+    let data = json!({"allowed_domains": ["127.0.0.1"], "allowed_schemes": ["http"], "allow_private": true});
+    let sandbox = Sandbox::new(open_data(json!({}), data), |config| {
+        config.http.unmasked_query_parameters = vec!["page".into()];
+    });
+    let url = format!("http://{v4}/hello?token=QuerySECRET&page=2&flag");
+    let (text, call) = sandbox.call("escape_http-get", json!({"url": url})).await;
+    assert_eq!(text, "succeeded: status 200, 26 body bytes");
+    let decisions = sandbox.decisions(&call);
+    assert_eq!(
+        decisions[0].input["request"]["query"],
+        "token=***&page=2&flag"
+    );
+    // Only the call's arguments hold the URL as the tool was given it: the audit file holds
+    // the secret there (the caller sent it), never in the request the policy decided.
+    let request = serde_json::to_string(&decisions[0].input["request"]).unwrap();
+    assert!(!request.contains("QuerySECRET"), "{request}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn allowed_requests_go_out_and_redirects_come_back_undecided() {
     let v4 = serve("127.0.0.1:0").await.unwrap();
     let v6 = serve("[::1]:0").await;

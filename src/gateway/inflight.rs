@@ -216,12 +216,14 @@ impl HostGuard for InFlight {
     }
 }
 
-/// Logs a verdict with the request document already built for the policy input.
+/// Logs a verdict: at info and warn only a summary of the request (for HTTP: method, host and
+/// path), the whole request document at debug. The audit entry keeps the decided input.
 fn log_verdict(call_id: &str, request: &HostRequest, input: &Value, verdict: &HostVerdict) {
-    let detail = &input[request.input_field()];
+    let summary = request.summary();
     if verdict.allowed {
-        tracing::info!(%call_id, phase = request.phase(), request = %detail, "allowed");
+        tracing::info!(%call_id, phase = request.phase(), request = %summary, "allowed");
     } else {
-        tracing::warn!(%call_id, phase = request.phase(), request = %detail, reasons = ?verdict.reasons, "denied");
+        tracing::warn!(%call_id, phase = request.phase(), request = %summary, reasons = ?verdict.reasons, "denied");
     }
+    tracing::debug!(%call_id, phase = request.phase(), request = %input[request.input_field()], "decided");
 }

@@ -41,6 +41,22 @@ impl HostRequest {
         }
     }
 
+    /// One line for the operator's log: what was asked, without the parts that may carry
+    /// secrets (an HTTP request's query and headers); the audit entry has the rest.
+    pub fn summary(&self) -> String {
+        match self {
+            HostRequest::Http(facts) => format!(
+                "{} {}://{}:{}{}",
+                facts.method, facts.scheme, facts.host, facts.port, facts.path
+            ),
+            HostRequest::Socket(access) => format!(
+                "{} {} {}:{}",
+                access.protocol, access.operation, access.address, access.port
+            ),
+            HostRequest::Fs(access) => format!("{} {}", access.operation, access.path),
+        }
+    }
+
     /// The request as the JSON document the policy reads.
     pub fn to_json(&self) -> serde_json::Value {
         let value = match self {

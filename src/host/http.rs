@@ -38,7 +38,50 @@ pub struct HttpSettings {
     pub between_bytes_timeout: Duration,
     /// The most response body bytes a tool may receive per request.
     pub max_response_bytes: u64,
+    /// What of a request no policy input, log line or audit entry may hold.
+    pub masking: RequestMasking,
     tls: Arc<rustls::ClientConfig>,
+}
+
+/// Which parts of an outgoing request are masked before anything sees them (the policy
+/// input, and so the log and the audit entry): credential headers, and query values.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMasking {
+    /// Header names (lower case) masked besides those [`SECRET_HEADER_FRAGMENTS`] catch.
+    pub masked_headers: Vec<String>,
+    /// Query parameter names whose values are kept as sent; every other value is masked.
+    pub unmasked_query_parameters: Vec<String>,
+}
+
+impl RequestMasking {
+    fn masks_header(&self, name: &str) -> bool {
+        SECRET_HEADER_FRAGMENTS.iter().any(|f| name.contains(f))
+            || self
+                .masked_headers
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(name))
+    }
+
+    /// `query` with each parameter's value masked, names kept (`a=***&flag&b=***`), but for
+    /// the parameters listed as unmasked.
+    fn mask_query(&self, query: &str) -> String {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value))
+                    if !value.is_empty()
+                        && !self
+                            .unmasked_query_parameters
+                            .iter()
+                            .any(|kept| kept == name) =>
+                {
+                    format!("{name}={MASK}")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -86,26 +129,41 @@ impl HttpSettings {
             first_byte_timeout,
             between_bytes_timeout,
             max_response_bytes,
+            masking: RequestMasking::default(),
             tls: Arc::new(tls),
         }
+    }
+
+    pub fn with_masking(mut self, masking: RequestMasking) -> Self {
+        self.masking = masking;
+        self
     }
 }
 
 /// Header-name fragments that mark a credential, masked before anything sees them:
 /// `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
-/// `x-auth-token`, … (names are lower case).
+/// `x-auth-token`, `ocp-apim-subscription-key`, `x-functions-key`, `x-amz-signature`, …
+/// (names are lower case). Masking a harmless header costs a policy little; missing a
+/// credential puts it in the log.
 const SECRET_HEADER_FRAGMENTS: &[&str] = &[
-    "auth", "cookie", "token", "secret", "password", "api-key", "apikey", "session",
+    "auth",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "key",
+    "session",
+    "signature",
+    "credential",
 ];
 
 const MASK: &str = "***";
 
-fn is_secret_header(name: &str) -> bool {
-    SECRET_HEADER_FRAGMENTS.iter().any(|f| name.contains(f))
-}
-
 /// The request as the policy sees it, before its host is resolved.
-fn describe(request: &http::Request<WasiBody>) -> Result<HttpRequestFacts, HttpError> {
+fn describe(
+    request: &http::Request<WasiBody>,
+    masking: &RequestMasking,
+) -> Result<HttpRequestFacts, HttpError> {
     let uri = request.uri();
     let scheme = uri
         .scheme_str()
@@ -126,7 +184,7 @@ fn describe(request: &http::Request<WasiBody>) -> Result<HttpRequestFacts, HttpE
     let mut headers = serde_json::Map::new();
     for name in request.headers().keys() {
         let name = name.as_str();
-        let value = if is_secret_header(name) {
+        let value = if masking.masks_header(name) {
             MASK.to_owned()
         } else {
             request
@@ -153,7 +211,7 @@ fn describe(request: &http::Request<WasiBody>) -> Result<HttpRequestFacts, HttpE
         host,
         port,
         path: uri.path().to_owned(),
-        query: uri.query().unwrap_or_default().to_owned(),
+        query: masking.mask_query(uri.query().unwrap_or_default()),
         headers,
         resolved_ips: Vec::new(),
         addresses: Vec::new(),
@@ -212,7 +270,7 @@ impl WasiHttpHooks for OutgoingHttpGuard {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
-        let facts = match describe(&request) {
+        let facts = match describe(&request, &self.settings.masking) {
             Ok(facts) => facts,
             Err(error) => return Box::new(async { Err(error) }),
         };
@@ -434,22 +492,35 @@ mod tests {
 
     #[test]
     fn describes_the_request_with_secrets_masked() {
-        let facts = describe(&request(
-            "https://API.Example.com/v1/items?page=2",
-            &[
-                ("authorization", "Bearer s3cret"),
-                ("x-api-key", "k"),
-                ("accept", "application/json"),
-                ("cookie", "sid=1"),
-            ],
-        ))
+        let masking = RequestMasking {
+            masked_headers: vec!["X-Tenant".into()],
+            unmasked_query_parameters: vec!["page".into()],
+        };
+        let facts = describe(
+            &request(
+                "https://API.Example.com/v1/items?page=2&sig=s3cret&flag&empty=",
+                &[
+                    ("authorization", "Bearer s3cret"),
+                    ("x-api-key", "k"),
+                    ("ocp-apim-subscription-key", "s3cret"),
+                    ("x-functions-key", "s3cret"),
+                    ("x-tenant", "s3cret"),
+                    ("accept", "application/json"),
+                    ("cookie", "sid=1"),
+                ],
+            ),
+            &masking,
+        )
         .unwrap();
         assert_eq!(facts.scheme, "https");
         assert_eq!(facts.host, "api.example.com");
         assert_eq!(facts.port, 443);
         assert_eq!(facts.path, "/v1/items");
-        assert_eq!(facts.query, "page=2");
+        assert_eq!(facts.query, "page=2&sig=***&flag&empty=");
         assert_eq!(facts.headers["authorization"], "***");
+        for name in ["ocp-apim-subscription-key", "x-functions-key", "x-tenant"] {
+            assert_eq!(facts.headers[name], "***", "{name}");
+        }
         assert_eq!(facts.headers["x-api-key"], "***");
         assert_eq!(facts.headers["cookie"], "***");
         assert_eq!(facts.headers["accept"], "application/json");
@@ -459,14 +530,23 @@ mod tests {
 
     #[test]
     fn ports_default_by_scheme_and_ipv6_loses_brackets() {
-        assert_eq!(describe(&request("http://h/", &[])).unwrap().port, 80);
-        let facts = describe(&request("http://[::1]:8080/x", &[])).unwrap();
+        assert_eq!(
+            describe(&request("http://h/", &[]), &RequestMasking::default())
+                .unwrap()
+                .port,
+            80
+        );
+        let facts = describe(
+            &request("http://[::1]:8080/x", &[]),
+            &RequestMasking::default(),
+        )
+        .unwrap();
         assert_eq!((facts.host.as_str(), facts.port), ("::1", 8080));
     }
 
     #[test]
     fn resolved_addresses_are_classified_as_they_will_be_connected_to() {
-        let mut facts = describe(&request("http://h/", &[])).unwrap();
+        let mut facts = describe(&request("http://h/", &[]), &RequestMasking::default()).unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         let nat64: IpAddr = "64:ff9b::a9fe:a9fe".parse().unwrap();
         facts.set_resolved([mapped, nat64]);
