@@ -148,6 +148,23 @@ pub struct Unsupported {
 
 impl WitType {
     /// The WIT spelling of this type, abbreviated for nested types; used in error messages.
+    /// The name and bounds of an integer type for "expected …" messages (`u8 (0..=255)`);
+    /// `None` for any other type.
+    pub fn integer_range(&self) -> Option<String> {
+        let (min, max): (i128, i128) = match self {
+            WitType::S8 => (i8::MIN.into(), i8::MAX.into()),
+            WitType::U8 => (u8::MIN.into(), u8::MAX.into()),
+            WitType::S16 => (i16::MIN.into(), i16::MAX.into()),
+            WitType::U16 => (u16::MIN.into(), u16::MAX.into()),
+            WitType::S32 => (i32::MIN.into(), i32::MAX.into()),
+            WitType::U32 => (u32::MIN.into(), u32::MAX.into()),
+            WitType::S64 => (i64::MIN.into(), i64::MAX.into()),
+            WitType::U64 => (u64::MIN.into(), u64::MAX.into()),
+            _ => return None,
+        };
+        Some(format!("{} ({min}..={max})", self.wit_name()))
+    }
+
     pub fn wit_name(&self) -> String {
         match self {
             WitType::Bool => "bool".into(),

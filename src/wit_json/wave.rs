@@ -263,19 +263,19 @@ fn fits(ty: &WitType, node: NodeType) -> bool {
 
 /// What a value of `ty` looks like in WAVE.
 fn expectation(ty: &WitType) -> String {
-    fn range(name: &str, min: i128, max: i128) -> String {
-        format!("{name} ({min}..={max})")
+    if let Some(range) = ty.integer_range() {
+        return range;
     }
     match ty {
         WitType::Bool => "bool (true or false)".into(),
-        WitType::S8 => range("s8", i8::MIN.into(), i8::MAX.into()),
-        WitType::U8 => range("u8", u8::MIN.into(), u8::MAX.into()),
-        WitType::S16 => range("s16", i16::MIN.into(), i16::MAX.into()),
-        WitType::U16 => range("u16", u16::MIN.into(), u16::MAX.into()),
-        WitType::S32 => range("s32", i32::MIN.into(), i32::MAX.into()),
-        WitType::U32 => range("u32", u32::MIN.into(), u32::MAX.into()),
-        WitType::S64 => range("s64", i64::MIN.into(), i64::MAX.into()),
-        WitType::U64 => range("u64", u64::MIN.into(), u64::MAX.into()),
+        WitType::S8
+        | WitType::U8
+        | WitType::S16
+        | WitType::U16
+        | WitType::S32
+        | WitType::U32
+        | WitType::S64
+        | WitType::U64 => unreachable!("integers have a range"),
         WitType::F32 | WitType::F64 => format!("{} (a number, nan, inf or -inf)", ty.wit_name()),
         WitType::Char => "char (one character in single quotes, e.g. 'a')".into(),
         WitType::String => "string (in double quotes)".into(),
