@@ -208,8 +208,8 @@ async fn a_call_whose_verdict_cannot_be_committed_never_runs() {
         served.sink.fail("call", stage);
         let name = format!("{stage:?}.txt");
         let answer = served.write(&name).await;
-        assert_withheld(answer, "calls are refused until it can");
         assert!(!served.work(&name).exists(), "{stage:?}: the tool ran");
+        assert_withheld(answer, "calls are refused until it can");
     }
     assert_eq!(served.sink.refused.load(Ordering::SeqCst), 2);
     // Nothing of either call reached the log: no verdict, no decision, no outcome.
