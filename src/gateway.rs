@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
-use crate::audit::{AuditLog, NewEntry};
+use crate::audit::{AuditLog, AuditSink, NewEntry};
 use crate::config::{ComponentConfig, Config, DriftAction, LimitsConfig, SupplyChainConfig};
 use crate::host::http::{HttpSettings, RequestMasking};
 use crate::host::{CallHost, HostConfig};
@@ -150,7 +150,10 @@ pub struct Gateway {
     /// The `[env]` pool the policy's `env` obligation may grant from.
     env_pool: RwLock<BTreeMap<String, String>>,
     policy: PolicyStore,
+    /// The log itself: supply records, closing, rotation.
     audit: AuditLog,
+    /// Where the call pipeline records (the same log, unless a test substitutes a sink).
+    sink: Arc<dyn AuditSink>,
 }
 
 impl Gateway {
@@ -264,6 +267,7 @@ impl Gateway {
             env_pool: RwLock::new(BTreeMap::new()),
             limits: config.limits.clone(),
             policy,
+            sink: Arc::new(audit.clone()),
             audit,
         };
         let catalog = (|| {
@@ -567,6 +571,14 @@ impl Gateway {
         &self.audit
     }
 
+    /// Records calls and listings through `sink` from now on instead of the audit log itself,
+    /// so that a test can make recording fail and watch the pipeline fail closed. `sink` must
+    /// record into this gateway's log (wrap [`Gateway::audit`]) — see [`AuditSink`].
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Gateway {
+        self.sink = sink;
+        self
+    }
+
     pub fn components(&self) -> Vec<Arc<LoadedComponent>> {
         self.catalog().components.clone()
     }
@@ -604,7 +616,7 @@ impl Gateway {
             "visible": visible.iter().map(|t| t.name()).collect::<Vec<_>>(),
             "hidden": hidden,
         });
-        match self.audit.append(entry).await {
+        match self.sink.append(entry).await {
             Ok(_) => visible,
             Err(error) => {
                 tracing::error!(%error, "cannot record a tool listing; listing nothing");
@@ -690,7 +702,7 @@ impl Gateway {
             "limits": decision.limits, "redact": decision.redact, "env": decision.env,
         });
         verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
-        if let Err(error) = self.audit.append(verdict).await {
+        if let Err(error) = self.sink.append(verdict).await {
             tracing::error!(%call_id, %error, "cannot record the call verdict; refusing the call");
             return CallResult::Denied {
                 reasons: vec![format!(
@@ -790,7 +802,7 @@ impl Gateway {
     ) -> Arc<InFlight> {
         Arc::new(InFlight::new(
             self.policy.clone(),
-            self.audit.clone(),
+            self.sink.clone(),
             record.clone(),
             shared_input,
             redact.to_vec(),
@@ -869,7 +881,7 @@ impl Gateway {
             .collect();
         entry.obligations = serde_json::json!({"masked_in_answer": masked});
         entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
-        if let Err(error) = self.audit.append(entry).await {
+        if let Err(error) = self.sink.append(entry).await {
             return CallResult::Denied {
                 reasons: vec![format!(
                     "the audit log cannot record the result decision ({error}); the result is withheld"
@@ -987,7 +999,7 @@ impl Gateway {
             "in_flight": tally,
         });
         // The outcome is queued behind the call's in-flight records; all of them must commit.
-        let failure = match self.audit.submit(entry) {
+        let failure = match self.sink.submit(entry) {
             Ok(outcome) => {
                 inflight::commit_all(earlier.into_iter().chain(std::iter::once(outcome)))
                     .await

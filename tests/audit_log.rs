@@ -747,12 +747,89 @@ fn rotation_links_the_new_file_to_the_sealed_one() {
     assert_eq!(report.entries, 7);
 }
 
-/// Needs a small file system: `mount -t tmpfs -o size=512k tmpfs DIR` (root), then
-/// `GATEHOUSE_TINYFS=DIR cargo test --test audit_log disk_full -- --ignored`.
+/// Fills a real file system: a 2 MiB tmpfs, mounted by a child process (this test binary again,
+/// running `disk_full_child`) in a mount namespace of its own (`unshare --mount`). The mount
+/// exists only in that namespace, so it goes away with the child however the child ends: a
+/// failed assertion, a panic or a kill cannot leave it mounted. Mounting needs root; without
+/// it, or where namespaces or tmpfs are not allowed, the test says why it skipped.
 #[test]
-#[ignore = "needs a tiny mounted file system in GATEHOUSE_TINYFS"]
 fn disk_full_is_a_specific_error_and_loses_nothing_acknowledged() {
-    let dir = PathBuf::from(std::env::var("GATEHOUSE_TINYFS").expect("GATEHOUSE_TINYFS"));
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid());
+    if !matches!(uid, Ok(0)) {
+        eprintln!("SKIPPED: mounting a small tmpfs to fill needs root (uid: {uid:?})");
+        return;
+    }
+    let probe = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let why = String::from_utf8_lossy(&out.stderr);
+            eprintln!("SKIPPED: no private mount namespace (`unshare --mount`): {why}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: cannot run `unshare` for a private mount namespace: {e}");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "disk_full_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("GATEHOUSE_TINYFS", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    if let Some(why) = stdout.lines().find_map(|l| l.strip_prefix(SKIPPED)) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the disk-full run failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // The mount was the child's alone.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(dir.path().to_str().unwrap()), "{mounts}");
+}
+
+/// What `disk_full_child` prints when it cannot mount, before the reason.
+const SKIPPED: &str = "GATEHOUSE-SKIPPED: ";
+
+#[test]
+#[ignore = "helper process started by disk_full_is_a_specific_error_and_loses_nothing_acknowledged"]
+fn disk_full_child() {
+    let dir =
+        PathBuf::from(std::env::var("GATEHOUSE_TINYFS").expect("run by the disk-full test only"));
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&dir)
+        .output();
+    match mounted {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let why = String::from_utf8_lossy(&out.stderr);
+            println!("{SKIPPED}mount -t tmpfs failed: {}", why.trim());
+            return;
+        }
+        Err(e) => {
+            println!("{SKIPPED}cannot run mount: {e}");
+            return;
+        }
+    }
     let db = dir.join("full.db");
     let log = AuditLog::open(
         &db,

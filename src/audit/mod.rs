@@ -20,6 +20,7 @@ pub mod merkle;
 mod note;
 mod reader;
 mod redact;
+mod sink;
 mod store;
 mod verify;
 mod writer;
@@ -37,6 +38,7 @@ pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
 pub use redact::RedactionKey;
+pub use sink::AuditSink;
 pub use store::{APPLICATION_ID, LogMeta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 pub use writer::{

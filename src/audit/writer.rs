@@ -130,15 +130,30 @@ struct Inner {
 }
 
 /// An entry queued by [`AuditLog::submit`], not yet known to be committed.
-pub struct PendingAppend {
-    rx: tokio::sync::oneshot::Receiver<Result<Appended, AuditError>>,
-    log: AuditLog,
+pub struct PendingAppend(Pending);
+
+enum Pending {
+    Queued {
+        rx: tokio::sync::oneshot::Receiver<Result<Appended, AuditError>>,
+        log: AuditLog,
+    },
+    /// Boxed: the queued case, on every entry's path, stays two pointers and a tag.
+    Failed(Box<AuditError>),
 }
 
 impl PendingAppend {
+    /// An entry that was accepted for recording but will never be committed, for an
+    /// [`AuditSink`](super::AuditSink) that learns of its failure only after queueing.
+    pub fn failed(error: AuditError) -> PendingAppend {
+        PendingAppend(Pending::Failed(Box::new(error)))
+    }
+
     /// Waits until the entry is durably committed; any error means it is not in the log.
     pub async fn committed(self) -> Result<Appended, AuditError> {
-        self.rx.await.map_err(|_| self.log.stopped_error())?
+        match self.0 {
+            Pending::Queued { rx, log } => rx.await.map_err(|_| log.stopped_error())?,
+            Pending::Failed(error) => Err(*error),
+        }
     }
 }
 
@@ -318,10 +333,10 @@ impl AuditLog {
         let prepared = PreparedEntry::new(entry, &self.inner.redaction)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Request::Append(Box::new(prepared), Reply::Async(tx)))?;
-        Ok(PendingAppend {
+        Ok(PendingAppend(Pending::Queued {
             rx,
             log: self.clone(),
-        })
+        }))
     }
 
     /// [`AuditLog::append`] for callers outside an async context (blocks the thread).

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::policy_input;
 
-use crate::audit::{AuditLog, PendingAppend};
+use crate::audit::{AuditSink, PendingAppend};
 use crate::host::guard::{HostGuard, HostRequest, HostVerdict};
 use crate::policy::{Phase, PolicyStore};
 
@@ -24,7 +24,7 @@ use super::{CallRecord, now};
 /// The guard of one running call.
 pub struct InFlight {
     policy: PolicyStore,
-    audit: AuditLog,
+    audit: Arc<dyn AuditSink>,
     record: CallRecord,
     /// `call`, `caller`, `tool` and `arguments`: the part of the input every phase shares.
     shared_input: Arc<Map<String, Value>>,
@@ -78,7 +78,7 @@ impl InFlight {
     /// `shared_input` are the call input's fields every later phase carries.
     pub(crate) fn new(
         policy: PolicyStore,
-        audit: AuditLog,
+        audit: Arc<dyn AuditSink>,
         record: CallRecord,
         shared_input: Arc<Map<String, Value>>,
         call_redact: Vec<String>,
