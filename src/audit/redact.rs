@@ -17,7 +17,7 @@ use super::AuditError;
 use super::canonical::canonical_value;
 
 /// The secret redaction key (32 bytes).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedactionKey([u8; 32]);
 
 impl std::fmt::Debug for RedactionKey {
@@ -29,6 +29,11 @@ impl std::fmt::Debug for RedactionKey {
 impl RedactionKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
+    }
+
+    /// The key as 64 hex digits (its file format).
+    pub(crate) fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
 
     /// Loads the key file (64 hex digits), or creates it with a random key and mode 0600 if it

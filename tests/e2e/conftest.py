@@ -93,9 +93,10 @@ def serve_args(components: dict[str, Path], cache_dir: Path, *extra: str, names=
     """`gatehouse serve` arguments for the named components. The tests of tools and transports
     use the allow-all test bundle; policy tests pass their own (`policies=None` adds none).
     Each gateway gets a fresh audit log in a directory of its own beside the compile cache, in
-    this session's pytest temporary directory, which pytest prunes (it keeps the last three)."""
+    this session's pytest temporary directory, which pytest prunes (it keeps the last three). Its
+    audit keys go to `keys/` beside the log, never to the user's home."""
     audit = audit or Path(tempfile.mkdtemp(prefix="audit-", dir=cache_dir.parent)) / "audit.db"
-    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit)]
+    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit), "--audit-key-dir", str(audit.parent / "keys")]
     if policies is not None:
         args += ["--policies", str(policies)]
     for name in names:
