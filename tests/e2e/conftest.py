@@ -28,6 +28,20 @@ def anyio_backend():
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory) -> Path:
+    """`XDG_STATE_HOME` for every gatehouse process of the session: a gateway started without
+    `--audit-key-dir` creates its audit keys here, never in the user's home."""
+    path = tmp_path_factory.mktemp("state-home")
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def gatehouse() -> Path:
     path = Path(os.environ.get("GATEHOUSE_BIN", REPO / "target" / "debug" / "gatehouse"))
