@@ -626,10 +626,13 @@ mod tests {
             writable = true
             [limits]
             timeout_ms = 500
+            [audit]
+            key_dir = "state"
             "#,
         )
         .unwrap();
         let config = Config::load(&file).unwrap();
+        assert_eq!(config.audit.key_dir, Some(dir.path().join("state")));
         assert_eq!(
             config.components[0].path,
             Some(dir.path().join("c/types.wasm"))

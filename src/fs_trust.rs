@@ -123,3 +123,26 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: u32 = 1000;
+
+    #[test]
+    fn a_private_directory_admits_no_one_else_at_all() {
+        let dir = FileType::Directory;
+        let private = |mode| check(dir, ME, mode, ME, Expect::PrivateDirectory);
+        assert_eq!(private(0o40700), Ok(()));
+        assert_eq!(private(0o750), Err(Distrust::Exposed { mode: 0o750 }));
+        assert_eq!(private(0o701), Err(Distrust::Exposed { mode: 0o701 }));
+        assert_eq!(private(0o770), Err(Distrust::Exposed { mode: 0o770 }));
+        assert_eq!(
+            check(dir, 0, 0o700, ME, Expect::PrivateDirectory),
+            Err(Distrust::ForeignOwner { owner: 0, euid: ME })
+        );
+        // The compile cache's directory only has to be unwritable by others.
+        assert_eq!(check(dir, ME, 0o755, ME, Expect::Directory), Ok(()));
+    }
+}
