@@ -766,7 +766,16 @@ fn a_group_writable_state_directory_is_refused_with_the_fix() {
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o750)).unwrap();
     assert!(StateDir::open(&keys).is_err());
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
-    StateDir::open(&keys).unwrap();
+    let state = StateDir::open(&keys).unwrap();
+    state.checkpoint_key().unwrap();
+    // A private key others may read is not used either.
+    let key = keys.join(CHECKPOINT_KEY);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let error = state.checkpoint_key().unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("Fix: chmod 600 {}", key.display())),
+        "{error}"
+    );
 }
 
 #[test]
@@ -820,4 +829,62 @@ fn a_redaction_key_beside_an_old_log_moves_into_the_state_directory() {
         std::fs::read_to_string(keys.join(REDACTION_KEY)).unwrap(),
         old_key
     );
+    // Another log's different old key is not silently dropped or preferred.
+    let other = dir.path().join("other.db");
+    write_log(&other, None, "test/other", 1);
+    let error = AuditLog::open(
+        &other,
+        AuditConfig {
+            key_dir: Some(keys.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("differs from the installation's"), "{error}");
+    assert!(dir.path().join("other.db.redaction-key").exists());
+}
+
+#[test]
+fn gateways_starting_together_for_the_first_time_share_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_home = dir.path().join("state");
+    let echo = common::component("echo");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
+    let dbs: Vec<PathBuf> = (0..4)
+        .map(|i| dir.path().join(format!("audit-{i}.db")))
+        .collect();
+    let children: Vec<_> = dbs
+        .iter()
+        .map(|db| {
+            Command::new(BIN)
+                .env("XDG_STATE_HOME", &state_home)
+                .args(["call", echo.to_str().unwrap(), "echo(\"x\")"])
+                .args(["--policies", policies, "--audit", db.to_str().unwrap()])
+                .args(["--cache-dir", cache.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let keys = state_home.join("gatehouse");
+    let mut names: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [CHECKPOINT_KEY, CHECKPOINT_PUBLIC_KEY, REDACTION_KEY]
+    );
+    // Every gateway signed with the one key that stayed.
+    for db in &dbs {
+        let out = verify_with_state_home(&state_home, db, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        assert!(stdout(&out).contains("signatures checked with"));
+    }
 }

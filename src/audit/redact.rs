@@ -31,6 +31,13 @@ impl RedactionKey {
         Self(bytes)
     }
 
+    /// A fresh random key.
+    pub(crate) fn generate() -> Result<Self, String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a new key: {e}"))?;
+        Ok(Self(bytes))
+    }
+
     /// The key as 64 hex digits (its file format).
     pub(crate) fn to_hex(&self) -> String {
         hex::encode(self.0)

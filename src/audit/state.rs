@@ -135,10 +135,21 @@ impl StateDir {
             );
             return Ok(old);
         }
-        match self.load_private(&path, RedactionKey::load_or_create)? {
-            Some(key) => Ok(key),
-            None => RedactionKey::load_or_create(&path),
+        if let Some(key) = self.load_private(&path, RedactionKey::load_or_create)? {
+            return Ok(key);
         }
+        // Placed whole, like the checkpoint key: a gateway starting at the same moment must never
+        // read a half-written key file.
+        let candidate = RedactionKey::generate().map_err(|detail| AuditError::Key {
+            path: path.clone(),
+            detail,
+        })?;
+        let text = format!("{}\n", candidate.to_hex());
+        if self.place(REDACTION_KEY, text.as_bytes(), 0o600)? {
+            return Ok(candidate);
+        }
+        self.load_private(&path, RedactionKey::load_or_create)?
+            .ok_or(AuditError::KeyMissing { path })
     }
 
     /// Loads a secret file of ours after checking it is a private regular file; `None` when it
