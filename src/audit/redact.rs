@@ -56,7 +56,7 @@ impl RedactionKey {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let bytes = hex::decode(text)
             .map_err(|_| "redaction key is not hex (expected 64 hex digits)".to_string())?;
         let bytes: [u8; 32] = bytes

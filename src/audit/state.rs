@@ -11,10 +11,12 @@
 //! who could read it could sign a rebuilt log. The check is [`crate::fs_trust`]'s, the same the
 //! compiled-component cache makes.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 use super::AuditError;
 use super::note::{NoteSigner, NoteVerifier};
@@ -48,9 +50,10 @@ pub fn default_key_dir() -> Option<PathBuf> {
 /// A state directory that passed the ownership and permission checks.
 #[derive(Debug)]
 pub struct StateDir {
+    /// For messages only: every access goes through `dir` (`openat`), so renaming or replacing
+    /// the path after the check changes nothing, as in the compiled-component cache.
     path: PathBuf,
-    /// Held open so the checked directory stays the one we checked while we use it.
-    _dir: OwnedFd,
+    dir: OwnedFd,
 }
 
 impl StateDir {
@@ -67,7 +70,7 @@ impl StateDir {
         })?;
         Ok(StateDir {
             path: path.to_owned(),
-            _dir: dir,
+            dir,
         })
     }
 
@@ -79,26 +82,11 @@ impl StateDir {
     /// once both end up with the key the first of them placed: each writes its candidate to a
     /// temporary file and links it into place, which fails rather than overwrites.
     pub fn checkpoint_key(&self) -> Result<NoteSigner, AuditError> {
-        let path = self.path.join(CHECKPOINT_KEY);
-        let signer = match self.load_private(&path, NoteSigner::load)? {
-            Some(signer) => signer,
-            None => {
-                let candidate = NoteSigner::generate(CHECKPOINT_KEY_NAME).map_err(|detail| {
-                    AuditError::Key {
-                        path: path.clone(),
-                        detail,
-                    }
-                })?;
-                let text = format!("{}\n", candidate.to_private_text());
-                if self.place(CHECKPOINT_KEY, text.as_bytes(), 0o600)? {
-                    candidate
-                } else {
-                    // Another process placed its key first: use that one.
-                    self.load_private(&path, NoteSigner::load)?
-                        .ok_or_else(|| AuditError::KeyMissing { path: path.clone() })?
-                }
-            }
-        };
+        let signer = self.load_or_place(CHECKPOINT_KEY, NoteSigner::parse, || {
+            let signer = NoteSigner::generate(CHECKPOINT_KEY_NAME)?;
+            let text = format!("{}\n", signer.to_private_text());
+            Ok((signer, text))
+        })?;
         self.publish(&signer.verifier())?;
         Ok(signer)
     }
@@ -108,71 +96,62 @@ impl StateDir {
     /// upgrade and the log's directory no longer holds it; a different key already here is an
     /// error rather than a silent choice between the two.
     pub fn redaction_key(&self, legacy: &Path) -> Result<RedactionKey, AuditError> {
-        let path = self.path.join(REDACTION_KEY);
-        if legacy.exists() {
-            let old = RedactionKey::load_or_create(legacy)?;
-            let text = format!("{}\n", old.to_hex());
-            if !self.place(REDACTION_KEY, text.as_bytes(), 0o600)?
-                && self
-                    .load_private(&path, RedactionKey::load_or_create)?
-                    .is_none_or(|current| current != old)
-            {
-                return Err(AuditError::Key {
-                    path: legacy.to_owned(),
-                    detail: format!(
-                        "the log's old redaction key differs from the installation's {}; keep \
-                         the one whose hashes you need linkable and move the other away",
-                        path.display()
-                    ),
-                });
-            }
-            std::fs::remove_file(legacy)
-                .map_err(|e| AuditError::io(legacy, "removing the moved redaction key", e))?;
-            tracing::warn!(
-                from = %legacy.display(),
-                to = %path.display(),
-                "moved the audit log's redaction key into the state directory, away from the log"
-            );
-            return Ok(old);
+        if !legacy.exists() {
+            return self.load_or_place(REDACTION_KEY, RedactionKey::parse, || {
+                let key = RedactionKey::generate()?;
+                let text = format!("{}\n", key.to_hex());
+                Ok((key, text))
+            });
         }
-        if let Some(key) = self.load_private(&path, RedactionKey::load_or_create)? {
-            return Ok(key);
-        }
-        // Placed whole, like the checkpoint key: a gateway starting at the same moment must never
-        // read a half-written key file.
-        let candidate = RedactionKey::generate().map_err(|detail| AuditError::Key {
-            path: path.clone(),
-            detail,
+        let old = RedactionKey::load_or_create(legacy)?;
+        let kept = self.load_or_place(REDACTION_KEY, RedactionKey::parse, || {
+            Ok((old.clone(), format!("{}\n", old.to_hex())))
         })?;
-        let text = format!("{}\n", candidate.to_hex());
-        if self.place(REDACTION_KEY, text.as_bytes(), 0o600)? {
-            return Ok(candidate);
+        let path = self.path.join(REDACTION_KEY);
+        if kept != old {
+            return Err(AuditError::Key {
+                path: legacy.to_owned(),
+                detail: format!(
+                    "the log's old redaction key differs from the installation's {}; keep the \
+                     one whose hashes you need linkable and move the other away",
+                    path.display()
+                ),
+            });
         }
-        self.load_private(&path, RedactionKey::load_or_create)?
-            .ok_or(AuditError::KeyMissing { path })
+        std::fs::remove_file(legacy)
+            .map_err(|e| AuditError::io(legacy, "removing the moved redaction key", e))?;
+        tracing::warn!(
+            from = %legacy.display(),
+            to = %path.display(),
+            "moved the audit log's redaction key into the state directory, away from the log"
+        );
+        Ok(old)
     }
 
-    /// Loads a secret file of ours after checking it is a private regular file; `None` when it
-    /// does not exist.
-    fn load_private<T>(
+    /// The secret `name`, parsed; created from `new` if missing. Whoever places it first wins:
+    /// a process that loses the race uses the winner's, never a half-written file.
+    fn load_or_place<T>(
         &self,
-        path: &Path,
-        load: impl Fn(&Path) -> Result<T, AuditError>,
-    ) -> Result<Option<T>, AuditError> {
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(AuditError::io(path, "examining key file", e)),
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+        new: impl FnOnce() -> Result<(T, String), String>,
+    ) -> Result<T, AuditError> {
+        let path = self.path.join(name);
+        let key_error = |detail| AuditError::Key {
+            path: path.clone(),
+            detail,
         };
-        fs_trust::check(
-            rustix::fs::FileType::from_raw_mode(meta.mode()),
-            meta.uid(),
-            meta.mode(),
-            rustix::process::geteuid().as_raw(),
-            Expect::Key,
-        )
-        .map_err(|distrust| untrusted(path, distrust, false))?;
-        load(path).map(Some)
+        if let Some(text) = self.read(name, Expect::Key)? {
+            return parse(text.trim()).map_err(key_error);
+        }
+        let (value, text) = new().map_err(key_error)?;
+        if self.place(name, text.as_bytes(), 0o600)? {
+            return Ok(value);
+        }
+        let text = self
+            .read(name, Expect::Key)?
+            .ok_or_else(|| AuditError::KeyMissing { path: path.clone() })?;
+        parse(text.trim()).map_err(key_error)
     }
 
     /// Writes the verifier key beside the private key, or checks the one there matches it: a
@@ -183,7 +162,10 @@ impl StateDir {
         if self.place(CHECKPOINT_PUBLIC_KEY, text.as_bytes(), 0o644)? {
             return Ok(());
         }
-        if NoteVerifier::load(&path)? != *verifier {
+        let found = self
+            .read(CHECKPOINT_PUBLIC_KEY, Expect::Entry)?
+            .unwrap_or_default();
+        if NoteVerifier::parse(found.trim()).ok().as_ref() != Some(verifier) {
             return Err(AuditError::Key {
                 path,
                 detail: format!(
@@ -196,30 +178,53 @@ impl StateDir {
         Ok(())
     }
 
+    /// The text of `name` after checking the opened file (never a symbolic link) is ours and
+    /// meets `expect`; `None` when it does not exist.
+    fn read(&self, name: &str, expect: Expect) -> Result<Option<String>, AuditError> {
+        let path = self.path.join(name);
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let file = match rustix::fs::openat(&self.dir, name, flags, Mode::empty()) {
+            Ok(file) => file,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(untrusted(&path, Distrust::Symlink, false)),
+            Err(errno) => return Err(AuditError::io(&path, "opening key file", errno.into())),
+        };
+        let stat = rustix::fs::fstat(&file)
+            .map_err(|e| AuditError::io(&path, "examining key file", e.into()))?;
+        fs_trust::check_stat(&stat, expect).map_err(|d| untrusted(&path, d, false))?;
+        let mut text = String::new();
+        std::fs::File::from(file)
+            .read_to_string(&mut text)
+            .map_err(|e| AuditError::io(&path, "reading key file", e))?;
+        Ok(Some(text))
+    }
+
     /// Creates `name` with `contents` unless it exists: written completely to a temporary file
     /// first, then hard-linked into place (never replacing). `false` when `name` already existed.
     fn place(&self, name: &str, contents: &[u8], mode: u32) -> Result<bool, AuditError> {
         let target = self.path.join(name);
+        let io_error = |e: std::io::Error| AuditError::io(&target, "creating key file", e);
         let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| AuditError::Key {
-            path: target.clone(),
-            detail: format!("no randomness: {e}"),
-        })?;
-        let tmp = self
-            .path
-            .join(format!(".{name}.{}.tmp", hex::encode(nonce)));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()));
-        let linked = written.and_then(|()| std::fs::hard_link(&tmp, &target));
-        let _ = std::fs::remove_file(&tmp);
+        getrandom::fill(&mut nonce)
+            .map_err(|e| io_error(std::io::Error::other(format!("no randomness: {e}"))))?;
+        let tmp = format!(".{name}.{}.tmp", hex::encode(nonce));
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.dir, tmp.as_str(), flags, Mode::from_raw_mode(mode))
+            .map_err(|e| io_error(e.into()))?;
+        let mut file = std::fs::File::from(fd);
+        let linked = file
+            .write_all(contents)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| {
+                rustix::fs::linkat(&self.dir, tmp.as_str(), &self.dir, name, AtFlags::empty())
+                    .map_err(std::io::Error::from)
+            });
+        let _ = rustix::fs::unlinkat(&self.dir, tmp.as_str(), AtFlags::empty());
         match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(AuditError::io(&target, "creating key file", e)),
+            Err(e) => Err(io_error(e)),
         }
     }
 }
