@@ -72,8 +72,13 @@ pub struct AuditLogConfig {
     /// SQLite file; created on first start. Default `gatehouse-audit.db` in the working
     /// directory (not the config file's: the default is where the operator runs the gateway).
     pub path: Option<PathBuf>,
-    /// Ed25519 checkpoint signing key (`gatehouse audit keygen`); unsigned checkpoints without.
+    /// Ed25519 checkpoint signing key (`gatehouse audit keygen`); without it the installation's
+    /// key in `key_dir` signs.
     pub signing_key: Option<PathBuf>,
+    /// The gateway's state directory for its audit keys (checkpoint key created on first start,
+    /// redaction key), mode 0700, apart from the log. Default (applied by `serve` and `call`):
+    /// `$XDG_STATE_HOME/gatehouse`, else `~/.local/state/gatehouse` (`audit::default_key_dir`).
+    pub key_dir: Option<PathBuf>,
     /// Where checkpoints are also appended for shipping off the host (default `<path>.checkpoints`).
     pub checkpoint_file: Option<PathBuf>,
     /// A checkpoint after this many entries…
@@ -94,6 +99,7 @@ impl Default for AuditLogConfig {
         AuditLogConfig {
             path: None,
             signing_key: None,
+            key_dir: None,
             checkpoint_file: None,
             checkpoint_every: default_checkpoint_every(),
             checkpoint_interval_secs: default_checkpoint_interval_secs(),
@@ -566,6 +572,7 @@ impl Config {
             &mut self.policy.dir,
             &mut self.audit.path,
             &mut self.audit.signing_key,
+            &mut self.audit.key_dir,
             &mut self.audit.checkpoint_file,
             &mut self.supply_chain.pins,
             &mut self.supply_chain.ca_file,
@@ -629,10 +636,13 @@ mod tests {
             writable = true
             [limits]
             timeout_ms = 500
+            [audit]
+            key_dir = "state"
             "#,
         )
         .unwrap();
         let config = Config::load(&file).unwrap();
+        assert_eq!(config.audit.key_dir, Some(dir.path().join("state")));
         assert_eq!(
             config.components[0].path,
             Some(dir.path().join("c/types.wasm"))

@@ -173,6 +173,7 @@ impl Gateway {
             &config.audit.path(),
             crate::audit::AuditConfig {
                 signing_key: config.audit.signing_key.clone(),
+                key_dir: config.audit.key_dir.clone(),
                 checkpoint_file: config.audit.checkpoint_file.clone(),
                 checkpoint_every: config.audit.checkpoint_every,
                 checkpoint_interval: std::time::Duration::from_secs(

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cli;
 #[cfg(feature = "full")]
 pub mod config;
+pub mod fs_trust;
 pub mod fuzzing;
 #[cfg(feature = "full")]
 pub mod gateway;

@@ -1,15 +1,30 @@
 //! The auditor CLI (`gatehouse audit …`) run as a real binary over a log written through the API.
 
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gatehouse::audit::{AuditConfig, AuditLog, NewEntry, NoteSigner, merkle};
+use gatehouse::audit::{
+    AuditConfig, AuditLog, AuditReader, CHECKPOINT_KEY, CHECKPOINT_PUBLIC_KEY, NewEntry,
+    NoteSigner, REDACTION_KEY, StateDir, merkle,
+};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
+/// Runs the CLI with an `XDG_STATE_HOME` that holds no installation key (so `verify` without
+/// `--key-dir` or `--pubkey` checks internal consistency only) and is never the user's.
 fn gatehouse(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    Command::new(BIN)
+        .env(
+            "XDG_STATE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-state"),
+        )
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -531,4 +546,345 @@ fn tail_follow_prints_new_entries_as_they_are_committed() {
     child.kill().unwrap();
     child.wait().unwrap();
     writer.close().unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `gatehouse audit verify DB ARGS` with `XDG_STATE_HOME` set to `state_home`.
+fn verify_with_state_home(state_home: &Path, db: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .env("XDG_STATE_HOME", state_home)
+        .args(["audit", "verify", db.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A log of `entries` entries written with the installation keys in `key_dir` (`None`: the
+/// library's old default, unsigned), with origin `origin`.
+fn write_log(db: &Path, key_dir: Option<&Path>, origin: &str, entries: usize) {
+    let log = AuditLog::open(
+        db,
+        AuditConfig {
+            origin: Some(origin.into()),
+            key_dir: key_dir.map(Path::to_owned),
+            checkpoint_every: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for i in 0..entries {
+        let mut e = NewEntry::new("call", "allow", caller("alice"), json!({"i": i}));
+        e.tool = Some("fetch".into());
+        log.append_blocking(e).unwrap();
+    }
+    log.close().unwrap();
+}
+
+#[test]
+fn a_fresh_gateway_signs_with_its_own_private_key_kept_apart_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_home = dir.path().join("state");
+    let db = dir.path().join("audit.db");
+    let echo = common::component("echo");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
+    // No --audit-key, no --audit-key-dir: the default state directory is used.
+    let out = Command::new(BIN)
+        .env("XDG_STATE_HOME", &state_home)
+        .args(["call", echo.to_str().unwrap(), "echo(\"x\")"])
+        .args(["--policies", policies, "--audit", db.to_str().unwrap()])
+        .args(["--cache-dir", dir.path().join("cache").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let keys = state_home.join("gatehouse");
+    assert_eq!(mode(&keys), 0o700);
+    assert_eq!(mode(&keys.join(CHECKPOINT_KEY)), 0o600);
+    assert_eq!(mode(&keys.join(REDACTION_KEY)), 0o600);
+    let public = std::fs::read_to_string(keys.join(CHECKPOINT_PUBLIC_KEY)).unwrap();
+    let checkpoints = AuditReader::open(&db).unwrap().checkpoints().unwrap();
+    assert!(!checkpoints.is_empty());
+    for checkpoint in &checkpoints {
+        assert!(checkpoint.is_signed(), "{}", checkpoint.note);
+    }
+    assert!(
+        !dir.path().join("audit.db.redaction-key").exists(),
+        "the redaction key must not be beside the log"
+    );
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("key"))
+        .collect();
+    assert!(beside.is_empty(), "key files beside the log: {beside:?}");
+
+    // verify finds the installation's key by itself and says so.
+    let checked = verify_with_state_home(&state_home, &db, &[]);
+    let text = stdout(&checked);
+    assert_eq!(checked.status.code(), Some(0), "{text}");
+    let key_id = public.trim().split('+').nth(1).unwrap();
+    assert!(
+        text.contains(&format!("signatures checked with gatehouse-audit+{key_id}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rebuilt_log_fails_verify_once_the_installation_key_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let installation = dir.path().join("installation");
+    let genuine = dir.path().join("genuine.db");
+    write_log(&genuine, Some(&installation), "test/rebuild", 5);
+    // The attacker rebuilds the log consistently: same origin, their own key...
+    let forged = dir.path().join("forged.db");
+    write_log(
+        &forged,
+        Some(&dir.path().join("attacker")),
+        "test/rebuild",
+        4,
+    );
+    // ...or with no key at all.
+    let unsigned = dir.path().join("unsigned.db");
+    write_log(&unsigned, None, "test/rebuild", 4);
+    let no_state = dir.path().join("no-state");
+
+    for db in [&forged, &unsigned] {
+        let consistent = verify_with_state_home(&no_state, db, &[]);
+        let text = stdout(&consistent);
+        assert_eq!(consistent.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("internal consistency only: no key, a rebuilt log would also pass"),
+            "{text}"
+        );
+        let with_key = verify_with_state_home(
+            &no_state,
+            db,
+            &["--key-dir", installation.to_str().unwrap()],
+        );
+        let text = stdout(&with_key);
+        assert_eq!(with_key.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("signatures checked with gatehouse-audit+"),
+            "{text}"
+        );
+        assert!(text.contains("FAILED"), "{text}");
+    }
+    // The default state directory is searched too: $XDG_STATE_HOME/gatehouse.
+    let state_home = dir.path().join("state-home");
+    std::fs::create_dir(&state_home).unwrap();
+    std::fs::rename(&installation, state_home.join("gatehouse")).unwrap();
+    assert_eq!(
+        verify_with_state_home(&state_home, &forged, &[])
+            .status
+            .code(),
+        Some(1)
+    );
+    let genuine_ok = verify_with_state_home(&state_home, &genuine, &[]);
+    assert_eq!(genuine_ok.status.code(), Some(0), "{}", stdout(&genuine_ok));
+    let json: Value =
+        serde_json::from_slice(&verify_with_state_home(&state_home, &genuine, &["--json"]).stdout)
+            .unwrap();
+    assert!(
+        json["proved"]
+            .as_str()
+            .unwrap()
+            .starts_with("signatures checked with gatehouse-audit+"),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_published_checkpoint_verifies_and_catches_a_truncated_log() {
+    let log = populate();
+    let out = gatehouse(&["audit", "checkpoint", log.db()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let published = log._dir.path().join("published.note");
+    std::fs::write(&published, &out.stdout).unwrap();
+    let note = stdout(&out);
+    assert!(note.starts_with("test/cli\n4\n"), "{note}");
+    assert!(note.contains("\n— cli-test "), "{note}");
+
+    let args = |db: &str| {
+        gatehouse(&[
+            "audit",
+            "verify",
+            db,
+            "--pubkey",
+            log.pubkey.to_str().unwrap(),
+            "--checkpoint",
+            published.to_str().unwrap(),
+        ])
+    };
+    let ok = args(log.db());
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("the log extends the checkpoints in"));
+
+    // Someone who can write the file drops the last entries and the checkpoints covering them.
+    let c = rusqlite::Connection::open(&log.db).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER entries_no_delete; DROP TRIGGER checkpoints_no_delete;
+         DROP TRIGGER entry_blocks_no_delete;
+         DELETE FROM entries WHERE seq > 2; DELETE FROM checkpoints WHERE tree_size > 2;
+         DELETE FROM entry_blocks WHERE key IN ('bob', 'read-file');",
+    )
+    .unwrap();
+    drop(c);
+    let truncated = args(log.db());
+    assert_eq!(truncated.status.code(), Some(1), "{}", stdout(&truncated));
+    assert!(
+        stdout(&truncated).contains("FAILED: first bad entry: seq 3"),
+        "{}",
+        stdout(&truncated)
+    );
+}
+
+#[test]
+fn a_group_writable_state_directory_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let error = AuditLog::open(
+        &dir.path().join("audit.db"),
+        AuditConfig {
+            key_dir: Some(keys.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains(keys.to_str().unwrap()), "{error}");
+    assert!(
+        error.contains(&format!("Fix: chmod 700 {}", keys.display())),
+        "{error}"
+    );
+    assert!(!keys.join(CHECKPOINT_KEY).exists());
+    // Readable by others is refused as well: the directory holds secrets.
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert!(StateDir::open(&keys).is_err());
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let state = StateDir::open(&keys).unwrap();
+    state.checkpoint_key().unwrap();
+    // A private key others may read is not used either.
+    let key = keys.join(CHECKPOINT_KEY);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let error = state.checkpoint_key().unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("Fix: chmod 600 {}", key.display())),
+        "{error}"
+    );
+}
+
+#[test]
+fn concurrent_first_starts_end_with_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let keys = keys.clone();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let state = StateDir::open(&keys).unwrap();
+                let signer = state.checkpoint_key().unwrap();
+                let redaction = state
+                    .redaction_key(&keys.join("no-legacy-key"))
+                    .unwrap()
+                    .mac(&json!("x"))
+                    .unwrap();
+                (signer.verifier().to_text(), redaction)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(results.iter().all(|r| *r == results[0]), "{results:?}");
+    let public = std::fs::read_to_string(keys.join(CHECKPOINT_PUBLIC_KEY)).unwrap();
+    assert_eq!(public.trim(), results[0].0);
+    let mut names: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [CHECKPOINT_KEY, CHECKPOINT_PUBLIC_KEY, REDACTION_KEY]
+    );
+}
+
+#[test]
+fn a_redaction_key_beside_an_old_log_moves_into_the_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_log(&db, None, "test/legacy", 1);
+    let legacy = dir.path().join("audit.db.redaction-key");
+    let old_key = std::fs::read_to_string(&legacy).unwrap();
+    let keys = dir.path().join("keys");
+    write_log(&db, Some(&keys), "test/legacy", 1);
+    assert!(!legacy.exists());
+    assert_eq!(
+        std::fs::read_to_string(keys.join(REDACTION_KEY)).unwrap(),
+        old_key
+    );
+    // Another log's different old key is not silently dropped or preferred.
+    let other = dir.path().join("other.db");
+    write_log(&other, None, "test/other", 1);
+    let error = AuditLog::open(
+        &other,
+        AuditConfig {
+            key_dir: Some(keys.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("differs from the installation's"), "{error}");
+    assert!(dir.path().join("other.db.redaction-key").exists());
+}
+
+#[test]
+fn gateways_starting_together_for_the_first_time_share_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_home = dir.path().join("state");
+    let echo = common::component("echo");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
+    let dbs: Vec<PathBuf> = (0..4)
+        .map(|i| dir.path().join(format!("audit-{i}.db")))
+        .collect();
+    let children: Vec<_> = dbs
+        .iter()
+        .map(|db| {
+            Command::new(BIN)
+                .env("XDG_STATE_HOME", &state_home)
+                .args(["call", echo.to_str().unwrap(), "echo(\"x\")"])
+                .args(["--policies", policies, "--audit", db.to_str().unwrap()])
+                .args(["--cache-dir", cache.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let keys = state_home.join("gatehouse");
+    let mut names: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [CHECKPOINT_KEY, CHECKPOINT_PUBLIC_KEY, REDACTION_KEY]
+    );
+    // Every gateway signed with the one key that stayed.
+    for db in &dbs {
+        let out = verify_with_state_home(&state_home, db, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        assert!(stdout(&out).contains("signatures checked with"));
+    }
 }

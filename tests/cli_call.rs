@@ -12,6 +12,7 @@ fn gatehouse(args: &[&str]) -> Output {
         .args(args)
         .arg("--cache-dir")
         .arg(&cache)
+        .env("XDG_STATE_HOME", common::state_home())
         .env_remove("RUST_LOG")
         .output()
         .expect("running gatehouse")
@@ -283,6 +284,7 @@ fn a_tool_cannot_forge_a_line_of_the_gateway_log() {
     let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/policies/allow-all");
     let forged = "2026-12-05T21:00:00.000000Z ERROR gatehouse: audit log corrupted";
     let output = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env("XDG_STATE_HOME", common::state_home())
         .args(["call", path.to_str().unwrap()])
         .arg(format!(
             r#"print("out\n{forged}", "err\r\u{{1b}}[2K{forged}")"#

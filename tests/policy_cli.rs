@@ -200,6 +200,7 @@ fn any_rego_directory_is_tested_but_not_served() {
     let audit = tempfile::tempdir().unwrap();
     let echo = common::component("echo");
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env("XDG_STATE_HOME", common::state_home())
         .args(["serve", "--policies", dir.path().to_str().unwrap()])
         .args(["--component", echo.to_str().unwrap()])
         .args(["--audit", audit.path().join("audit.db").to_str().unwrap()])
@@ -216,6 +217,7 @@ fn any_rego_directory_is_tested_but_not_served() {
     );
     let example = temp_bundle(&[("example.rego", EXAMPLE)]);
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env("XDG_STATE_HOME", common::state_home())
         .args(["serve", "--policies", example.path().to_str().unwrap()])
         .args(["--component", echo.to_str().unwrap()])
         .args(["--audit", audit.path().join("audit.db").to_str().unwrap()])

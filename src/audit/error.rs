@@ -64,6 +64,17 @@ pub enum AuditError {
     #[error("{path}: key file does not exist")]
     KeyMissing { path: PathBuf },
 
+    /// The state directory holding the installation's audit keys cannot be used.
+    #[error(
+        "{path}: audit key directory not used: {detail}; anyone else with access could read or \
+         swap the keys that sign and redact the log. Fix: {fix}"
+    )]
+    StateDir {
+        path: PathBuf,
+        detail: String,
+        fix: String,
+    },
+
     #[error("invalid audit entry: {field}: {detail}")]
     InvalidEntry { field: &'static str, detail: String },
 

@@ -21,6 +21,7 @@ mod note;
 mod reader;
 mod redact;
 mod sink;
+mod state;
 mod store;
 mod verify;
 mod writer;
@@ -39,8 +40,13 @@ pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
 pub use redact::RedactionKey;
 pub use sink::AuditSink;
+pub use state::{
+    CHECKPOINT_KEY, CHECKPOINT_KEY_NAME, CHECKPOINT_PUBLIC_KEY, REDACTION_KEY, StateDir,
+    default_key_dir,
+};
 pub use store::{APPLICATION_ID, LogMeta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 pub use writer::{
-    AuditConfig, AuditLog, Closed, PendingAppend, Rotated, Synchronous, default_checkpoint_file,
+    AuditConfig, AuditLog, Closed, PendingAppend, Rotated, SigningKeyInfo, Synchronous,
+    default_checkpoint_file,
 };

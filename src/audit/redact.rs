@@ -17,7 +17,7 @@ use super::AuditError;
 use super::canonical::canonical_value;
 
 /// The secret redaction key (32 bytes).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedactionKey([u8; 32]);
 
 impl std::fmt::Debug for RedactionKey {
@@ -29,6 +29,18 @@ impl std::fmt::Debug for RedactionKey {
 impl RedactionKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
+    }
+
+    /// A fresh random key.
+    pub(crate) fn generate() -> Result<Self, String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a new key: {e}"))?;
+        Ok(Self(bytes))
+    }
+
+    /// The key as 64 hex digits (its file format).
+    pub(crate) fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
 
     /// Loads the key file (64 hex digits), or creates it with a random key and mode 0600 if it
@@ -44,7 +56,7 @@ impl RedactionKey {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let bytes = hex::decode(text)
             .map_err(|_| "redaction key is not hex (expected 64 hex digits)".to_string())?;
         let bytes: [u8; 32] = bytes

@@ -301,7 +301,7 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
 
     if options.pubkey.is_none() {
         warnings.push(
-            "SIGNATURES NOT CHECKED: no --pubkey given. Without the log's public key anyone able to write the file can rebuild it consistently.".into(),
+            "SIGNATURES NOT CHECKED: no key given (--pubkey, --key-dir) or found in the state directory. Without the log's public key anyone able to write the file can rebuild it consistently.".into(),
         );
     }
     let unsigned = stored.len() - signed;

@@ -35,6 +35,7 @@ use super::file_sync::FileSync;
 use super::merkle::CompactRange;
 use super::note::NoteSigner;
 use super::redact::RedactionKey;
+use super::state::StateDir;
 use super::store::{self, ENTRY_COLUMN_COUNT, ENTRY_COLUMNS, LogMeta};
 
 /// How hard SQLite pushes each commit to disk (`[audit] synchronous` in the config file).
@@ -54,10 +55,16 @@ pub struct AuditConfig {
     /// The checkpoint origin line for a NEW log (an existing log keeps its own; a different value
     /// here is an error). Default: `gatehouse.local/audit/<random>`.
     pub origin: Option<String>,
-    /// Checkpoint signing key (`gatehouse audit keygen`). Without it checkpoints are unsigned.
+    /// Checkpoint signing key (`gatehouse audit keygen`). Without it, the installation's key in
+    /// `key_dir` signs; without either, checkpoints are unsigned.
     pub signing_key: Option<PathBuf>,
-    /// Redaction key file; created (0600) if absent. Default: `<signing_key>.redaction`, or
-    /// `<db>.redaction-key` without a signing key.
+    /// The installation's state directory ([`super::StateDir`]): its checkpoint key (created on
+    /// first start) signs when no `signing_key` is given, and it holds the redaction key, apart
+    /// from the log. The CLI always sets it; `None` (library use) keeps the keys of old versions.
+    pub key_dir: Option<PathBuf>,
+    /// Redaction key file; created (0600) if absent. Default: `<signing_key>.redaction` if that
+    /// exists, else the state directory's key (adopting a `<db>.redaction-key` left beside the
+    /// log by an older version), else `<signing_key>.redaction` or `<db>.redaction-key`.
     pub redaction_key: Option<PathBuf>,
     /// File every checkpoint is also appended to. Default: `<db>.checkpoints`.
     pub checkpoint_file: Option<PathBuf>,
@@ -75,6 +82,7 @@ impl Default for AuditConfig {
         Self {
             origin: None,
             signing_key: None,
+            key_dir: None,
             redaction_key: None,
             checkpoint_file: None,
             checkpoint_every: 1000,
@@ -127,6 +135,38 @@ struct Inner {
     redaction: RedactionKey,
     /// Why the writer stopped, once it has.
     stopped: Arc<Mutex<Option<StopReason>>>,
+    signing_key: Option<SigningKeyInfo>,
+}
+
+/// Which key signs the checkpoints (shown in the serve banner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyInfo {
+    /// The private key file.
+    pub path: PathBuf,
+    /// The C2SP verifier key text (`<name>+<key id>+<key>`), what auditors check with.
+    pub verifier: String,
+}
+
+/// The redaction key, by the precedence [`AuditConfig::redaction_key`] documents.
+fn open_redaction_key(
+    db: &Path,
+    config: &AuditConfig,
+    state: Option<&StateDir>,
+) -> Result<RedactionKey, AuditError> {
+    if let Some(path) = &config.redaction_key {
+        return RedactionKey::load_or_create(path);
+    }
+    let beside_signing_key = config
+        .signing_key
+        .as_deref()
+        .map(|key| with_suffix(key, ".redaction"));
+    let legacy = with_suffix(db, ".redaction-key");
+    match (beside_signing_key, state) {
+        (Some(path), _) if path.exists() => RedactionKey::load_or_create(&path),
+        (_, Some(state)) => state.redaction_key(&legacy),
+        (Some(path), None) => RedactionKey::load_or_create(&path),
+        (None, None) => RedactionKey::load_or_create(&legacy),
+    }
 }
 
 /// An entry queued by [`AuditLog::submit`], not yet known to be committed.
@@ -234,20 +274,23 @@ impl AuditLog {
         }
         configure(&conn, path, config.synchronous)?;
 
-        let signer = config
-            .signing_key
-            .as_deref()
-            .map(NoteSigner::load)
-            .transpose()?;
-        let redaction_path =
-            config
-                .redaction_key
-                .clone()
-                .unwrap_or_else(|| match &config.signing_key {
-                    Some(k) => with_suffix(k, ".redaction"),
-                    None => with_suffix(path, ".redaction-key"),
+        let state = config.key_dir.as_deref().map(StateDir::open).transpose()?;
+        let (signer, signing_key_path) = match (&config.signing_key, &state) {
+            (Some(key), _) => (Some(NoteSigner::load(key)?), Some(key.clone())),
+            (None, Some(state)) => (
+                Some(state.checkpoint_key()?),
+                Some(state.path().join(super::CHECKPOINT_KEY)),
+            ),
+            (None, None) => (None, None),
+        };
+        let redaction = open_redaction_key(path, &config, state.as_ref())?;
+        let signing_key =
+            signing_key_path
+                .zip(signer.as_ref())
+                .map(|(path, signer)| SigningKeyInfo {
+                    path,
+                    verifier: signer.verifier().to_text(),
                 });
-        let redaction = RedactionKey::load_or_create(&redaction_path)?;
         let checkpoint_path = config
             .checkpoint_file
             .clone()
@@ -292,8 +335,14 @@ impl AuditLog {
                 identity,
                 redaction,
                 stopped,
+                signing_key,
             }),
         })
+    }
+
+    /// The key that signs this log's checkpoints, or `None` when they are unsigned.
+    pub fn signing_key(&self) -> Option<&SigningKeyInfo> {
+        self.inner.signing_key.as_ref()
     }
 
     fn identity(&self) -> Identity {

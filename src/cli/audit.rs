@@ -83,13 +83,21 @@ pub enum AuditCommand {
         /// The log's public checkpoint key (from `audit keygen`): require valid signatures.
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
-        /// A checkpoint file kept outside the host: catches a truncated or replaced log.
+        /// A checkpoint file kept outside the host (or one note printed by `audit checkpoint`):
+        /// catches a truncated or replaced log.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// The gateway's state directory: check signatures with its public key (without
+        /// --pubkey, the default directory's key is used when it exists).
+        #[arg(long, value_name = "DIR", conflicts_with = "pubkey")]
+        key_dir: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Print the latest stored checkpoint (a C2SP signed note) to publish elsewhere; later,
+    /// `audit verify DB --checkpoint FILE` proves the log still extends it.
+    Checkpoint { db: PathBuf },
     /// Print an inclusion proof (--seq) or a consistency proof (--old-size) as JSON.
     Prove {
         db: PathBuf,
@@ -228,8 +236,25 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
             db,
             pubkey,
             checkpoint,
+            key_dir,
             json,
-        } => verify_cmd(&db, pubkey.as_deref(), checkpoint.as_deref(), json),
+        } => {
+            let key = find_key(pubkey, key_dir)?;
+            verify_cmd(&db, key.as_ref(), checkpoint.as_deref(), json)
+        }
+        AuditCommand::Checkpoint { db } => {
+            let latest = open(&db)?.checkpoints()?.pop().with_context(|| {
+                format!("{}: no checkpoint yet (the gateway writes one every N entries, T seconds and at shutdown)", db.display())
+            })?;
+            if !latest.is_signed() {
+                eprintln!(
+                    "warning: this checkpoint is unsigned: it still shows later truncation, but anyone could have made it"
+                );
+            }
+            // One record of the checkpoint file format: the note and an empty line.
+            say!("{}", latest.note);
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Prove {
             db,
             seq,
@@ -689,15 +714,61 @@ fn stats(reader: &AuditReader, since: Option<&str>, format: Format) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// The public key `verify` checks signatures with, and where it came from.
+struct VerifyKey {
+    path: PathBuf,
+    verifier: NoteVerifier,
+}
+
+/// `--pubkey`, else `--key-dir`'s public key (which must exist), else the default state
+/// directory's when it exists; `None`: nothing to check signatures with.
+fn find_key(pubkey: Option<PathBuf>, key_dir: Option<PathBuf>) -> Result<Option<VerifyKey>> {
+    let path = match (pubkey, key_dir) {
+        (Some(path), _) => path,
+        (None, Some(dir)) => dir.join(crate::audit::CHECKPOINT_PUBLIC_KEY),
+        (None, None) => match crate::audit::default_key_dir()
+            .map(|dir| dir.join(crate::audit::CHECKPOINT_PUBLIC_KEY))
+            .filter(|path| path.exists())
+        {
+            Some(path) => path,
+            None => return Ok(None),
+        },
+    };
+    let verifier = NoteVerifier::load(&path)?;
+    Ok(Some(VerifyKey { path, verifier }))
+}
+
+/// What a passing verification proves, given the key and external checkpoints it had.
+fn proved(key: Option<&VerifyKey>, external: Option<&Path>) -> String {
+    let mut text = match key {
+        Some(key) => format!(
+            "signatures checked with {}+{} ({}): a log rebuilt without that key fails",
+            key.verifier.name(),
+            hex::encode(key.verifier.key_id()),
+            key.path.display()
+        ),
+        None => "internal consistency only: no key, a rebuilt log would also pass".to_owned(),
+    };
+    match external {
+        Some(file) => text.push_str(&format!(
+            "; the log extends the checkpoints in {}, so it was not truncated or replaced since",
+            file.display()
+        )),
+        None => text.push_str("; no external checkpoint, a truncated tail would pass"),
+    }
+    text
+}
+
 fn verify_cmd(
     db: &Path,
-    pubkey: Option<&Path>,
+    key: Option<&VerifyKey>,
     checkpoint: Option<&Path>,
     json: bool,
 ) -> Result<ExitCode> {
     let reader = open(db)?;
+    let proved = proved(key, checkpoint);
     let options = VerifyOptions {
-        pubkey: pubkey.map(NoteVerifier::load).transpose()?,
+        pubkey: key.map(|k| k.verifier.clone()),
         external: checkpoint
             .map(|p| read_checkpoint_file(p).map(|cps| (p.to_owned(), cps)))
             .transpose()?,
@@ -709,7 +780,9 @@ fn verify_cmd(
         ExitCode::from(1)
     };
     if json {
-        say!("{}", serde_json::to_string_pretty(&report)?);
+        let mut value = serde_json::to_value(&report)?;
+        value["proved"] = Value::String(proved);
+        say!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(code);
     }
     let stdout = std::io::stdout();
@@ -743,6 +816,7 @@ fn verify_cmd(
             report.last_checkpoint_size
         )?;
     }
+    writeln!(out, "proved:      {proved}")?;
     match report.first_problem() {
         None => writeln!(
             out,

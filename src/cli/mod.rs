@@ -86,6 +86,11 @@ pub struct GovernanceArgs {
     /// Ed25519 key that signs audit checkpoints (`gatehouse audit keygen`).
     #[arg(long, value_name = "FILE")]
     pub audit_key: Option<std::path::PathBuf>,
+    /// State directory for the audit keys (mode 0700; created on first start): its checkpoint
+    /// key signs unless --audit-key names another; it holds the redaction key. Default
+    /// `$XDG_STATE_HOME/gatehouse` or `~/.local/state/gatehouse`.
+    #[arg(long, value_name = "DIR")]
+    pub audit_key_dir: Option<std::path::PathBuf>,
 }
 
 impl GovernanceArgs {
@@ -103,6 +108,18 @@ impl GovernanceArgs {
         }
         if self.audit_key.is_some() {
             config.audit.signing_key = self.audit_key.clone();
+        }
+        if self.audit_key_dir.is_some() {
+            config.audit.key_dir = self.audit_key_dir.clone();
+        }
+        if config.audit.key_dir.is_none() {
+            config.audit.key_dir = crate::audit::default_key_dir();
+            if config.audit.key_dir.is_none() {
+                tracing::warn!(
+                    "neither XDG_STATE_HOME nor HOME is set: no audit key directory, so \
+                     checkpoints are unsigned; give --audit-key-dir DIR"
+                );
+            }
         }
     }
 }

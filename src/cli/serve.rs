@@ -379,6 +379,16 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
         },
         config.audit.path().display(),
     ));
+    banner.push_str(&match gateway.audit().signing_key() {
+        Some(key) => format!(
+            "  audit checkpoints signed with {} (public key: {})\n",
+            key.path.display(),
+            key.verifier
+        ),
+        None => "  audit checkpoints UNSIGNED: they prove internal consistency only (give \
+                 --audit-key-dir or --audit-key)\n"
+            .to_owned(),
+    });
     banner.push_str(&format!(
         "  mounts: {}\n  outgoing HTTP and file access: decided per request by the policy (phases http, fs, socket)\n",
         if mounts.is_empty() {

@@ -37,9 +37,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
+
+use crate::fs_trust::{self, check_stat};
+pub use crate::fs_trust::{Distrust, Expect, check};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -82,72 +85,6 @@ impl fmt::Debug for TrustedDir {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-/// Why a directory, entry or key file is not trusted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Distrust {
-    #[error("it is a symbolic link")]
-    Symlink,
-    #[error("it is not a {expected}")]
-    WrongType { expected: &'static str },
-    #[error("it is owned by uid {owner}, not by the gateway's effective uid {euid}")]
-    ForeignOwner { owner: u32, euid: u32 },
-    #[error("it is writable by group or others (mode {mode:04o})")]
-    Writable { mode: u32 },
-    #[error("it is readable or writable by group or others (mode {mode:04o})")]
-    Exposed { mode: u32 },
-}
-
-/// What a file must be to be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// The cache directory.
-    Directory,
-    /// A cache entry: written only by us.
-    Entry,
-    /// The MAC key: written and read only by us.
-    Key,
-}
-
-/// Decides whether a file with this `fstat` result may be trusted by a process running as
-/// `euid`: a pure function, so the rules are testable without other users or root.
-pub fn check(
-    file_type: FileType,
-    owner: u32,
-    mode: u32,
-    euid: u32,
-    expect: Expect,
-) -> Result<(), Distrust> {
-    let (wanted, name) = match expect {
-        Expect::Directory => (FileType::Directory, "directory"),
-        Expect::Entry | Expect::Key => (FileType::RegularFile, "regular file"),
-    };
-    if file_type == FileType::Symlink {
-        return Err(Distrust::Symlink);
-    }
-    if file_type != wanted {
-        return Err(Distrust::WrongType { expected: name });
-    }
-    if owner != euid {
-        return Err(Distrust::ForeignOwner { owner, euid });
-    }
-    let mode = mode & 0o7777;
-    match expect {
-        Expect::Key if mode & 0o077 != 0 => Err(Distrust::Exposed { mode }),
-        _ if mode & 0o022 != 0 => Err(Distrust::Writable { mode }),
-        _ => Ok(()),
-    }
-}
-
-fn check_stat(stat: &Stat, expect: Expect) -> Result<(), Distrust> {
-    check(
-        FileType::from_raw_mode(stat.st_mode),
-        stat.st_uid,
-        stat.st_mode,
-        rustix::process::geteuid().as_raw(),
-        expect,
-    )
 }
 
 impl CompileCache {
@@ -335,28 +272,10 @@ enum EntryError {
 
 impl TrustedDir {
     fn open(path: &Path) -> Result<TrustedDir, Refusal> {
-        create_private_dir(path).map_err(|e| Refusal::Io(format!("cannot create it ({e})")))?;
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let dir = match rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty()) {
-            Ok(dir) => dir,
-            // O_NOFOLLOW on a symbolic link fails (ELOOP, or ENOTDIR with O_DIRECTORY).
-            Err(_)
-                if path
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink()) =>
-            {
-                return Err(refuse(path, Distrust::Symlink));
-            }
-            Err(errno) => {
-                return Err(Refusal::Io(format!(
-                    "cannot open it ({})",
-                    std::io::Error::from(errno)
-                )));
-            }
-        };
-        let stat = rustix::fs::fstat(&dir)
-            .map_err(|e| Refusal::Io(format!("cannot stat it ({})", std::io::Error::from(e))))?;
-        check_stat(&stat, Expect::Directory).map_err(|distrust| refuse(path, distrust))?;
+        let dir = fs_trust::open_dir(path, Expect::Directory).map_err(|e| match e {
+            fs_trust::OpenError::Untrusted(distrust) => refuse(path, distrust),
+            fs_trust::OpenError::Io(detail) => Refusal::Io(detail),
+        })?;
         let key = load_or_create_key(&dir, path)
             .map_err(|e| Refusal::Io(format!("cannot read or create its key {KEY_FILE} ({e})")))?;
         Ok(TrustedDir {
@@ -519,17 +438,11 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    use rustix::fs::FileType;
 
     use super::*;
 

@@ -11,6 +11,16 @@ use std::sync::OnceLock;
 /// The names of the test components, in `tests/components/`.
 pub const COMPONENTS: [&str; 6] = ["types", "fetch", "files", "echo", "misbehave", "escape"];
 
+/// The `XDG_STATE_HOME` of the gateways the tests start as processes, under `target/`: their
+/// audit keys (created on first start) never go to the user's home.
+#[allow(
+    dead_code,
+    reason = "only the test binaries that start gateways as processes use it"
+)]
+pub fn state_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-home")
+}
+
 /// The absolute path of the built test component `name` (e.g. `"fetch"`), building all of
 /// them first if this process has not done so yet.
 ///

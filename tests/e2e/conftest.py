@@ -28,6 +28,20 @@ def anyio_backend():
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory) -> Path:
+    """`XDG_STATE_HOME` for every gatehouse process of the session: a gateway started without
+    `--audit-key-dir` creates its audit keys here, never in the user's home."""
+    path = tmp_path_factory.mktemp("state-home")
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def gatehouse() -> Path:
     path = Path(os.environ.get("GATEHOUSE_BIN", REPO / "target" / "debug" / "gatehouse"))
@@ -93,9 +107,10 @@ def serve_args(components: dict[str, Path], cache_dir: Path, *extra: str, names=
     """`gatehouse serve` arguments for the named components. The tests of tools and transports
     use the allow-all test bundle; policy tests pass their own (`policies=None` adds none).
     Each gateway gets a fresh audit log in a directory of its own beside the compile cache, in
-    this session's pytest temporary directory, which pytest prunes (it keeps the last three)."""
+    this session's pytest temporary directory, which pytest prunes (it keeps the last three). Its
+    audit keys go to `keys/` beside the log, never to the user's home."""
     audit = audit or Path(tempfile.mkdtemp(prefix="audit-", dir=cache_dir.parent)) / "audit.db"
-    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit)]
+    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit), "--audit-key-dir", str(audit.parent / "keys")]
     if policies is not None:
         args += ["--policies", str(policies)]
     for name in names:

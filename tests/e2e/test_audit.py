@@ -155,3 +155,18 @@ async def test_sigusr1_rotates_the_log_without_deleting_a_row(gatehouse, compone
     for path in (db, new):
         verify = subprocess.run([gatehouse, "audit", "verify", path], capture_output=True, text=True, timeout=60)
         assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_a_fresh_gateway_names_its_signing_key_in_the_banner_and_verify_uses_it(gatehouse, components, cache_dir, tmp_path):
+    db = tmp_path / "audit.db"
+    keys = tmp_path / "keys"
+    with http_gateway(gatehouse, serve_args(components, cache_dir, names=("echo",), audit=db)) as gateway:
+        async with Client(gateway.url, read_timeout_seconds=10) as client:
+            assert not (await client.call_tool("echo_echo", {"message": "hi"})).is_error
+        public = (keys / "audit-checkpoint.key.pub").read_text().strip()
+        banner = "".join(gateway.stderr_lines)
+        assert f"audit checkpoints signed with {keys / 'audit-checkpoint.key'} (public key: {public})" in banner, banner
+    assert all(signed for (signed,) in rows(db, "SELECT signed FROM checkpoints"))
+    verify = subprocess.run([gatehouse, "audit", "verify", db, "--key-dir", keys], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert f"signatures checked with {'+'.join(public.split('+')[:2])}" in verify.stdout, verify.stdout

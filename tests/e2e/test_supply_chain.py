@@ -35,7 +35,7 @@ async def test_a_replaced_component_with_a_changed_tool_is_withheld_until_accept
     served = tmp_path / "tool.wasm"
     shutil.copy(components["echo"], served)
     audit = tmp_path / "audit.db"
-    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit), "--policies", str(ALLOW_ALL_POLICY), "--component", f"tool={served}"]
+    args = ["serve", "--cache-dir", str(cache_dir), "--audit", str(audit), "--audit-key-dir", str(tmp_path / "keys"), "--policies", str(ALLOW_ALL_POLICY), "--component", f"tool={served}"]
     with http_gateway(gatehouse, args) as gateway:
         assert await tool_names(gateway.url) == {"tool_echo", "tool_fetch"}
         # The `fetch` component also exports a world-level `fetch`, documented differently:
