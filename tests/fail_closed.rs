@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -232,7 +231,7 @@ async fn a_file_decision_that_cannot_be_queued_denies_the_write_and_withholds_th
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_decision_that_cannot_be_queued_sends_nothing_and_withholds_the_answer() {
-    let (server, hits) = counting_server().await;
+    let (server, hits) = common::counting_server().await;
     let served = Served::new();
     served.sink.fail("http", Stage::Submit);
     let answer = served
@@ -311,26 +310,4 @@ async fn a_listing_that_cannot_be_recorded_shows_nothing() {
     served.sink.fail("list", Stage::Commit);
     assert!(served.gateway.tools(&caller()).await.is_empty());
     served.serves_again_and_log_is_intact().await;
-}
-
-/// A plain HTTP server on 127.0.0.1 that counts the connections it accepts.
-async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let response =
-                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (address, hits)
 }

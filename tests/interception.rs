@@ -7,8 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
@@ -597,32 +596,9 @@ const EMBEDDED_SPELLINGS: [(&str, &str, &str, &str); 12] = [
     ),
 ];
 
-/// A plain HTTP server on 127.0.0.1 that counts the connections it accepts, so that a
-/// request reaching it by any route is seen, whether or not it completes.
-async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let response =
-                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (address, hits)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ipv6_spellings_of_loopback_and_metadata_are_denied_by_their_class() {
-    let (server, hits) = counting_server().await;
+    let (server, hits) = common::counting_server().await;
     let port = server.port();
     // Every spelling is an allowed domain: the class of the resolved address alone must stop
     // it, as a decision (not as a connection that happens to fail).

@@ -268,14 +268,6 @@ fn expectation(ty: &WitType) -> String {
     }
     match ty {
         WitType::Bool => "bool (true or false)".into(),
-        WitType::S8
-        | WitType::U8
-        | WitType::S16
-        | WitType::U16
-        | WitType::S32
-        | WitType::U32
-        | WitType::S64
-        | WitType::U64 => unreachable!("integers have a range"),
         WitType::F32 | WitType::F64 => format!("{} (a number, nan, inf or -inf)", ty.wit_name()),
         WitType::Char => "char (one character in single quotes, e.g. 'a')".into(),
         WitType::String => "string (in double quotes)".into(),
@@ -308,6 +300,8 @@ fn expectation(ty: &WitType) -> String {
         WitType::Option(_) => "option (some(…), none, or the value itself)".into(),
         WitType::Result { .. } => "result (ok(…) or err(…))".into(),
         WitType::Map(..) => "map".into(),
+        // Integers were answered above.
+        _ => ty.wit_name(),
     }
 }
 

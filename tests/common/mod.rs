@@ -64,3 +64,32 @@ fn build() -> Result<PathBuf, String> {
     // The script always builds into target/components, whatever target dir the tests use.
     Ok(repo.join("target/components/wasm32-wasip2/release"))
 }
+
+/// A plain HTTP server on 127.0.0.1 that counts the connections it accepts, so that a
+/// request reaching it by any route is seen, whether or not it completes. Serves until the
+/// test's runtime ends.
+#[allow(dead_code, reason = "only the test binaries that send HTTP use it")]
+pub async fn counting_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let response =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (address, hits)
+}
