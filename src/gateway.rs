@@ -88,8 +88,11 @@ pub enum CallResult {
     InvalidArguments(String),
     /// The call was not run: no tool has this name (or the caller may not see it).
     UnknownTool(String),
-    /// The call was not run: the policy denied it, or it could not be recorded.
+    /// The call was not run, or its result is withheld: the policy denied it.
     Denied { reasons: Vec<String> },
+    /// The call was not run, or its result is withheld: the audit log could not record a step
+    /// of it (fail closed). The text names the step and the log's error.
+    Unrecorded(String),
     /// The function was started but stopped: a trap or a limit.
     Failed(CallError),
 }
@@ -705,11 +708,9 @@ impl Gateway {
         verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
         if let Err(error) = self.sink.append(verdict).await {
             tracing::error!(%call_id, %error, "cannot record the call verdict; refusing the call");
-            return CallResult::Denied {
-                reasons: vec![format!(
-                    "the audit log cannot record this call ({error}); calls are refused until it can"
-                )],
-            };
+            return CallResult::Unrecorded(format!(
+                "the audit log cannot record this call ({error}); calls are refused until it can"
+            ));
         }
         let finish = |result, duration, tally, earlier| {
             self.finish(&record, &decision, result, duration, tally, earlier)
@@ -785,11 +786,9 @@ impl Gateway {
             }
             Some(error) => {
                 tracing::error!(%call_id, %error, "cannot record the call's in-flight decisions; withholding the result");
-                let result = CallResult::Denied {
-                    reasons: vec![format!(
-                        "the audit log cannot record what this call did ({error}); the result is withheld"
-                    )],
-                };
+                let result = CallResult::Unrecorded(format!(
+                    "the audit log cannot record what this call did ({error}); the result is withheld"
+                ));
                 finish(result, Some(elapsed), None, closed.pending).await
             }
         }
@@ -883,11 +882,9 @@ impl Gateway {
         entry.obligations = serde_json::json!({"masked_in_answer": masked});
         entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
         if let Err(error) = self.sink.append(entry).await {
-            return CallResult::Denied {
-                reasons: vec![format!(
-                    "the audit log cannot record the result decision ({error}); the result is withheld"
-                )],
-            };
+            return CallResult::Unrecorded(format!(
+                "the audit log cannot record the result decision ({error}); the result is withheld"
+            ));
         }
         if decision.is_allowed() {
             result
@@ -986,6 +983,8 @@ impl Gateway {
                 ("error", Some(format!("invalid arguments: {message}")))
             }
             CallResult::Denied { reasons } => ("denied", Some(reasons.join("; "))),
+            // Refused like a denial, for the same queries; the reason names the audit log.
+            CallResult::Unrecorded(reason) => ("denied", Some(reason.clone())),
             CallResult::UnknownTool(name) => ("error", Some(format!("unknown tool `{name}`"))),
         };
         let kind = match &result {
@@ -1015,11 +1014,9 @@ impl Gateway {
             }
             Some(error) => {
                 tracing::error!(%call_id, %error, "cannot record the call; withholding the result");
-                CallResult::Denied {
-                    reasons: vec![format!(
-                        "the audit log cannot record this call ({error}); the result is withheld"
-                    )],
-                }
+                CallResult::Unrecorded(format!(
+                    "the audit log cannot record this call ({error}); the result is withheld"
+                ))
             }
         }
     }

@@ -165,5 +165,9 @@ fn print_result(tool: &Tool, result: CallResult, format: OutputFormat) -> anyhow
             eprintln!("error: {error}");
             Ok(ExitCode::from(1))
         }
+        CallResult::Unrecorded(reason) => {
+            eprintln!("error: {reason}");
+            Ok(ExitCode::from(1))
+        }
     }
 }

@@ -139,6 +139,7 @@ pub fn to_mcp_result(result: CallResult) -> Result<CallToolResult, ErrorData> {
             };
             CallToolResult::error(vec![ContentBlock::text(format!("denied by policy: {why}"))])
         }
+        CallResult::Unrecorded(reason) => CallToolResult::error(vec![ContentBlock::text(reason)]),
         CallResult::UnknownTool(name) => {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{name}`"),
