@@ -511,7 +511,7 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
 /// WAL grows to this size, the writer's own checkpoint catches up, and the WAL is then reused
 /// in place. That catch-up is on an append's path: at 1,024 pages it came often enough to more
 /// than double the NORMAL per-call p99, and 4,096 pages gained nothing measurable
-/// (BENCHMARKS.md, "Eighth session").
+/// (docs/bench-log/2026-11-22-to-12-05.md, "Eighth session").
 const WAL_BACKSTOP_PAGES: u32 = 32_768;
 /// The shortest time between two background WAL checkpoints. Small and frequent copies keep
 /// each one's work small, and that work delays the writer's own commits: polling
