@@ -1034,3 +1034,64 @@ fn https_sources_are_fetched_over_tls_trusting_the_configured_ca() {
     assert_eq!(fetched.digest, digest);
     assert_eq!(fetched.bytes, bytes);
 }
+
+/// Pins hold the hash of each tool's definition as agents are shown it; if that rendering
+/// changed, every operator's pins would report drift and withhold their tools after an
+/// upgrade. These are the hashes the shipped test components' tools were pinned with.
+#[test]
+fn tool_definitions_hash_as_they_were_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let components = ["echo", "types", "fetch", "files"]
+        .map(|name| component_at(&common::component(name)))
+        .to_vec();
+    let gateway = Gateway::from_config(&gateway_config(dir.path(), &allow_all(), components))
+        .expect("the test components load");
+    let hashes: std::collections::BTreeMap<String, String> = gateway
+        .catalog()
+        .tools
+        .values()
+        .map(|tool| {
+            // What `tools/list` sends is exactly what the pin covers.
+            let shown = serde_json::to_value(gatehouse::mcp::describe_tool(tool)).unwrap();
+            assert_eq!(shown, tool.definition(), "{}", tool.name());
+            let hash = gatehouse::supply::pins::definition_hash(&tool.definition());
+            (tool.name().to_owned(), hash)
+        })
+        .collect();
+    for (name, pinned) in PINNED_DEFINITIONS {
+        assert_eq!(hashes.get(*name), Some(&pinned.to_string()), "{name}");
+    }
+}
+
+/// One tool of each kind: plain, open-world (imports `wasi:http`), files, a record, a
+/// `result` with an error case, floats, an interface export.
+const PINNED_DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "echo_echo",
+        "sha256:4f119f6a9867cab338da0b54e25029c654abbbbaafcde9081804010ef8a23910",
+    ),
+    (
+        "fetch_fetch",
+        "sha256:543ec57c4803f0eb23d5519bd03c672b3cd0ee9c512d90304176bc715569461d",
+    ),
+    (
+        "files_write-file",
+        "sha256:57dbfbc0c3c211232cb1645b5046609edef111ea7e41b4c6863751b41e0a530f",
+    ),
+    (
+        "types_directory_echo-person",
+        "sha256:3f7aeb15be11dabe06f8f9afdf65cbd0677208c5a89f9023bed0e6f3b8a7e949",
+    ),
+    (
+        "types_math_divide",
+        "sha256:490caf3e8ddb9d483e153edf412fadf3090f46885877a4756b4c421ce36fd6bf",
+    ),
+    (
+        "types_echo-f64",
+        "sha256:c1dfd8615f4a1fa6f1358f408788f7d23ec93706d0304e9536d5e5d3033d7895",
+    ),
+    (
+        "types_counters_max-value",
+        "sha256:0db26530dbebe23a842ae7894b4d4550fec24a08ab682957540dc0fe370f891f",
+    ),
+];
