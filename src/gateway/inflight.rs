@@ -19,7 +19,7 @@ use crate::audit::{AuditSink, PendingAppend};
 use crate::host::guard::{HostGuard, HostRequest, HostVerdict};
 use crate::policy::{Phase, PolicyStore};
 
-use super::{CallRecord, now};
+use super::record::{CallRecord, now};
 
 /// The guard of one running call.
 pub struct InFlight {

@@ -70,43 +70,20 @@ impl McpServer {
     }
 }
 
-/// The MCP description of a tool: name, WIT docs, schemas, and where it comes from.
+/// The MCP description of a tool: the catalog's definition in rmcp's type.
 pub fn describe_tool(tool: &Tool) -> McpTool {
-    let function = tool.function();
-    let component = &tool.component;
-    let origin = match &function.interface {
-        Some(interface) => format!("`{interface}#{}`", function.function),
-        None => format!("`{}`", function.function),
-    };
-    let description = match &function.signature.docs {
-        Some(docs) => format!(
-            "{docs}\n\n(WebAssembly component `{}`, export {origin})",
-            component.name
-        ),
-        None => format!(
-            "Export {origin} of the WebAssembly component `{}`.",
-            component.name
-        ),
-    };
+    let definition = tool.describe();
     let mut mcp_tool = McpTool::new(
-        tool.name().to_owned(),
-        description,
-        function.input_schema.clone(),
+        definition.name,
+        definition.description,
+        definition.input_schema,
     )
-    .with_title(format!("{}: {}", component.name, function.function))
-    .with_annotations(ToolAnnotations::new().open_world(reaches_network(component)));
-    if let Some(output) = &function.output_schema {
-        mcp_tool = mcp_tool.with_raw_output_schema(output.clone());
+    .with_title(definition.title)
+    .with_annotations(ToolAnnotations::new().open_world(definition.annotations.open_world_hint));
+    if let Some(output) = definition.output_schema {
+        mcp_tool = mcp_tool.with_raw_output_schema(output);
     }
     mcp_tool
-}
-
-/// Whether a component can reach beyond the host (MCP's `openWorldHint`).
-fn reaches_network(component: &crate::runtime::LoadedComponent) -> bool {
-    component
-        .imports
-        .iter()
-        .any(|import| import.starts_with("wasi:http/") || import.starts_with("wasi:sockets/"))
 }
 
 /// Shapes a gateway result as the MCP answer.

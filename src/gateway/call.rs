@@ -1,0 +1,510 @@
+//! The call pipeline, in one place: every tool call — from MCP or from `gatehouse call` — goes
+//! through [`Gateway::call`] (or [`Gateway::call_values`]) and then these steps, in this order:
+//!
+//! 1. build the policy input (caller, tool, component digest, arguments);
+//! 2. policy phase `call` → allow or deny, with reasons and limits; an allowed call must also
+//!    pass the rate and concurrency limits (`admission`);
+//! 3. commit the verdict to the audit log — no audit row, no call;
+//! 4. run the function in a fresh instance inside the limits, every outgoing request, socket
+//!    and file operation decided and recorded as it happens (`inflight`);
+//! 5. policy phase `result` on what the tool returned (it may withhold or mask it);
+//! 6. commit the outcome once every in-flight record is committed, then answer the agent.
+//!
+//! Every failure on this path denies: a policy error is a deny (the policy store guarantees
+//! it), an audit write failure refuses the call or withholds the result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use wasmtime::component::Val;
+
+use super::admission::Ticket;
+use super::answer::{RESULT_VALUE, mask_answer, shape_result};
+use super::inflight::{self, InFlight, Tally};
+use super::record::{CallRecord, now};
+use super::{Gateway, Tool};
+use crate::audit::{NewEntry, PendingAppend};
+use crate::host::CallHost;
+use crate::identity::Caller;
+use crate::policy::{Decision, Phase};
+use crate::policy_input;
+use crate::runtime::{CallError, CallLimits};
+use crate::wit_json;
+
+/// What an agent gets back from a call.
+#[derive(Debug)]
+pub enum CallResult {
+    /// The function ran. `is_error` is set when it returned the `err` case of a top-level
+    /// `result`, which is the tool reporting failure in its own words.
+    Completed {
+        structured: Option<Value>,
+        text: String,
+        is_error: bool,
+    },
+    /// The call was not run: the arguments do not fit the function's signature.
+    InvalidArguments(String),
+    /// The call was not run: no tool has this name (or the caller may not see it).
+    UnknownTool(String),
+    /// The call was not run, or its result is withheld: the policy denied it.
+    Denied { reasons: Vec<String> },
+    /// The call was not run, or its result is withheld: the audit log could not record a step
+    /// of it (fail closed). The text names the step and the log's error.
+    Unrecorded(String),
+    /// The function was started but stopped: a trap or a limit.
+    Failed(CallError),
+}
+
+/// An allowed call that passed every check and may run.
+struct Cleared {
+    params: Vec<Val>,
+    limits: CallLimits,
+    /// Holds the principal's and the component's concurrency slot until the call is recorded.
+    _admitted: Ticket,
+}
+
+/// How a call ended: what its outcome entry records and the agent then receives.
+struct Ending {
+    result: CallResult,
+    /// How long the tool ran; `None` when it was never started.
+    ran_for: Option<Duration>,
+    /// What the tool did through the host, when every such decision was recorded.
+    tally: Option<Tally>,
+    /// The records of those decisions, still committing: the outcome commits behind them.
+    pending: Vec<PendingAppend>,
+}
+
+impl Ending {
+    /// A call that ended before the tool started.
+    fn not_run(result: CallResult) -> Ending {
+        Ending {
+            result,
+            ran_for: None,
+            tally: None,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Calls a tool with JSON arguments, as an agent does.
+    pub async fn call(
+        &self,
+        caller: &Caller,
+        tool_name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> CallResult {
+        // The tool holds its component's `Arc`: a reload during the call does not affect it.
+        let Some(tool) = self.tool(tool_name) else {
+            return CallResult::UnknownTool(tool_name.to_owned());
+        };
+        // The transports bound the request size (`limits.max_argument_bytes`), and the policy
+        // store bounds its input, so the arguments are not measured again here.
+        let (arguments, params) =
+            policy_input::call_arguments(&tool.function().signature, arguments);
+        self.run(caller, &tool, arguments, params).await
+    }
+
+    /// Calls a tool with component values already typed against its signature (`gatehouse
+    /// call` with WAVE arguments); the policy sees them as JSON.
+    pub async fn call_values(&self, caller: &Caller, tool: &Tool, params: Vec<Val>) -> CallResult {
+        let signature = &tool.function().signature;
+        let arguments = signature
+            .params
+            .iter()
+            .zip(&params)
+            .map(|(param, val)| {
+                wit_json::val_to_json(&param.ty, val).map(|json| (param.name.clone(), json))
+            })
+            .collect::<Result<Map<String, Value>, _>>();
+        match arguments {
+            Ok(arguments) => {
+                self.run(caller, tool, Value::Object(arguments), Ok(params))
+                    .await
+            }
+            Err(error) => CallResult::InvalidArguments(error.to_string()),
+        }
+    }
+
+    /// Steps 1–6 of the pipeline. `params` is the converted arguments, or why they did not
+    /// convert: the call is decided and recorded either way, so auditors see bad attempts too.
+    async fn run(
+        &self,
+        caller: &Caller,
+        tool: &Tool,
+        arguments: Value,
+        params: Result<Vec<Val>, String>,
+    ) -> CallResult {
+        // 1. The policy input.
+        let record = CallRecord::new(caller, tool);
+        let input = policy_input::call_input(
+            &record.call_id,
+            &now(),
+            caller,
+            &tool.policy_doc(),
+            arguments,
+        );
+
+        // 2. The `call` decision; an allowed call over a rate or concurrency limit is
+        // recorded as denied, with the limit.
+        let decision = self.policy.decide(Phase::Call, &input);
+        let admission = decision.is_allowed().then(|| {
+            let rate = decision.limits.calls_per_minute;
+            self.admission
+                .admit(&caller.principal, &tool.component.name, rate)
+        });
+        // Taken once: every decision made later in the call (http, fs, socket, result) carries
+        // these fields; the full input then moves into the verdict's record.
+        let shared_input = Arc::new(policy_input::shared_call_fields(&input));
+
+        // 3. The verdict committed: no audit row, no call.
+        let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
+        let verdict = verdict_entry(&record, input, &decision, refusal);
+        if let Err(error) = self.sink.append(verdict).await {
+            tracing::error!(call_id = %record.call_id, %error, "cannot record the call verdict; refusing the call");
+            return CallResult::Unrecorded(format!(
+                "the audit log cannot record this call ({error}); calls are refused until it can"
+            ));
+        }
+        let cleared = match self.clear(&record, caller, &decision, admission, params) {
+            Ok(cleared) => cleared,
+            Err(result) => {
+                return self
+                    .finish(&record, &decision, Ending::not_run(result))
+                    .await;
+            }
+        };
+
+        // 4–5. The run, and the `result` decision on what it returned.
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the call semaphore is never closed");
+        let ending = self
+            .execute(&record, tool, &decision, shared_input, &cleared)
+            .await;
+
+        // 6. The outcome committed behind everything the call recorded, then the answer.
+        self.finish(&record, &decision, ending).await
+    }
+
+    /// Whether a call whose verdict is recorded may run: allowed, admitted, with arguments
+    /// that fit the signature and limits the engine can enforce. The refusal otherwise.
+    fn clear(
+        &self,
+        record: &CallRecord,
+        caller: &Caller,
+        decision: &Decision,
+        admission: Option<Result<Ticket, CallError>>,
+        params: Result<Vec<Val>, String>,
+    ) -> Result<Cleared, CallResult> {
+        let call_id = &record.call_id;
+        let Some(admission) = admission else {
+            tracing::info!(%call_id, tool = %record.tool, principal = %caller.principal, reasons = ?decision.reasons, "call denied by policy");
+            return Err(CallResult::Denied {
+                reasons: decision.reasons.clone(),
+            });
+        };
+        let ticket = admission.map_err(|refusal| {
+            tracing::info!(%call_id, tool = %record.tool, principal = %caller.principal, %refusal, "call refused by a limit");
+            CallResult::Failed(refusal)
+        })?;
+        let params = params.map_err(CallResult::InvalidArguments)?;
+        let limits = self
+            .limits_for(decision)
+            .map_err(|reason| CallResult::Denied {
+                reasons: vec![reason],
+            })?;
+        Ok(Cleared {
+            params,
+            limits,
+            _admitted: ticket,
+        })
+    }
+
+    /// Step 4 and 5: runs the function with every host request decided and recorded as it
+    /// happens, then lets the `result` phase decide on what it returned.
+    async fn execute(
+        &self,
+        record: &CallRecord,
+        tool: &Tool,
+        decision: &Decision,
+        shared_input: Arc<Map<String, Value>>,
+        cleared: &Cleared,
+    ) -> Ending {
+        let function = tool.function();
+        let inflight = self.in_flight(record, shared_input.clone(), &decision.redact);
+        let host = CallHost {
+            guard: inflight.clone(),
+            max_requests: cleared.limits.max_requests,
+            env: self.catalog.env_for(&tool.component.name, &decision.env),
+        };
+        let started = Instant::now();
+        let returned = self
+            .runtime
+            .call(
+                &tool.component,
+                function,
+                &cleared.params,
+                &cleared.limits,
+                host,
+            )
+            .await
+            .and_then(|result| shape_result(&function.signature, result, &cleared.limits));
+        let result = match returned {
+            Ok(result) => {
+                self.check_result(record, &shared_input, &decision.redact, result)
+                    .await
+            }
+            Err(error) => CallResult::Failed(error),
+        };
+        let ran_for = Some(started.elapsed());
+        // Every decision made while the tool ran must be in the log before the agent hears:
+        // the records are awaited together with the outcome, so they share its commit.
+        let closed = inflight.close();
+        match closed.unrecorded {
+            None => Ending {
+                result,
+                ran_for,
+                tally: Some(closed.tally),
+                pending: closed.pending,
+            },
+            Some(error) => {
+                tracing::error!(call_id = %record.call_id, %error, "cannot record the call's in-flight decisions; withholding the result");
+                Ending {
+                    result: CallResult::Unrecorded(format!(
+                        "the audit log cannot record what this call did ({error}); the result is withheld"
+                    )),
+                    ran_for,
+                    tally: None,
+                    pending: closed.pending,
+                }
+            }
+        }
+    }
+
+    fn in_flight(
+        &self,
+        record: &CallRecord,
+        shared_input: Arc<Map<String, Value>>,
+        redact: &[String],
+    ) -> Arc<InFlight> {
+        Arc::new(InFlight::new(
+            self.policy.clone(),
+            self.sink.clone(),
+            record.clone(),
+            shared_input,
+            redact.to_vec(),
+        ))
+    }
+
+    /// The guard a call of `tool` by `caller` with `arguments` runs under once allowed: its
+    /// host requests decided by this gateway's policy and recorded in its audit log. For
+    /// measuring and testing the host layer on its own (`benches/interception.rs`).
+    pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
+        let record = CallRecord::new(caller, tool);
+        let input = policy_input::call_input(
+            &record.call_id,
+            &now(),
+            caller,
+            &tool.policy_doc(),
+            arguments,
+        );
+        self.in_flight(
+            &record,
+            Arc::new(policy_input::shared_call_fields(&input)),
+            &[],
+        )
+    }
+
+    /// Step 5: the `result` phase, if the bundle defines it, decides whether the agent may see
+    /// what the tool returned; its verdict is recorded like every other. `call_redact` are the
+    /// call decision's pointers: the record carries the arguments too.
+    async fn check_result(
+        &self,
+        record: &CallRecord,
+        shared_input: &Map<String, Value>,
+        call_redact: &[String],
+        result: CallResult,
+    ) -> CallResult {
+        let CallResult::Completed {
+            structured,
+            text,
+            is_error,
+        } = &result
+        else {
+            return result;
+        };
+        if !self.policy.defines(Phase::Result) {
+            return result;
+        }
+        let value = structured
+            .as_ref()
+            .and_then(|s| s.get("result"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let input = policy_input::phase_input(
+            shared_input,
+            "result",
+            &now(),
+            "result",
+            serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
+        );
+        let decision = self.policy.decide(Phase::Result, &input);
+        let label = decision.verdict.as_str();
+        let (result, masked) = if decision.is_allowed() {
+            mask_answer(result, &decision.redact)
+        } else {
+            (result, Vec::new())
+        };
+        // The log keeps what was decided about the result, not the result: a tool's output
+        // can be large and can echo secrets no pointer names. Its keyed digest (the writer
+        // masks the whole value) proves what it was without letting a guess be checked.
+        let mut entry = record.entry("result", label, input, decision.revision.clone());
+        entry.reasons = decision.reasons.clone();
+        entry.redact = call_redact
+            .iter()
+            .chain(
+                decision
+                    .redact
+                    .iter()
+                    .filter(|p| !p.starts_with("/result/")),
+            )
+            .cloned()
+            .chain(std::iter::once(RESULT_VALUE.to_owned()))
+            .collect();
+        entry.obligations = serde_json::json!({"masked_in_answer": masked});
+        entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
+        if let Err(error) = self.sink.append(entry).await {
+            return CallResult::Unrecorded(format!(
+                "the audit log cannot record the result decision ({error}); the result is withheld"
+            ));
+        }
+        if decision.is_allowed() {
+            result
+        } else {
+            tracing::info!(call_id = %record.call_id, reasons = ?decision.reasons, "result withheld by policy");
+            CallResult::Denied {
+                reasons: decision
+                    .reasons
+                    .iter()
+                    .map(|r| format!("result withheld: {r}"))
+                    .collect(),
+            }
+        }
+    }
+
+    /// The call's limits: the configured defaults, tightened (never loosened) by the policy.
+    /// A fuel limit the engine cannot meter (fuel is off) refuses the call.
+    fn limits_for(&self, decision: &Decision) -> Result<CallLimits, String> {
+        let tighten =
+            |default: u64, policy: Option<u64>| policy.map_or(default, |p| p.min(default));
+        let fuel = match (self.limits.fuel, decision.limits.fuel) {
+            (0, None) => None,
+            (0, Some(_)) => {
+                return Err("the policy sets a fuel limit, but fuel metering is off (limits.fuel = 0 in the configuration); refusing to run the call unmetered".into());
+            }
+            (configured, asked) => Some(tighten(configured, asked)),
+        };
+        Ok(CallLimits {
+            timeout: Duration::from_millis(tighten(
+                self.limits.timeout_ms,
+                decision.limits.timeout_ms,
+            )),
+            memory_bytes: tighten(self.limits.memory_bytes, decision.limits.memory_bytes),
+            max_result_bytes: tighten(
+                self.limits.max_result_bytes,
+                decision.limits.max_result_bytes,
+            ),
+            fuel,
+            max_requests: tighten(self.limits.max_requests, decision.limits.max_requests),
+        })
+    }
+
+    /// Step 6: records the outcome behind the call's in-flight records; the agent gets the
+    /// result only if all of them were committed.
+    async fn finish(&self, record: &CallRecord, decision: &Decision, ending: Ending) -> CallResult {
+        let Ending {
+            result,
+            ran_for,
+            tally,
+            pending,
+        } = ending;
+        let call_id = &record.call_id;
+        let (verdict, detail) = outcome_of(&result);
+        let kind = match &result {
+            CallResult::Failed(error) => Some(error.kind()),
+            _ => None,
+        };
+        let input = serde_json::json!({"phase": "outcome", "time": now(), "call": {"id": call_id}, "outcome": verdict, "kind": kind});
+        let mut entry = record.entry("outcome", verdict, input, decision.revision.clone());
+        entry.reasons = detail.into_iter().collect();
+        entry.metrics = serde_json::json!({
+            "duration_us": ran_for.map(|d| d.as_micros() as u64),
+            "in_flight": tally,
+        });
+        // The outcome is queued behind the call's in-flight records; all of them must commit.
+        let failure = match self.sink.submit(entry) {
+            Ok(outcome) => {
+                inflight::commit_all(pending.into_iter().chain(std::iter::once(outcome)))
+                    .await
+                    .err()
+            }
+            Err(error) => Some(error.to_string()),
+        };
+        match failure {
+            None => {
+                tracing::info!(%call_id, tool = %record.tool, outcome = verdict, "tool call finished");
+                result
+            }
+            Some(error) => {
+                tracing::error!(%call_id, %error, "cannot record the call; withholding the result");
+                CallResult::Unrecorded(format!(
+                    "the audit log cannot record this call ({error}); the result is withheld"
+                ))
+            }
+        }
+    }
+}
+
+/// The `call` verdict's audit entry: the decision, or the admission limit that refused an
+/// allowed call.
+fn verdict_entry(
+    record: &CallRecord,
+    input: Value,
+    decision: &Decision,
+    refusal: Option<&CallError>,
+) -> NewEntry {
+    let label = refusal.map_or(decision.verdict.as_str(), |_| "deny");
+    let mut verdict = record.entry("call", label, input, decision.revision.clone());
+    verdict.reasons = refusal.map_or_else(|| decision.reasons.clone(), |r| vec![r.to_string()]);
+    verdict.redact = decision.redact.clone();
+    verdict.obligations = serde_json::json!({
+        "limits": decision.limits, "redact": decision.redact, "env": decision.env,
+    });
+    verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
+    verdict
+}
+
+/// The outcome entry's verdict label and detail for how a call ended.
+fn outcome_of(result: &CallResult) -> (&'static str, Option<String>) {
+    match result {
+        CallResult::Completed {
+            is_error: false, ..
+        } => ("ok", None),
+        CallResult::Completed {
+            is_error: true,
+            text,
+            ..
+        } => ("tool_error", Some(text.clone())),
+        CallResult::Failed(error) => (error.outcome(), Some(error.to_string())),
+        CallResult::InvalidArguments(message) => {
+            ("error", Some(format!("invalid arguments: {message}")))
+        }
+        CallResult::Denied { reasons } => ("denied", Some(reasons.join("; "))),
+        // Refused like a denial, for the same queries; the reason names the audit log.
+        CallResult::Unrecorded(reason) => ("denied", Some(reason.clone())),
+        CallResult::UnknownTool(name) => ("error", Some(format!("unknown tool `{name}`"))),
+    }
+}

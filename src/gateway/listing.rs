@@ -1,0 +1,48 @@
+//! `tools/list`: which tools a caller may see (phase `list`), recorded as one audit entry.
+
+use super::record::now;
+use super::{Gateway, Tool};
+use crate::audit::NewEntry;
+use crate::identity::Caller;
+use crate::policy::Phase;
+use crate::policy_input;
+
+impl Gateway {
+    /// The tools a caller may see (phase `list`), in name order. The listing is recorded as
+    /// one audit entry; if it cannot be, the caller sees nothing.
+    pub async fn tools(&self, caller: &Caller) -> Vec<Tool> {
+        let time = now();
+        let catalog = self.catalog();
+        let mut visible = Vec::new();
+        let mut hidden = Vec::new();
+        let mut revision = None;
+        for tool in catalog.tools.values() {
+            let input = policy_input::list_input(&time, caller, &tool.policy_doc());
+            let decision = self.policy.decide(Phase::List, &input);
+            revision.get_or_insert_with(|| decision.revision.clone());
+            if decision.is_allowed() {
+                visible.push(tool.clone());
+            } else {
+                hidden.push(serde_json::json!({"tool": tool.name(), "reasons": decision.reasons}));
+            }
+        }
+        let mut entry = NewEntry::new(
+            "list",
+            "allow",
+            serde_json::to_value(caller).unwrap_or_default(),
+            serde_json::json!({"phase": "list", "time": time, "caller": caller}),
+        );
+        entry.policy_revision = revision;
+        entry.obligations = serde_json::json!({
+            "visible": visible.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            "hidden": hidden,
+        });
+        match self.sink.append(entry).await {
+            Ok(_) => visible,
+            Err(error) => {
+                tracing::error!(%error, "cannot record a tool listing; listing nothing");
+                Vec::new()
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The gateway: the tools being served and the pipeline every call goes through.
+//!
+//! - [`catalog`]: which components and tools are served, loaded through the supply-chain checks
+//!   and replaced as a whole on reload;
+//! - [`call`]: the call pipeline, top to bottom (policy input → `call` decision → verdict
+//!   committed → run → `result` decision → outcome committed → answer), with `admission`
+//!   (rates, concurrency), `inflight` (the host's decisions during a run) and `answer` (what
+//!   the agent receives) beside it;
+//! - `listing`: which tools a caller may see.
+//!
+//! This is the only module that sequences policy, audit and runtime; none of them knows about
+//! the others.
+
+mod admission;
+mod answer;
+pub mod call;
+pub mod catalog;
+mod inflight;
+mod listing;
+mod record;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::audit::{AuditLog, AuditSink};
+use crate::config::{ComponentConfig, Config, LimitsConfig};
+use crate::host::HostConfig;
+use crate::host::http::{HttpSettings, RequestMasking};
+use crate::policy::PolicyStore;
+use crate::runtime::{LoadError, LoadedComponent, Runtime, RuntimeError, RuntimeOptions};
+use crate::supply::pins::PinStore;
+use crate::supply::{Fetcher, SupplyError};
+pub use admission::{Admission, MAX_CALLS_PER_MINUTE, RATE_WINDOW, Ticket};
+pub use answer::REDACTED;
+pub use call::CallResult;
+pub use catalog::{Catalog, CatalogStore, ReloadReport, Tool, ToolDefinition, ToolHints, Withheld};
+pub use inflight::{InFlight, Tally};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{0}")]
+    Config(String),
+    #[error("policy bundle: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("two components are named `{0}`; give one of them another `name`")]
+    DuplicateComponent(String),
+    #[error(transparent)]
+    Supply(#[from] SupplyError),
+    #[error(transparent)]
+    Pins(#[from] crate::supply::pins::PinError),
+}
+
+/// The served tools, the runtime that runs them, and what decides and records each call.
+pub struct Gateway {
+    runtime: Runtime,
+    catalog: CatalogStore,
+    policy: PolicyStore,
+    /// The log itself: closing, rotation, reads.
+    audit: AuditLog,
+    /// Where the call pipeline records (the same log, unless a test substitutes a sink).
+    sink: Arc<dyn AuditSink>,
+    limits: LimitsConfig,
+    slots: Semaphore,
+    /// Per-principal rate and concurrency, per-component concurrency.
+    admission: Admission,
+}
+
+impl Gateway {
+    /// Loads the policy bundle, opens the audit log, builds the runtime and loads every
+    /// component the configuration names. Any failure refuses to start.
+    pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
+        Admission::validate(&config.limits).map_err(GatewayError::Config)?;
+        let policy = PolicyStore::load(
+            config.policy.dir(),
+            &config.policy.data,
+            crate::policy::PolicyOptions {
+                evaluator: config.policy.evaluator,
+                ..Default::default()
+            },
+        )?;
+        let audit = AuditLog::open(
+            &config.audit.path(),
+            crate::audit::AuditConfig {
+                signing_key: config.audit.signing_key.clone(),
+                key_dir: config.audit.key_dir.clone(),
+                checkpoint_file: config.audit.checkpoint_file.clone(),
+                checkpoint_every: config.audit.checkpoint_every,
+                checkpoint_interval: std::time::Duration::from_secs(
+                    config.audit.checkpoint_interval_secs,
+                ),
+                synchronous: config.audit.synchronous,
+                ..Default::default()
+            },
+        )?;
+        let runtime = Self::runtime_for(config)?;
+        let gateway = Gateway::new(runtime, config, policy, audit)?;
+        gateway.grant_env(&config.env, &config.components)?;
+        Ok(gateway)
+    }
+
+    /// The runtime a configuration describes (also used by `gatehouse tools`, which runs
+    /// nothing and so needs no policy or audit log).
+    pub fn runtime_for(config: &Config) -> Result<Runtime, GatewayError> {
+        let millis = std::time::Duration::from_millis;
+        let http = HttpSettings::new(
+            millis(config.http.connect_timeout_ms),
+            millis(config.http.first_byte_timeout_ms),
+            millis(config.http.between_bytes_timeout_ms),
+            config.http.max_response_bytes,
+        )
+        .with_masking(RequestMasking {
+            masked_headers: config.http.masked_headers.clone(),
+            unmasked_query_parameters: config.http.unmasked_query_parameters.clone(),
+        });
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: config.cache.resolved_dir(),
+            host: HostConfig {
+                mounts: config.mounts.clone(),
+                http: Arc::new(http),
+            },
+            max_memory_bytes: config.limits.memory_bytes,
+            max_concurrent_calls: config.limits.max_concurrent_calls,
+            fuel: config.limits.fuel > 0,
+        })?;
+        Ok(runtime)
+    }
+
+    /// Loads every configured component through the supply-chain checks; any failure refuses
+    /// to start, naming the component (and is recorded in the audit log first).
+    pub fn new(
+        runtime: Runtime,
+        config: &Config,
+        policy: PolicyStore,
+        audit: AuditLog,
+    ) -> Result<Gateway, GatewayError> {
+        let gateway = Gateway {
+            catalog: CatalogStore::new(
+                &config.supply_chain,
+                Fetcher::new(&config.supply_chain, config.cache.resolved_dir()),
+                PinStore::new(config.pins_path()),
+                audit.clone(),
+            ),
+            runtime,
+            slots: Semaphore::new(config.limits.max_concurrent_calls as usize),
+            admission: Admission::new(&config.limits),
+            limits: config.limits.clone(),
+            policy,
+            sink: Arc::new(audit.clone()),
+            audit,
+        };
+        match gateway.catalog.load(&gateway.runtime, &config.components) {
+            Ok(()) => Ok(gateway),
+            Err(error) => {
+                // Seal what was recorded (the refusal included) and release the log's lock
+                // before reporting, so that a corrected start can open it at once.
+                if let Err(close) = gateway.audit.close() {
+                    tracing::error!(error = %close, "closing the audit log failed");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// See [`CatalogStore::grant_env`].
+    pub fn grant_env(
+        &self,
+        pool: &std::collections::BTreeMap<String, String>,
+        components: &[ComponentConfig],
+    ) -> Result<(), GatewayError> {
+        self.catalog.grant_env(pool, components)
+    }
+
+    /// See [`CatalogStore::reload`].
+    pub fn reload_components(
+        &self,
+        components: &[ComponentConfig],
+    ) -> Result<ReloadReport, GatewayError> {
+        self.catalog.reload(&self.runtime, components)
+    }
+
+    /// See [`CatalogStore::refresh_pins`].
+    pub fn refresh_pins(&self) -> Result<Vec<String>, GatewayError> {
+        self.catalog.refresh_pins()
+    }
+
+    /// The pin file the gateway reads (and `gatehouse component accept` writes).
+    pub fn pins(&self) -> &PinStore {
+        self.catalog.pins()
+    }
+
+    /// What decides whether an allowed call may start now (rates and concurrency).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The catalog being served now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.current()
+    }
+
+    /// Looks a tool up by name, without any policy check (for the local CLI).
+    pub fn tool(&self, name: &str) -> Option<Tool> {
+        self.catalog().tools.get(name).cloned()
+    }
+
+    pub fn components(&self) -> Vec<Arc<LoadedComponent>> {
+        self.catalog().components.clone()
+    }
+
+    pub fn policy(&self) -> &PolicyStore {
+        &self.policy
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Records calls and listings through `sink` from now on instead of the audit log itself,
+    /// so that a test can make recording fail and watch the pipeline fail closed. `sink` must
+    /// record into this gateway's log (wrap [`Gateway::audit`]) — see [`AuditSink`].
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Gateway {
+        self.sink = sink;
+        self
+    }
+}

@@ -1,0 +1,48 @@
+//! What every audit entry of one call shares, and the clock every policy input reads.
+
+use serde_json::Value;
+
+use super::Tool;
+use crate::audit::NewEntry;
+use crate::identity::Caller;
+
+/// Who called which tool, under which call id: what every audit entry of a call shares.
+#[derive(Debug, Clone)]
+pub(crate) struct CallRecord {
+    pub(crate) call_id: String,
+    caller: Value,
+    pub(crate) tool: String,
+    component_digest: String,
+}
+
+impl CallRecord {
+    pub(crate) fn new(caller: &Caller, tool: &Tool) -> CallRecord {
+        CallRecord {
+            call_id: uuid::Uuid::now_v7().to_string(),
+            caller: serde_json::to_value(caller).unwrap_or_default(),
+            tool: tool.name().to_owned(),
+            component_digest: tool.component.digest.clone(),
+        }
+    }
+
+    /// An audit entry of this call.
+    pub(crate) fn entry(
+        &self,
+        phase: &str,
+        verdict: &str,
+        input: Value,
+        revision: String,
+    ) -> NewEntry {
+        let mut entry = NewEntry::new(phase, verdict, self.caller.clone(), input);
+        entry.call_id = Some(self.call_id.clone());
+        entry.tool = Some(self.tool.clone());
+        entry.component_digest = Some(self.component_digest.clone());
+        entry.policy_revision = Some(revision);
+        entry
+    }
+}
+
+/// The decision time every policy input carries: RFC 3339, UTC, milliseconds.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
