@@ -143,9 +143,28 @@ fn bench(c: &mut Criterion) {
     for (name, store) in &stores {
         c.bench_function(name, |b| b.iter(|| store.decide(Phase::Call, &input)));
     }
-    for (name, store) in &stores {
-        let (p50, p99) = percentiles(store, &input, 5000);
-        println!("{name}: p50 {p50:?}, p99 {p99:?} (5000 samples)");
+    let measured: Vec<(&str, Duration, Duration)> = stores
+        .iter()
+        .map(|(name, store)| {
+            let (p50, p99) = percentiles(store, &input, 5000);
+            println!("{name}: p50 {p50:?}, p99 {p99:?} (5000 samples)");
+            (name.as_str(), p50, p99)
+        })
+        .collect();
+    // Each evaluator's figures next to its own floor, the one-rule bundle of the same run.
+    for (name, p50, p99) in &measured {
+        let evaluator = name.split(']').next().unwrap_or_default();
+        let floor = measured
+            .iter()
+            .find(|(other, ..)| other.starts_with(evaluator) && other.ends_with("minimal bundle"));
+        if let Some((_, floor_p50, floor_p99)) = floor.filter(|_| !name.ends_with("minimal bundle"))
+        {
+            println!(
+                "{name}: {:.1}x / {:.1}x the one-rule floor at p50 / p99",
+                p50.as_secs_f64() / floor_p50.as_secs_f64(),
+                p99.as_secs_f64() / floor_p99.as_secs_f64(),
+            );
+        }
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (name, store) in stores
