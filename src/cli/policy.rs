@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 
-use crate::policy::testing::{self, TestOptions};
+use crate::policy::test_runner::{self as testing, TestOptions};
 use crate::policy::{BundleSource, Evaluator, Phase, PolicyOptions, PolicyStore};
 
 /// Test and evaluate policy bundles.

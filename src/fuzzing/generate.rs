@@ -24,6 +24,9 @@ pub struct TypeShape {
     pub inhabited: bool,
     /// Whether `map<K, V>` may appear (WAVE has no maps).
     pub maps: bool,
+    /// Whether a map's key may be any type, as the JSON converters allow (they write such maps
+    /// as `[key, value]` pairs); otherwise it is `string`, `u32`, `s64` or `char`.
+    pub any_map_keys: bool,
     /// Whether `list<T, N>` may appear (wasm-wave's own value type does not convert them).
     pub fixed_lists: bool,
 }
@@ -38,6 +41,7 @@ impl TypeShape {
         labels_only: false,
         inhabited: false,
         maps: true,
+        any_map_keys: false,
         fixed_lists: true,
     };
 }
@@ -72,11 +76,15 @@ fn type_at(
         }
         14 => WitType::List(Box::new(type_at(u, shape, next, nodes)?)),
         15 if shape.maps => {
-            let key = match u.choose_index(4)? {
-                0 => WitType::String,
-                1 => WitType::U32,
-                2 => WitType::S64,
-                _ => WitType::Char,
+            let key = if shape.any_map_keys && u.arbitrary()? {
+                type_at(u, shape, next, nodes)?
+            } else {
+                match u.choose_index(4)? {
+                    0 => WitType::String,
+                    1 => WitType::U32,
+                    2 => WitType::S64,
+                    _ => WitType::Char,
+                }
             };
             WitType::Map(Box::new(key), Box::new(type_at(u, shape, next, nodes)?))
         }
@@ -211,6 +219,23 @@ fn docs(u: &mut Unstructured, shape: &TypeShape) -> Result<Option<String>> {
         return Ok(None);
     }
     u.arbitrary()
+}
+
+/// `len` bytes determined by `seed` (SplitMix64): input for the generators outside a fuzzer, so
+/// that a seeded test checks the same cases on every run and a failure names the seed that
+/// replays it.
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len.next_multiple_of(8));
+    while out.len() < len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// How many items lists and maps get at most, per level.

@@ -23,7 +23,9 @@ use crate::wit_json::{
     self, Case, Enum, Field, Flags, FuncSignature, Named, Param, Record, Variant, WitType,
 };
 
-pub use generate::{TypeShape, arbitrary_type, arbitrary_val, same_val, val_has_type};
+pub use generate::{
+    TypeShape, arbitrary_type, arbitrary_val, same_val, seeded_bytes, val_has_type,
+};
 
 /// A JSON Schema (draft 2020-12) validator.
 pub trait SchemaValidator {
