@@ -678,4 +678,147 @@ mod tests {
         let err = Config::load(&file).unwrap_err().to_string();
         assert!(err.contains("unknown field `timeout`"), "{err}");
     }
+
+    /// Every key `gatehouse.toml` accepts, each set away from its default.
+    const EVERY_KEY: &str = r#"
+        [server]
+        http = "127.0.0.1:9000"
+        allowed_hosts = ["gate.example"]
+        stdio_principal = "me"
+        allow_anonymous = false
+
+        [[components]]
+        name = "local"
+        path = "c/local.wasm"
+        sha256 = "sha256:00"
+        signature = { key = "k.pub" }
+        bundle = "b.json"
+        exclude = ["helper"]
+        env = ["TOKEN"]
+
+        [[components]]
+        url = "https://example.com/c.wasm"
+        signature = { identity = "me@example.com", issuer = "https://issuer", trust_root = "root.json" }
+        bundle = "https://example.com/c.wasm.bundle"
+
+        [[mounts]]
+        host = "data"
+        guest = "/data"
+        writable = true
+
+        [http]
+        connect_timeout_ms = 1
+        first_byte_timeout_ms = 2
+        between_bytes_timeout_ms = 3
+        max_response_bytes = 4
+        masked_headers = ["x-secret"]
+        unmasked_query_parameters = ["page"]
+
+        [limits]
+        timeout_ms = 5
+        memory_bytes = 6
+        max_result_bytes = 7
+        max_argument_bytes = 8
+        max_concurrent_calls = 9
+        max_concurrent_per_component = 10
+        calls_per_minute_per_principal = 11
+        max_concurrent_per_principal = 12
+        fuel = 13
+        max_requests = 14
+
+        [cache]
+        dir = "cache"
+
+        [[api_keys]]
+        principal = "ci"
+        key_sha256 = "ab"
+
+        [policy]
+        dir = "p"
+        data = ["d.json"]
+        evaluator = "compiled"
+
+        [audit]
+        path = "a.db"
+        signing_key = "s.key"
+        key_dir = "state"
+        checkpoint_file = "a.cp"
+        checkpoint_every = 15
+        checkpoint_interval_secs = 16
+        synchronous = "normal"
+
+        [supply_chain]
+        mode = "strict"
+        signature = { key = "all.pub" }
+        pins = "pins.json"
+        on_drift = "allow"
+        max_download_bytes = 17
+        download_timeout_secs = 18
+        ca_file = "ca.pem"
+
+        [env]
+        TOKEN = "t"
+    "#;
+
+    /// A config as text (`Debug`), with the directory it was loaded from written `$DIR`.
+    fn snapshot(config: &Config, dir: &Path) -> String {
+        format!("{config:#?}\n").replace(&dir.display().to_string(), "$DIR")
+    }
+
+    fn parsed(dir: &Path, text: &str) -> String {
+        let file = dir.join("gatehouse.toml");
+        std::fs::write(&file, text).unwrap();
+        snapshot(&Config::load(&file).unwrap(), dir)
+    }
+
+    /// Each section's defaults and how every key parses stay exactly as recorded: moving a
+    /// settings type between modules must not change what a `gatehouse.toml` means.
+    #[test]
+    fn every_key_and_every_default_parse_as_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = include_str!("config/snapshots/default.txt");
+        assert_eq!(snapshot(&Config::default(), dir.path()), defaults);
+        assert_eq!(parsed(dir.path(), ""), defaults);
+        assert_eq!(
+            parsed(dir.path(), EVERY_KEY),
+            include_str!("config/snapshots/every-key.txt")
+        );
+    }
+
+    /// The shipped example (`scripts/serve` serves it) means what it meant.
+    #[test]
+    fn the_example_config_parses_as_recorded() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let config = Config::load(&examples.join("gatehouse.toml")).unwrap();
+        assert_eq!(
+            snapshot(&config, &examples),
+            include_str!("config/snapshots/example.txt")
+        );
+    }
+
+    /// A misspelt key is an error in every section, so no setting is silently ignored (a
+    /// `#[serde(flatten)]` would lose this: serde cannot deny unknown fields through one).
+    #[test]
+    fn unknown_keys_are_errors_in_every_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gatehouse.toml");
+        for section in [
+            "[server]",
+            "[[components]]\npath = \"c.wasm\"",
+            "[[components]]\npath = \"c.wasm\"\n[components.signature]",
+            "[[mounts]]\nhost = \"h\"\nguest = \"/g\"",
+            "[http]",
+            "[limits]",
+            "[cache]",
+            "[[api_keys]]\nprincipal = \"p\"\nkey_sha256 = \"k\"",
+            "[policy]",
+            "[audit]",
+            "[supply_chain]",
+            "[supply_chain.signature]",
+        ] {
+            std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
+            let err = Config::load(&file).unwrap_err().to_string();
+            assert!(err.contains("unknown field `misspelt`"), "{section}: {err}");
+        }
+    }
 }
