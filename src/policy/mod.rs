@@ -11,6 +11,7 @@
 //! (regorus is built without `http.send`) or read the clock (`time.now_ns` is disabled): time
 //! and identity come in through the input.
 
+mod budget;
 mod bundle;
 mod compiled;
 mod decision;
