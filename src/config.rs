@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::host::fs::MountConfig;
+pub use crate::host::http::HttpConfig;
+
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,101 +295,6 @@ fn default_max_download_bytes() -> u64 {
 }
 fn default_download_timeout_secs() -> u64 {
     30
-}
-
-/// A host directory made visible to components (`--dir HOST::GUEST[::rw]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MountConfig {
-    pub host: PathBuf,
-    pub guest: String,
-    #[serde(default)]
-    pub writable: bool,
-}
-
-impl std::str::FromStr for MountConfig {
-    type Err = String;
-
-    /// Parses wasmtime's `HOST::GUEST` convention, with an optional `::rw` (or `::ro`) suffix.
-    fn from_str(spec: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = spec.split("::").collect();
-        let (host, guest, writable) = match parts.as_slice() {
-            [host] => (*host, *host, false),
-            [host, guest] => (*host, *guest, false),
-            [host, guest, "rw"] => (*host, *guest, true),
-            [host, guest, "ro"] => (*host, *guest, false),
-            [_, _, mode] => {
-                return Err(format!(
-                    "--dir {spec:?}: unknown mode {mode:?} (expected `rw` or `ro`)"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "--dir {spec:?}: expected HOST_DIR::GUEST_DIR[::rw]"
-                ));
-            }
-        };
-        if host.is_empty() || guest.is_empty() {
-            return Err(format!(
-                "--dir {spec:?}: host and guest directories must not be empty"
-            ));
-        }
-        Ok(MountConfig {
-            host: PathBuf::from(host),
-            guest: guest.to_owned(),
-            writable,
-        })
-    }
-}
-
-/// How outgoing HTTP requests are bounded. Which requests may go out at all is the policy's
-/// `http` phase.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "default_first_byte_timeout_ms")]
-    pub first_byte_timeout_ms: u64,
-    #[serde(default = "default_between_bytes_timeout_ms")]
-    pub between_bytes_timeout_ms: u64,
-    /// Response body bytes a tool may receive per request.
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: u64,
-    /// Header names masked in what the policy, the log and the audit log see, besides the
-    /// built-in credential names (`authorization`, `cookie`, anything with `key`, `token`, …).
-    #[serde(default)]
-    pub masked_headers: Vec<String>,
-    /// Query parameters whose values are kept as sent; every other query value is masked
-    /// (`page=***`), names kept.
-    #[serde(default)]
-    pub unmasked_query_parameters: Vec<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            connect_timeout_ms: default_connect_timeout_ms(),
-            first_byte_timeout_ms: default_first_byte_timeout_ms(),
-            between_bytes_timeout_ms: default_between_bytes_timeout_ms(),
-            max_response_bytes: default_max_response_bytes(),
-            masked_headers: Vec::new(),
-            unmasked_query_parameters: Vec::new(),
-        }
-    }
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    10_000
-}
-fn default_first_byte_timeout_ms() -> u64 {
-    30_000
-}
-fn default_between_bytes_timeout_ms() -> u64 {
-    30_000
-}
-fn default_max_response_bytes() -> u64 {
-    16 << 20
 }
 
 /// Per-call sandbox limits (defaults; a policy decision may tighten them later).
