@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
+use crate::supply::ComponentSource;
+pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
 
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -200,65 +202,19 @@ impl ComponentConfig {
 
     /// Where the component comes from, as written (path or URL), for names and messages.
     pub fn location(&self) -> String {
-        match (&self.path, &self.url) {
-            (Some(path), _) => path.display().to_string(),
-            (None, Some(url)) => url.clone(),
-            (None, None) => "<no path or url>".to_owned(),
-        }
+        ComponentSource::from(self).location()
     }
 }
 
-/// A signature requirement: either a cosign public key, or a keyless (Fulcio certificate)
-/// identity checked against a trust root file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignatureConfig {
-    /// PEM public key (`cosign generate-key-pair` writes `cosign.pub`).
-    pub key: Option<PathBuf>,
-    /// Required certificate identity (SAN: e-mail or URI), for keyless signatures.
-    pub identity: Option<String>,
-    /// Required OIDC issuer of the certificate, for keyless signatures.
-    pub issuer: Option<String>,
-    /// A sigstore `trusted_root.json` (Fulcio CAs, CT log keys); read from disk, never fetched.
-    pub trust_root: Option<PathBuf>,
-}
-
-/// How signatures, downloads and tool-definition pins are handled (`[supply_chain]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SupplyChainConfig {
-    /// `permissive` (default): components without a valid signature load, marked unsigned for
-    /// policy. `strict`: every component must verify against a requirement, or it never loads.
-    #[serde(default)]
-    pub mode: SupplyMode,
-    /// The requirement for components that declare none of their own.
-    pub signature: Option<SignatureConfig>,
-    /// Tool-definition pins (JSON); default `gatehouse-pins.json` beside the audit log, whose
-    /// history it belongs to.
-    pub pins: Option<PathBuf>,
-    /// What a changed tool definition does: `withhold` (default) until accepted, or `allow`
-    /// (offered, with `input.tool.definition_changed` set for policy).
-    #[serde(default)]
-    pub on_drift: DriftAction,
-    /// Largest component (or bundle) download, in bytes.
-    #[serde(default = "default_max_download_bytes")]
-    pub max_download_bytes: u64,
-    #[serde(default = "default_download_timeout_secs")]
-    pub download_timeout_secs: u64,
-    /// Extra PEM CA certificates trusted for component downloads (a private mirror).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for SupplyChainConfig {
-    fn default() -> Self {
-        SupplyChainConfig {
-            mode: SupplyMode::default(),
-            signature: None,
-            pins: None,
-            on_drift: DriftAction::default(),
-            max_download_bytes: default_max_download_bytes(),
-            download_timeout_secs: default_download_timeout_secs(),
-            ca_file: None,
+/// The supply chain's part of a declaration.
+impl<'a> From<&'a ComponentConfig> for ComponentSource<'a> {
+    fn from(component: &'a ComponentConfig) -> Self {
+        ComponentSource {
+            path: component.path.as_deref(),
+            url: component.url.as_deref(),
+            sha256: component.sha256.as_deref(),
+            signature: component.signature.as_ref(),
+            bundle: component.bundle.as_deref(),
         }
     }
 }
@@ -266,35 +222,8 @@ impl Default for SupplyChainConfig {
 impl Config {
     /// The tool-definition pin file: as configured, else beside the audit log.
     pub fn pins_path(&self) -> PathBuf {
-        self.supply_chain.pins.clone().unwrap_or_else(|| {
-            self.audit
-                .path()
-                .with_file_name(crate::supply::DEFAULT_PINS_FILE)
-        })
+        self.supply_chain.pins_path(&self.audit.path())
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SupplyMode {
-    #[default]
-    Permissive,
-    Strict,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriftAction {
-    #[default]
-    Withhold,
-    Allow,
-}
-
-fn default_max_download_bytes() -> u64 {
-    64 << 20
-}
-fn default_download_timeout_secs() -> u64 {
-    30
 }
 
 /// Per-call sandbox limits (defaults; a policy decision may tighten them later).
@@ -461,12 +390,16 @@ impl Config {
             {
                 *bundle = base.join(bundle.as_str()).display().to_string();
             }
-            if let Some(signature) = &mut component.signature {
-                signature.resolve_relative_to(base);
-            }
         }
-        if let Some(signature) = &mut self.supply_chain.signature {
-            signature.resolve_relative_to(base);
+        let signatures = self.components.iter_mut().map(|c| &mut c.signature);
+        for signature in signatures
+            .chain([&mut self.supply_chain.signature])
+            .flatten()
+        {
+            [&mut signature.key, &mut signature.trust_root]
+                .into_iter()
+                .flatten()
+                .for_each(resolve);
         }
         for mount in &mut self.mounts {
             resolve(&mut mount.host);
@@ -489,16 +422,6 @@ impl Config {
         .flatten()
         {
             resolve(path);
-        }
-    }
-}
-
-impl SignatureConfig {
-    fn resolve_relative_to(&mut self, base: &Path) {
-        for path in [&mut self.key, &mut self.trust_root].into_iter().flatten() {
-            if path.is_relative() {
-                *path = base.join(&*path);
-            }
         }
     }
 }
