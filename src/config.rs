@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::audit::AuditLogConfig;
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
 use crate::supply::ComponentSource;
@@ -68,63 +69,6 @@ impl PolicyConfig {
 
 fn default_policy_dir() -> PathBuf {
     PathBuf::from("policies")
-}
-
-/// The append-only audit log.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditLogConfig {
-    /// SQLite file; created on first start. Default `gatehouse-audit.db` in the working
-    /// directory (not the config file's: the default is where the operator runs the gateway).
-    pub path: Option<PathBuf>,
-    /// Ed25519 checkpoint signing key (`gatehouse audit keygen`); without it the installation's
-    /// key in `key_dir` signs.
-    pub signing_key: Option<PathBuf>,
-    /// The gateway's state directory for its audit keys (checkpoint key created on first start,
-    /// redaction key), mode 0700, apart from the log. Default (applied by `serve` and `call`):
-    /// `$XDG_STATE_HOME/gatehouse`, else `~/.local/state/gatehouse` (`audit::default_key_dir`).
-    pub key_dir: Option<PathBuf>,
-    /// Where checkpoints are also appended for shipping off the host (default `<path>.checkpoints`).
-    pub checkpoint_file: Option<PathBuf>,
-    /// A checkpoint after this many entries…
-    #[serde(default = "default_checkpoint_every")]
-    pub checkpoint_every: u64,
-    /// …or this many seconds after the first entry not yet covered.
-    #[serde(default = "default_checkpoint_interval_secs")]
-    pub checkpoint_interval_secs: u64,
-    /// `full` (default): every commit is fsynced, so an answered call's entries survive a power
-    /// loss. `normal`: they survive a crash of the gateway but not of the machine, and commits
-    /// are not fsynced (see BENCHMARKS.md for what each costs).
-    #[serde(default)]
-    pub synchronous: crate::audit::Synchronous,
-}
-
-impl Default for AuditLogConfig {
-    fn default() -> Self {
-        AuditLogConfig {
-            path: None,
-            signing_key: None,
-            key_dir: None,
-            checkpoint_file: None,
-            checkpoint_every: default_checkpoint_every(),
-            checkpoint_interval_secs: default_checkpoint_interval_secs(),
-            synchronous: crate::audit::Synchronous::default(),
-        }
-    }
-}
-
-impl AuditLogConfig {
-    pub fn path(&self) -> PathBuf {
-        self.path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::audit::DEFAULT_AUDIT_FILE))
-    }
-}
-fn default_checkpoint_every() -> u64 {
-    1000
-}
-fn default_checkpoint_interval_secs() -> u64 {
-    10
 }
 
 /// How the gateway listens.
