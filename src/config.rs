@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub use crate::audit::AuditLogConfig;
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
+pub use crate::policy::PolicyConfig;
+pub use crate::runtime::cache::CacheConfig;
 use crate::supply::ComponentSource;
 pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
 
@@ -43,32 +45,6 @@ pub struct Config {
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
-}
-
-/// The Rego bundle that decides every call.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Bundle directory (`.rego` files, `data.json`); default `policies` in the working
-    /// directory, the bundle shipped with Gatehouse.
-    pub dir: Option<PathBuf>,
-    /// Data files merged over the bundle's own data, in order (environment-specific settings).
-    #[serde(default)]
-    pub data: Vec<PathBuf>,
-    /// `interpreter` (default: every evaluation error denies) or `compiled` (several times
-    /// faster; an error inside a rule body fails that body instead, as in OPA).
-    #[serde(default)]
-    pub evaluator: crate::policy::Evaluator,
-}
-
-impl PolicyConfig {
-    pub fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(default_policy_dir)
-    }
-}
-
-fn default_policy_dir() -> PathBuf {
-    PathBuf::from("policies")
 }
 
 /// How the gateway listens.
@@ -258,27 +234,6 @@ fn default_fuel() -> u64 {
 }
 fn default_max_requests() -> u64 {
     64
-}
-
-/// Where compiled components are kept between runs.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Defaults to `$XDG_CACHE_HOME/gatehouse` (or `~/.cache/gatehouse`).
-    pub dir: Option<PathBuf>,
-}
-
-impl CacheConfig {
-    /// The cache directory to use; `None` only when no home directory can be found.
-    pub fn resolved_dir(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.dir {
-            return Some(dir.clone());
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-        Some(base.join("gatehouse"))
-    }
 }
 
 /// An HTTP API key and the principal it authenticates. Only the key's SHA-256 is configured,

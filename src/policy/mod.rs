@@ -19,6 +19,7 @@ mod error;
 mod nodes;
 mod phase;
 mod pool;
+mod settings;
 mod store;
 pub mod testing;
 mod watch;
@@ -32,6 +33,7 @@ pub use bundle::{BundleSource, RegoFile};
 pub use decision::{Decision, Limits, POLICY_ERROR, Verdict};
 pub use error::PolicyError;
 pub use phase::{Phase, UnknownPhase};
+pub use settings::{DEFAULT_POLICY_DIR, PolicyConfig};
 pub use store::{Evaluator, Explanation, PolicyOptions, PolicyStore};
 #[cfg(unix)]
 pub use watch::reload_on_sighup;
