@@ -19,49 +19,35 @@ pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyM
 
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
     pub server: ServerConfig,
-    #[serde(default, rename = "components")]
     pub components: Vec<ComponentConfig>,
-    #[serde(default)]
     pub mounts: Vec<MountConfig>,
-    #[serde(default)]
     pub http: HttpConfig,
-    #[serde(default)]
     pub limits: LimitsConfig,
-    #[serde(default)]
     pub cache: CacheConfig,
-    #[serde(default, rename = "api_keys")]
     pub api_keys: Vec<ApiKeyConfig>,
-    #[serde(default)]
     pub policy: PolicyConfig,
-    #[serde(default)]
     pub audit: AuditLogConfig,
-    #[serde(default)]
     pub supply_chain: SupplyChainConfig,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
-    #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// How the gateway listens.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Streamable HTTP listener (`127.0.0.1:8787`); without it the gateway speaks MCP on stdio.
     pub http: Option<SocketAddr>,
     /// Extra `Host` names the HTTP listener accepts besides its own address and `localhost`
     /// (DNS-rebinding protection: anything else is refused).
-    #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Principal given to the single client on stdio (the process that started us).
-    #[serde(default = "default_stdio_principal")]
     pub stdio_principal: String,
     /// Whether HTTP requests without an API key are served as principal `anonymous`.
-    #[serde(default = "default_true")]
     pub allow_anonymous: bool,
 }
 
@@ -70,23 +56,15 @@ impl Default for ServerConfig {
         ServerConfig {
             http: None,
             allowed_hosts: Vec::new(),
-            stdio_principal: default_stdio_principal(),
+            stdio_principal: "local".to_owned(),
             allow_anonymous: true,
         }
     }
 }
 
-fn default_stdio_principal() -> String {
-    "local".to_owned()
-}
-
-fn default_true() -> bool {
-    true
-}
-
 /// One component served as tools.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ComponentConfig {
     /// Prefix of the component's tool names; defaults to the file name without extension.
     pub name: Option<String>,
@@ -103,10 +81,8 @@ pub struct ComponentConfig {
     /// `.sigstore.json`.
     pub bundle: Option<String>,
     /// Exported function names that are not offered as tools (toolchain entry points, helpers).
-    #[serde(default)]
     pub exclude: Vec<String>,
     /// Keys of the top-level `[env]` table this component always gets.
-    #[serde(default)]
     pub env: Vec<String>,
 }
 
@@ -148,59 +124,49 @@ impl Config {
 
 /// Per-call sandbox limits (defaults; a policy decision may tighten them later).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default = "default_memory_bytes")]
     pub memory_bytes: u64,
-    #[serde(default = "default_max_result_bytes")]
     pub max_result_bytes: u64,
     /// Largest arguments object accepted from an agent, in bytes of JSON; the transports
     /// refuse larger requests (HTTP body, stdio line) before they are parsed.
-    #[serde(default = "default_max_argument_bytes")]
     pub max_argument_bytes: u64,
     /// Calls running at once across all components; further calls wait for a slot.
-    #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
     /// Calls one component may run at once; a call beyond it fails at once with a clear
     /// error, so one busy tool cannot take every slot.
-    #[serde(default = "default_max_concurrent_per_component")]
     pub max_concurrent_per_component: u32,
     /// Calls one principal may start in any 60 s (a sliding window); a call beyond it fails at
     /// once naming this limit, so one caller cannot take the gateway from the others. A
     /// policy's `calls_per_minute` obligation tightens it per call. 0 (the default): no rate
     /// limit. All anonymous callers are one principal and share one window.
-    #[serde(default)]
     pub calls_per_minute_per_principal: u64,
     /// Calls one principal may run at once; a call beyond it fails at once. 0 (the default):
     /// no limit beyond `max_concurrent_calls`.
-    #[serde(default)]
     pub max_concurrent_per_principal: u32,
     /// Fuel a call may burn: about one unit per wasm operation, so a tight loop burns several
     /// billion a second. The default is far above what the time limit lets a call use; a
     /// policy's `fuel` obligation tightens it per call. 0 turns fuel metering off, and then a
     /// policy that asks for a fuel limit denies the call rather than run it unmetered.
-    #[serde(default = "default_fuel")]
     pub fuel: u64,
     /// Outgoing HTTP requests one call may make.
-    #[serde(default = "default_max_requests")]
     pub max_requests: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            timeout_ms: default_timeout_ms(),
-            memory_bytes: default_memory_bytes(),
-            max_result_bytes: default_max_result_bytes(),
-            max_argument_bytes: default_max_argument_bytes(),
-            max_concurrent_calls: default_max_concurrent_calls(),
-            max_concurrent_per_component: default_max_concurrent_per_component(),
+            timeout_ms: 10_000,
+            memory_bytes: 256 << 20,
+            max_result_bytes: 4 << 20,
+            max_argument_bytes: 1 << 20,
+            max_concurrent_calls: 64,
+            max_concurrent_per_component: 32,
             calls_per_minute_per_principal: 0,
             max_concurrent_per_principal: 0,
-            fuel: default_fuel(),
-            max_requests: default_max_requests(),
+            fuel: 1_000_000_000_000,
+            max_requests: 64,
         }
     }
 }
@@ -209,31 +175,6 @@ impl LimitsConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-fn default_memory_bytes() -> u64 {
-    256 << 20
-}
-fn default_max_result_bytes() -> u64 {
-    4 << 20
-}
-fn default_max_argument_bytes() -> u64 {
-    1 << 20
-}
-fn default_max_concurrent_calls() -> u32 {
-    64
-}
-fn default_max_concurrent_per_component() -> u32 {
-    32
-}
-fn default_fuel() -> u64 {
-    1_000_000_000_000
-}
-fn default_max_requests() -> u64 {
-    64
 }
 
 /// An HTTP API key and the principal it authenticates. Only the key's SHA-256 is configured,
