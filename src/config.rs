@@ -1,5 +1,13 @@
 //! The `gatehouse.toml` file and the command-line flags that extend it.
 //!
+//! Each section's settings belong to the module they configure, with that module's one
+//! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
+//! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
+//! [`crate::policy`], `[cache]` to [`crate::runtime::cache`]. They are re-exported here, where
+//! [`Config`] combines them. This file owns only what belongs to no one module below it: the
+//! listener (`[server]`), the component list, the per-call `[limits]` that the gateway, the
+//! runtime and the transports share, the API keys, the `[env]` table, and loading the file.
+//!
 //! Relative paths in a config file are resolved against the file's own directory, so a config
 //! works the same whatever directory the gateway is started from.
 
