@@ -1,5 +1,13 @@
 //! The `gatehouse.toml` file and the command-line flags that extend it.
 //!
+//! Each section's settings belong to the module they configure, with that module's one
+//! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
+//! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
+//! [`crate::policy`], `[cache]` to [`crate::runtime::cache`]. They are re-exported here, where
+//! [`Config`] combines them. This file owns only what belongs to no one module below it: the
+//! listener (`[server]`), the component list, the per-call `[limits]` that the gateway, the
+//! runtime and the transports share, the API keys, the `[env]` table, and loading the file.
+//!
 //! Relative paths in a config file are resolved against the file's own directory, so a config
 //! works the same whatever directory the gateway is started from.
 
@@ -9,134 +17,45 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::audit::AuditLogConfig;
+pub use crate::host::fs::MountConfig;
+pub use crate::host::http::HttpConfig;
+pub use crate::policy::PolicyConfig;
+pub use crate::runtime::cache::CacheConfig;
+use crate::supply::ComponentSource;
+pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
+
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
     pub server: ServerConfig,
-    #[serde(default, rename = "components")]
     pub components: Vec<ComponentConfig>,
-    #[serde(default)]
     pub mounts: Vec<MountConfig>,
-    #[serde(default)]
     pub http: HttpConfig,
-    #[serde(default)]
     pub limits: LimitsConfig,
-    #[serde(default)]
     pub cache: CacheConfig,
-    #[serde(default, rename = "api_keys")]
     pub api_keys: Vec<ApiKeyConfig>,
-    #[serde(default)]
     pub policy: PolicyConfig,
-    #[serde(default)]
     pub audit: AuditLogConfig,
-    #[serde(default)]
     pub supply_chain: SupplyChainConfig,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
-    #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
-}
-
-/// The Rego bundle that decides every call.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Bundle directory (`.rego` files, `data.json`); default `policies` in the working
-    /// directory, the bundle shipped with Gatehouse.
-    pub dir: Option<PathBuf>,
-    /// Data files merged over the bundle's own data, in order (environment-specific settings).
-    #[serde(default)]
-    pub data: Vec<PathBuf>,
-    /// `interpreter` (default: every evaluation error denies) or `compiled` (several times
-    /// faster; an error inside a rule body fails that body instead, as in OPA).
-    #[serde(default)]
-    pub evaluator: crate::policy::Evaluator,
-}
-
-impl PolicyConfig {
-    pub fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(default_policy_dir)
-    }
-}
-
-fn default_policy_dir() -> PathBuf {
-    PathBuf::from("policies")
-}
-
-/// The append-only audit log.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditLogConfig {
-    /// SQLite file; created on first start. Default `gatehouse-audit.db` in the working
-    /// directory (not the config file's: the default is where the operator runs the gateway).
-    pub path: Option<PathBuf>,
-    /// Ed25519 checkpoint signing key (`gatehouse audit keygen`); without it the installation's
-    /// key in `key_dir` signs.
-    pub signing_key: Option<PathBuf>,
-    /// The gateway's state directory for its audit keys (checkpoint key created on first start,
-    /// redaction key), mode 0700, apart from the log. Default (applied by `serve` and `call`):
-    /// `$XDG_STATE_HOME/gatehouse`, else `~/.local/state/gatehouse` (`audit::default_key_dir`).
-    pub key_dir: Option<PathBuf>,
-    /// Where checkpoints are also appended for shipping off the host (default `<path>.checkpoints`).
-    pub checkpoint_file: Option<PathBuf>,
-    /// A checkpoint after this many entries…
-    #[serde(default = "default_checkpoint_every")]
-    pub checkpoint_every: u64,
-    /// …or this many seconds after the first entry not yet covered.
-    #[serde(default = "default_checkpoint_interval_secs")]
-    pub checkpoint_interval_secs: u64,
-    /// `full` (default): every commit is fsynced, so an answered call's entries survive a power
-    /// loss. `normal`: they survive a crash of the gateway but not of the machine, and commits
-    /// are not fsynced (see BENCHMARKS.md for what each costs).
-    #[serde(default)]
-    pub synchronous: crate::audit::Synchronous,
-}
-
-impl Default for AuditLogConfig {
-    fn default() -> Self {
-        AuditLogConfig {
-            path: None,
-            signing_key: None,
-            key_dir: None,
-            checkpoint_file: None,
-            checkpoint_every: default_checkpoint_every(),
-            checkpoint_interval_secs: default_checkpoint_interval_secs(),
-            synchronous: crate::audit::Synchronous::default(),
-        }
-    }
-}
-
-impl AuditLogConfig {
-    pub fn path(&self) -> PathBuf {
-        self.path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::audit::DEFAULT_AUDIT_FILE))
-    }
-}
-fn default_checkpoint_every() -> u64 {
-    1000
-}
-fn default_checkpoint_interval_secs() -> u64 {
-    10
 }
 
 /// How the gateway listens.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Streamable HTTP listener (`127.0.0.1:8787`); without it the gateway speaks MCP on stdio.
     pub http: Option<SocketAddr>,
     /// Extra `Host` names the HTTP listener accepts besides its own address and `localhost`
     /// (DNS-rebinding protection: anything else is refused).
-    #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Principal given to the single client on stdio (the process that started us).
-    #[serde(default = "default_stdio_principal")]
     pub stdio_principal: String,
     /// Whether HTTP requests without an API key are served as principal `anonymous`.
-    #[serde(default = "default_true")]
     pub allow_anonymous: bool,
 }
 
@@ -145,23 +64,15 @@ impl Default for ServerConfig {
         ServerConfig {
             http: None,
             allowed_hosts: Vec::new(),
-            stdio_principal: default_stdio_principal(),
+            stdio_principal: "local".to_owned(),
             allow_anonymous: true,
         }
     }
 }
 
-fn default_stdio_principal() -> String {
-    "local".to_owned()
-}
-
-fn default_true() -> bool {
-    true
-}
-
 /// One component served as tools.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ComponentConfig {
     /// Prefix of the component's tool names; defaults to the file name without extension.
     pub name: Option<String>,
@@ -178,10 +89,8 @@ pub struct ComponentConfig {
     /// `.sigstore.json`.
     pub bundle: Option<String>,
     /// Exported function names that are not offered as tools (toolchain entry points, helpers).
-    #[serde(default)]
     pub exclude: Vec<String>,
     /// Keys of the top-level `[env]` table this component always gets.
-    #[serde(default)]
     pub env: Vec<String>,
 }
 
@@ -197,65 +106,19 @@ impl ComponentConfig {
 
     /// Where the component comes from, as written (path or URL), for names and messages.
     pub fn location(&self) -> String {
-        match (&self.path, &self.url) {
-            (Some(path), _) => path.display().to_string(),
-            (None, Some(url)) => url.clone(),
-            (None, None) => "<no path or url>".to_owned(),
-        }
+        ComponentSource::from(self).location()
     }
 }
 
-/// A signature requirement: either a cosign public key, or a keyless (Fulcio certificate)
-/// identity checked against a trust root file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignatureConfig {
-    /// PEM public key (`cosign generate-key-pair` writes `cosign.pub`).
-    pub key: Option<PathBuf>,
-    /// Required certificate identity (SAN: e-mail or URI), for keyless signatures.
-    pub identity: Option<String>,
-    /// Required OIDC issuer of the certificate, for keyless signatures.
-    pub issuer: Option<String>,
-    /// A sigstore `trusted_root.json` (Fulcio CAs, CT log keys); read from disk, never fetched.
-    pub trust_root: Option<PathBuf>,
-}
-
-/// How signatures, downloads and tool-definition pins are handled (`[supply_chain]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SupplyChainConfig {
-    /// `permissive` (default): components without a valid signature load, marked unsigned for
-    /// policy. `strict`: every component must verify against a requirement, or it never loads.
-    #[serde(default)]
-    pub mode: SupplyMode,
-    /// The requirement for components that declare none of their own.
-    pub signature: Option<SignatureConfig>,
-    /// Tool-definition pins (JSON); default `gatehouse-pins.json` beside the audit log, whose
-    /// history it belongs to.
-    pub pins: Option<PathBuf>,
-    /// What a changed tool definition does: `withhold` (default) until accepted, or `allow`
-    /// (offered, with `input.tool.definition_changed` set for policy).
-    #[serde(default)]
-    pub on_drift: DriftAction,
-    /// Largest component (or bundle) download, in bytes.
-    #[serde(default = "default_max_download_bytes")]
-    pub max_download_bytes: u64,
-    #[serde(default = "default_download_timeout_secs")]
-    pub download_timeout_secs: u64,
-    /// Extra PEM CA certificates trusted for component downloads (a private mirror).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for SupplyChainConfig {
-    fn default() -> Self {
-        SupplyChainConfig {
-            mode: SupplyMode::default(),
-            signature: None,
-            pins: None,
-            on_drift: DriftAction::default(),
-            max_download_bytes: default_max_download_bytes(),
-            download_timeout_secs: default_download_timeout_secs(),
-            ca_file: None,
+/// The supply chain's part of a declaration.
+impl<'a> From<&'a ComponentConfig> for ComponentSource<'a> {
+    fn from(component: &'a ComponentConfig) -> Self {
+        ComponentSource {
+            path: component.path.as_deref(),
+            url: component.url.as_deref(),
+            sha256: component.sha256.as_deref(),
+            signature: component.signature.as_ref(),
+            bundle: component.bundle.as_deref(),
         }
     }
 }
@@ -263,187 +126,55 @@ impl Default for SupplyChainConfig {
 impl Config {
     /// The tool-definition pin file: as configured, else beside the audit log.
     pub fn pins_path(&self) -> PathBuf {
-        self.supply_chain.pins.clone().unwrap_or_else(|| {
-            self.audit
-                .path()
-                .with_file_name(crate::supply::DEFAULT_PINS_FILE)
-        })
+        self.supply_chain.pins_path(&self.audit.path())
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SupplyMode {
-    #[default]
-    Permissive,
-    Strict,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriftAction {
-    #[default]
-    Withhold,
-    Allow,
-}
-
-fn default_max_download_bytes() -> u64 {
-    64 << 20
-}
-fn default_download_timeout_secs() -> u64 {
-    30
-}
-
-/// A host directory made visible to components (`--dir HOST::GUEST[::rw]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MountConfig {
-    pub host: PathBuf,
-    pub guest: String,
-    #[serde(default)]
-    pub writable: bool,
-}
-
-impl std::str::FromStr for MountConfig {
-    type Err = String;
-
-    /// Parses wasmtime's `HOST::GUEST` convention, with an optional `::rw` (or `::ro`) suffix.
-    fn from_str(spec: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = spec.split("::").collect();
-        let (host, guest, writable) = match parts.as_slice() {
-            [host] => (*host, *host, false),
-            [host, guest] => (*host, *guest, false),
-            [host, guest, "rw"] => (*host, *guest, true),
-            [host, guest, "ro"] => (*host, *guest, false),
-            [_, _, mode] => {
-                return Err(format!(
-                    "--dir {spec:?}: unknown mode {mode:?} (expected `rw` or `ro`)"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "--dir {spec:?}: expected HOST_DIR::GUEST_DIR[::rw]"
-                ));
-            }
-        };
-        if host.is_empty() || guest.is_empty() {
-            return Err(format!(
-                "--dir {spec:?}: host and guest directories must not be empty"
-            ));
-        }
-        Ok(MountConfig {
-            host: PathBuf::from(host),
-            guest: guest.to_owned(),
-            writable,
-        })
-    }
-}
-
-/// How outgoing HTTP requests are bounded. Which requests may go out at all is the policy's
-/// `http` phase.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "default_first_byte_timeout_ms")]
-    pub first_byte_timeout_ms: u64,
-    #[serde(default = "default_between_bytes_timeout_ms")]
-    pub between_bytes_timeout_ms: u64,
-    /// Response body bytes a tool may receive per request.
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: u64,
-    /// Header names masked in what the policy, the log and the audit log see, besides the
-    /// built-in credential names (`authorization`, `cookie`, anything with `key`, `token`, …).
-    #[serde(default)]
-    pub masked_headers: Vec<String>,
-    /// Query parameters whose values are kept as sent; every other query value is masked
-    /// (`page=***`), names kept.
-    #[serde(default)]
-    pub unmasked_query_parameters: Vec<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            connect_timeout_ms: default_connect_timeout_ms(),
-            first_byte_timeout_ms: default_first_byte_timeout_ms(),
-            between_bytes_timeout_ms: default_between_bytes_timeout_ms(),
-            max_response_bytes: default_max_response_bytes(),
-            masked_headers: Vec::new(),
-            unmasked_query_parameters: Vec::new(),
-        }
-    }
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    10_000
-}
-fn default_first_byte_timeout_ms() -> u64 {
-    30_000
-}
-fn default_between_bytes_timeout_ms() -> u64 {
-    30_000
-}
-fn default_max_response_bytes() -> u64 {
-    16 << 20
 }
 
 /// Per-call sandbox limits (defaults; a policy decision may tighten them later).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default = "default_memory_bytes")]
     pub memory_bytes: u64,
-    #[serde(default = "default_max_result_bytes")]
     pub max_result_bytes: u64,
     /// Largest arguments object accepted from an agent, in bytes of JSON; the transports
     /// refuse larger requests (HTTP body, stdio line) before they are parsed.
-    #[serde(default = "default_max_argument_bytes")]
     pub max_argument_bytes: u64,
     /// Calls running at once across all components; further calls wait for a slot.
-    #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
     /// Calls one component may run at once; a call beyond it fails at once with a clear
     /// error, so one busy tool cannot take every slot.
-    #[serde(default = "default_max_concurrent_per_component")]
     pub max_concurrent_per_component: u32,
     /// Calls one principal may start in any 60 s (a sliding window); a call beyond it fails at
     /// once naming this limit, so one caller cannot take the gateway from the others. A
     /// policy's `calls_per_minute` obligation tightens it per call. 0 (the default): no rate
     /// limit. All anonymous callers are one principal and share one window.
-    #[serde(default)]
     pub calls_per_minute_per_principal: u64,
     /// Calls one principal may run at once; a call beyond it fails at once. 0 (the default):
     /// no limit beyond `max_concurrent_calls`.
-    #[serde(default)]
     pub max_concurrent_per_principal: u32,
     /// Fuel a call may burn: about one unit per wasm operation, so a tight loop burns several
     /// billion a second. The default is far above what the time limit lets a call use; a
     /// policy's `fuel` obligation tightens it per call. 0 turns fuel metering off, and then a
     /// policy that asks for a fuel limit denies the call rather than run it unmetered.
-    #[serde(default = "default_fuel")]
     pub fuel: u64,
     /// Outgoing HTTP requests one call may make.
-    #[serde(default = "default_max_requests")]
     pub max_requests: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            timeout_ms: default_timeout_ms(),
-            memory_bytes: default_memory_bytes(),
-            max_result_bytes: default_max_result_bytes(),
-            max_argument_bytes: default_max_argument_bytes(),
-            max_concurrent_calls: default_max_concurrent_calls(),
-            max_concurrent_per_component: default_max_concurrent_per_component(),
+            timeout_ms: 10_000,
+            memory_bytes: 256 << 20,
+            max_result_bytes: 4 << 20,
+            max_argument_bytes: 1 << 20,
+            max_concurrent_calls: 64,
+            max_concurrent_per_component: 32,
             calls_per_minute_per_principal: 0,
             max_concurrent_per_principal: 0,
-            fuel: default_fuel(),
-            max_requests: default_max_requests(),
+            fuel: 1_000_000_000_000,
+            max_requests: 64,
         }
     }
 }
@@ -451,52 +182,6 @@ impl Default for LimitsConfig {
 impl LimitsConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
-    }
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-fn default_memory_bytes() -> u64 {
-    256 << 20
-}
-fn default_max_result_bytes() -> u64 {
-    4 << 20
-}
-fn default_max_argument_bytes() -> u64 {
-    1 << 20
-}
-fn default_max_concurrent_calls() -> u32 {
-    64
-}
-fn default_max_concurrent_per_component() -> u32 {
-    32
-}
-fn default_fuel() -> u64 {
-    1_000_000_000_000
-}
-fn default_max_requests() -> u64 {
-    64
-}
-
-/// Where compiled components are kept between runs.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Defaults to `$XDG_CACHE_HOME/gatehouse` (or `~/.cache/gatehouse`).
-    pub dir: Option<PathBuf>,
-}
-
-impl CacheConfig {
-    /// The cache directory to use; `None` only when no home directory can be found.
-    pub fn resolved_dir(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.dir {
-            return Some(dir.clone());
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-        Some(base.join("gatehouse"))
     }
 }
 
@@ -553,12 +238,16 @@ impl Config {
             {
                 *bundle = base.join(bundle.as_str()).display().to_string();
             }
-            if let Some(signature) = &mut component.signature {
-                signature.resolve_relative_to(base);
-            }
         }
-        if let Some(signature) = &mut self.supply_chain.signature {
-            signature.resolve_relative_to(base);
+        let signatures = self.components.iter_mut().map(|c| &mut c.signature);
+        for signature in signatures
+            .chain([&mut self.supply_chain.signature])
+            .flatten()
+        {
+            [&mut signature.key, &mut signature.trust_root]
+                .into_iter()
+                .flatten()
+                .for_each(resolve);
         }
         for mount in &mut self.mounts {
             resolve(&mut mount.host);
@@ -581,16 +270,6 @@ impl Config {
         .flatten()
         {
             resolve(path);
-        }
-    }
-}
-
-impl SignatureConfig {
-    fn resolve_relative_to(&mut self, base: &Path) {
-        for path in [&mut self.key, &mut self.trust_root].into_iter().flatten() {
-            if path.is_relative() {
-                *path = base.join(&*path);
-            }
         }
     }
 }
@@ -677,5 +356,148 @@ mod tests {
         std::fs::write(&file, "[limits]\ntimeout = 5\n").unwrap();
         let err = Config::load(&file).unwrap_err().to_string();
         assert!(err.contains("unknown field `timeout`"), "{err}");
+    }
+
+    /// Every key `gatehouse.toml` accepts, each set away from its default.
+    const EVERY_KEY: &str = r#"
+        [server]
+        http = "127.0.0.1:9000"
+        allowed_hosts = ["gate.example"]
+        stdio_principal = "me"
+        allow_anonymous = false
+
+        [[components]]
+        name = "local"
+        path = "c/local.wasm"
+        sha256 = "sha256:00"
+        signature = { key = "k.pub" }
+        bundle = "b.json"
+        exclude = ["helper"]
+        env = ["TOKEN"]
+
+        [[components]]
+        url = "https://example.com/c.wasm"
+        signature = { identity = "me@example.com", issuer = "https://issuer", trust_root = "root.json" }
+        bundle = "https://example.com/c.wasm.bundle"
+
+        [[mounts]]
+        host = "data"
+        guest = "/data"
+        writable = true
+
+        [http]
+        connect_timeout_ms = 1
+        first_byte_timeout_ms = 2
+        between_bytes_timeout_ms = 3
+        max_response_bytes = 4
+        masked_headers = ["x-secret"]
+        unmasked_query_parameters = ["page"]
+
+        [limits]
+        timeout_ms = 5
+        memory_bytes = 6
+        max_result_bytes = 7
+        max_argument_bytes = 8
+        max_concurrent_calls = 9
+        max_concurrent_per_component = 10
+        calls_per_minute_per_principal = 11
+        max_concurrent_per_principal = 12
+        fuel = 13
+        max_requests = 14
+
+        [cache]
+        dir = "cache"
+
+        [[api_keys]]
+        principal = "ci"
+        key_sha256 = "ab"
+
+        [policy]
+        dir = "p"
+        data = ["d.json"]
+        evaluator = "compiled"
+
+        [audit]
+        path = "a.db"
+        signing_key = "s.key"
+        key_dir = "state"
+        checkpoint_file = "a.cp"
+        checkpoint_every = 15
+        checkpoint_interval_secs = 16
+        synchronous = "normal"
+
+        [supply_chain]
+        mode = "strict"
+        signature = { key = "all.pub" }
+        pins = "pins.json"
+        on_drift = "allow"
+        max_download_bytes = 17
+        download_timeout_secs = 18
+        ca_file = "ca.pem"
+
+        [env]
+        TOKEN = "t"
+    "#;
+
+    /// A config as text (`Debug`), with the directory it was loaded from written `$DIR`.
+    fn snapshot(config: &Config, dir: &Path) -> String {
+        format!("{config:#?}\n").replace(&dir.display().to_string(), "$DIR")
+    }
+
+    fn parsed(dir: &Path, text: &str) -> String {
+        let file = dir.join("gatehouse.toml");
+        std::fs::write(&file, text).unwrap();
+        snapshot(&Config::load(&file).unwrap(), dir)
+    }
+
+    /// Each section's defaults and how every key parses stay exactly as recorded: moving a
+    /// settings type between modules must not change what a `gatehouse.toml` means.
+    #[test]
+    fn every_key_and_every_default_parse_as_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = include_str!("config/snapshots/default.txt");
+        assert_eq!(snapshot(&Config::default(), dir.path()), defaults);
+        assert_eq!(parsed(dir.path(), ""), defaults);
+        assert_eq!(
+            parsed(dir.path(), EVERY_KEY),
+            include_str!("config/snapshots/every-key.txt")
+        );
+    }
+
+    /// The shipped example (`scripts/serve` serves it) means what it meant.
+    #[test]
+    fn the_example_config_parses_as_recorded() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let config = Config::load(&examples.join("gatehouse.toml")).unwrap();
+        assert_eq!(
+            snapshot(&config, &examples),
+            include_str!("config/snapshots/example.txt")
+        );
+    }
+
+    /// A misspelt key is an error in every section, so no setting is silently ignored (a
+    /// `#[serde(flatten)]` would lose this: serde cannot deny unknown fields through one).
+    #[test]
+    fn unknown_keys_are_errors_in_every_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gatehouse.toml");
+        for section in [
+            "[server]",
+            "[[components]]\npath = \"c.wasm\"",
+            "[[components]]\npath = \"c.wasm\"\n[components.signature]",
+            "[[mounts]]\nhost = \"h\"\nguest = \"/g\"",
+            "[http]",
+            "[limits]",
+            "[cache]",
+            "[[api_keys]]\nprincipal = \"p\"\nkey_sha256 = \"k\"",
+            "[policy]",
+            "[audit]",
+            "[supply_chain]",
+            "[supply_chain.signature]",
+        ] {
+            std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
+            let err = Config::load(&file).unwrap_err().to_string();
+            assert!(err.contains("unknown field `misspelt`"), "{section}: {err}");
+        }
     }
 }

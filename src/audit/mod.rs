@@ -20,6 +20,7 @@ pub mod merkle;
 mod note;
 mod reader;
 mod redact;
+mod settings;
 mod sink;
 mod state;
 mod store;
@@ -39,6 +40,7 @@ pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
 pub use redact::RedactionKey;
+pub use settings::AuditLogConfig;
 pub use sink::AuditSink;
 pub use state::{
     CHECKPOINT_KEY, CHECKPOINT_KEY_NAME, CHECKPOINT_PUBLIC_KEY, REDACTION_KEY, StateDir,

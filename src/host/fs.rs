@@ -26,7 +26,10 @@
 //! read-only flag. A hard link that already exists shares its inode with its other names: the
 //! policy decides on the name used, so mount only what a tool may see.
 
+mod mount;
 mod walk;
+
+pub use mount::MountConfig;
 
 use std::collections::HashMap;
 use std::fs::File;

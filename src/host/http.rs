@@ -30,6 +30,37 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 use super::guard::{HostGuard, HostRequest, HttpRequestFacts};
 
+/// The `[http]` section: how outgoing requests are bounded. Which requests may go out at all is
+/// the policy's `http` phase.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub between_bytes_timeout_ms: u64,
+    /// Response body bytes a tool may receive per request.
+    pub max_response_bytes: u64,
+    /// Header names masked in what the policy, the log and the audit log see, besides the
+    /// built-in credential names (`authorization`, `cookie`, anything with `key`, `token`, …).
+    pub masked_headers: Vec<String>,
+    /// Query parameters whose values are kept as sent; every other query value is masked
+    /// (`page=***`), names kept.
+    pub unmasked_query_parameters: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout_ms: 10_000,
+            first_byte_timeout_ms: 30_000,
+            between_bytes_timeout_ms: 30_000,
+            max_response_bytes: 16 << 20,
+            masked_headers: Vec::new(),
+            unmasked_query_parameters: Vec::new(),
+        }
+    }
+}
+
 /// How outgoing requests are bounded, shared by all calls.
 #[derive(Clone)]
 pub struct HttpSettings {
@@ -97,16 +128,26 @@ impl std::fmt::Debug for HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings::new(
-            Duration::from_secs(10),
-            Duration::from_secs(30),
-            Duration::from_secs(30),
-            16 << 20,
-        )
+        HttpSettings::from_config(&HttpConfig::default())
     }
 }
 
 impl HttpSettings {
+    /// The settings an `[http]` section describes.
+    pub fn from_config(config: &HttpConfig) -> Self {
+        let millis = Duration::from_millis;
+        HttpSettings::new(
+            millis(config.connect_timeout_ms),
+            millis(config.first_byte_timeout_ms),
+            millis(config.between_bytes_timeout_ms),
+            config.max_response_bytes,
+        )
+        .with_masking(RequestMasking {
+            masked_headers: config.masked_headers.clone(),
+            unmasked_query_parameters: config.unmasked_query_parameters.clone(),
+        })
+    }
+
     pub fn new(
         connect_timeout: Duration,
         first_byte_timeout: Duration,

@@ -11,6 +11,7 @@ pub mod address;
 pub mod fs;
 pub mod guard;
 pub mod http;
+pub mod limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,11 +23,10 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::config::MountConfig;
-use crate::runtime::limits::CallLimiter;
-use fs::{DescriptorPaths, GuardedFilesystem};
+use fs::{DescriptorPaths, GuardedFilesystem, MountConfig};
 use guard::{HostGuard, HostRequest, SharedGuard, SocketAccess};
 use http::{HttpSettings, OutgoingHttpGuard};
+use limits::CallLimiter;
 
 /// Bytes of stdout and of stderr kept per call; beyond that the guest's stream is closed.
 const CAPTURED_OUTPUT_BYTES: usize = 1 << 20;

@@ -18,9 +18,9 @@ use std::time::Duration;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::vm::VmError;
 use regorus::rvm::{Program, RegoVM};
-use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{CompiledPolicy, Engine, Value};
 
+use super::budget;
 use super::error::one_line;
 use super::pool::Pool;
 
@@ -77,10 +77,7 @@ impl CompiledPhase {
             None => self.new_machine()?,
         };
         machine.set_input(input);
-        machine.set_execution_timer_config(Some(ExecutionTimerConfig {
-            limit: budget,
-            check_interval: super::store::TIMER_CHECK_INTERVAL,
-        }));
+        machine.set_execution_timer_config(Some(budget::timer(budget)));
         match machine.execute_entry_point_by_name(&self.entry_point) {
             Ok(value) => {
                 // Drop the input now rather than keep it alive in an idle machine.
@@ -89,7 +86,7 @@ impl CompiledPhase {
                 Ok(value)
             }
             // A machine that failed is dropped rather than reused.
-            Err(VmError::TimeLimitExceeded { .. }) => Err(super::store::budget_exceeded(budget)),
+            Err(VmError::TimeLimitExceeded { .. }) => Err(budget::exceeded(budget)),
             Err(error) => Err(format!("evaluation failed: {error}")),
         }
     }

@@ -11,6 +11,7 @@
 //! (regorus is built without `http.send`) or read the clock (`time.now_ns` is disabled): time
 //! and identity come in through the input.
 
+mod budget;
 mod bundle;
 mod compiled;
 mod decision;
@@ -18,6 +19,7 @@ mod error;
 mod nodes;
 mod phase;
 mod pool;
+mod settings;
 mod store;
 pub mod test_runner;
 mod watch;
@@ -32,6 +34,7 @@ pub use bundle::{BundleSource, RegoFile};
 pub use decision::{Decision, Limits, POLICY_ERROR, Verdict};
 pub use error::PolicyError;
 pub use phase::{Phase, UnknownPhase};
+pub use settings::{DEFAULT_POLICY_DIR, PolicyConfig};
 pub use store::{Evaluator, Explanation, PolicyOptions, PolicyStore};
 #[cfg(unix)]
 pub use watch::reload_on_sighup;

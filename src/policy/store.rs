@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use regorus::Engine;
-use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+use regorus::utils::limits::LimitError;
 use serde::{Deserialize, Serialize};
 
+use super::budget;
 use super::bundle::{BundleSource, DECISION_FILE, DECISION_PACKAGE, DeclaredRules};
 use super::compiled::CompiledPhase;
 use super::decision::{Decision, RuleValues, type_name};
@@ -418,26 +419,14 @@ fn interpret(
     budget: Duration,
 ) -> Result<regorus::Value, String> {
     engine.set_input(input);
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: budget,
-        check_interval: TIMER_CHECK_INTERVAL,
-    });
+    engine.set_execution_timer_config(budget::timer(budget));
     engine
         .eval_rule(decision_rule(phase))
         .map_err(|e| describe_error(&e, budget))
 }
 
-/// Work units between regorus clock reads: small enough that a runaway policy is stopped
-/// within a fraction of a millisecond past its budget.
-pub(super) const TIMER_CHECK_INTERVAL: std::num::NonZeroU32 =
-    std::num::NonZeroU32::new(32).unwrap();
-
 fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
-}
-
-pub(super) fn budget_exceeded(budget: Duration) -> String {
-    format!("evaluation exceeded {}ms budget", budget.as_millis())
 }
 
 /// Turns an evaluation error into a deny reason: a timeout says so plainly, anything else keeps
@@ -450,7 +439,7 @@ fn describe_error(error: &anyhow::Error, budget: Duration) -> String {
         )
     });
     if timed_out {
-        budget_exceeded(budget)
+        budget::exceeded(budget)
     } else {
         format!("evaluation failed: {}", super::error::one_line(error))
     }

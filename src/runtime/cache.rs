@@ -55,6 +55,28 @@ const TAG_BYTES: usize = 32;
 /// Domain separation: this key signs nothing else, but a tag should say what it is over.
 const MAC_DOMAIN: &[u8] = b"gatehouse compiled component v1\0";
 
+/// Where compiled components are kept between runs (`[cache]`). The supply chain keeps its
+/// downloads in the same directory.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Defaults to `$XDG_CACHE_HOME/gatehouse` (or `~/.cache/gatehouse`).
+    pub dir: Option<PathBuf>,
+}
+
+impl CacheConfig {
+    /// The cache directory to use; `None` only when no home directory can be found.
+    pub fn resolved_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("gatehouse"))
+    }
+}
+
 /// The compiled-artifact cache. Caching is off when no directory was configured or the
 /// directory was refused.
 #[derive(Debug, Clone)]

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Val;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::limits::{CallLimiter, CallLimits, LimitExceeded, LimitHit};
+use super::limits::CallLimits;
 use super::{EPOCH_TICK, ExportedFunction, LoadedComponent, Runtime};
+use crate::host::limits::{CallLimiter, LimitExceeded, LimitHit};
 use crate::host::{CallHost, CallState};
 
 /// Characters of guest stderr quoted in a trap message (the tail, where a panic message is).
@@ -108,11 +109,10 @@ impl Runtime {
         host: CallHost,
     ) -> Result<Option<Val>, CallError> {
         let started = Instant::now();
-        let state = CallState::new(&self.host, CallLimiter::new(limits), host).map_err(|e| {
-            CallError::Instantiate {
+        let state = CallState::new(&self.host, CallLimiter::new(limits.memory_bytes), host)
+            .map_err(|e| CallError::Instantiate {
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         if let Some(fuel) = limits.fuel {

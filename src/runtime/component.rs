@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wit_parser::decoding::DecodedWasm;
@@ -18,6 +17,7 @@ use wit_parser::{Function, FunctionKind, Resolve, WorldItem, WorldKey};
 
 use super::cache::{CompileCache, CompileSource};
 use crate::host::CallState;
+use crate::supply::source::normalize_digest;
 use crate::supply::{Prepared, Provenance};
 use crate::wit_json::{self, FuncSignature};
 
@@ -113,10 +113,8 @@ fn validate_component_name(name: &str) -> Result<(), LoadError> {
     }
 }
 
-/// `sha256:<hex>` of some bytes: the digest format used everywhere (config, policy, audit).
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+/// The digest is the supply chain's; re-exported where the runtime's callers have found it.
+pub use crate::supply::sha256_digest;
 
 /// What to load and how it may be offered.
 pub struct ComponentSpec<'a> {
@@ -151,11 +149,7 @@ pub(super) fn load(
     };
     let digest = sha256_digest(bytes);
     if let Some(expected) = spec.expected_digest {
-        let expected = if expected.starts_with("sha256:") {
-            expected.to_ascii_lowercase()
-        } else {
-            format!("sha256:{}", expected.to_ascii_lowercase())
-        };
+        let expected = normalize_digest(expected);
         if expected != digest {
             return Err(LoadError::DigestMismatch {
                 path: path.to_owned(),

@@ -8,6 +8,7 @@
 
 pub mod inspect;
 pub mod pins;
+pub mod settings;
 pub mod signature;
 pub mod source;
 pub mod watch;
@@ -15,11 +16,17 @@ pub mod watch;
 use std::path::PathBuf;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use crate::config::{ComponentConfig, SupplyChainConfig, SupplyMode};
 pub use pins::{DEFAULT_PINS_FILE, PinCheck, PinStore};
+pub use settings::{ComponentSource, DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
 pub use signature::{Requirement, SignatureError, Signer};
 pub use source::{Fetched, Fetcher, SourceError};
+
+/// `sha256:<hex>` of some bytes: the digest format used everywhere (config, policy, audit).
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
 
 /// What the policy and the audit log are told about a component's origin
 /// (`input.tool.component.{digest, source, signed, signer}`).
@@ -68,21 +75,21 @@ pub enum SupplyError {
 /// In `strict` mode any missing or failing signature refuses the load. In `permissive` mode a
 /// component with no requirement loads unsigned; one *with* a requirement that fails is still
 /// refused (a declared requirement is never silently dropped).
-pub fn prepare(
-    component: &ComponentConfig,
+pub fn prepare<'a>(
+    component: impl Into<ComponentSource<'a>>,
     supply: &SupplyChainConfig,
     fetcher: &Fetcher,
 ) -> Result<Prepared, SupplyError> {
+    let component = component.into();
     let location = component.location();
     let config_error = |message: String| SupplyError::Config {
         location: location.clone(),
         message,
     };
-    let origin = source::Origin::of(component).map_err(config_error)?;
-    let fetched = fetcher.fetch(&origin, component.sha256.as_deref())?;
+    let origin = source::Origin::of(&component).map_err(config_error)?;
+    let fetched = fetcher.fetch(&origin, component.sha256)?;
     let requirement = component
         .signature
-        .as_ref()
         .or(supply.signature.as_ref())
         .map(Requirement::from_config)
         .transpose()

@@ -24,7 +24,7 @@ use sigstore::bundle::verify::{
 use sigstore::crypto::{CosignVerificationKey, Signature};
 use sigstore::trust::sigstore::SigstoreTrustRoot;
 
-use crate::config::SignatureConfig;
+use super::SignatureConfig;
 
 /// What a component must be signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]

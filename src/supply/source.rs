@@ -9,9 +9,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::SignatureError;
-use crate::config::{ComponentConfig, SupplyChainConfig};
-use crate::runtime::component::sha256_digest;
+use super::{ComponentSource, SignatureError, SupplyChainConfig, sha256_digest};
 
 /// Where some bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +29,9 @@ impl std::fmt::Display for Origin {
 
 impl Origin {
     /// The component's own origin, from its `path` or `url`.
-    pub fn of(component: &ComponentConfig) -> Result<Origin, String> {
-        match (&component.path, &component.url) {
-            (Some(path), None) => Ok(Origin::File(path.clone())),
+    pub fn of(component: &ComponentSource) -> Result<Origin, String> {
+        match (component.path, component.url) {
+            (Some(path), None) => Ok(Origin::File(path.to_owned())),
             (None, Some(url)) => Origin::parse_url(url),
             (Some(_), Some(_)) => Err("give either `path` or `url`, not both".into()),
             (None, None) => Err("a component needs a `path` or a `url`".into()),
@@ -57,8 +55,11 @@ impl Origin {
 
     /// Where the component's signature bundle is: as configured, else beside the component
     /// (`<path or URL>.sigstore.json`).
-    pub fn bundle_of(component: &ComponentConfig, origin: &Origin) -> Result<Origin, String> {
-        if let Some(bundle) = &component.bundle {
+    pub fn bundle_of<'a>(
+        component: impl Into<ComponentSource<'a>>,
+        origin: &Origin,
+    ) -> Result<Origin, String> {
+        if let Some(bundle) = component.into().bundle {
             return Origin::parse(bundle);
         }
         Ok(match origin {
