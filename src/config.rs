@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::audit::AuditLogConfig;
+pub use crate::auth::ApiKeyConfig;
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
 pub use crate::policy::PolicyConfig;
@@ -183,16 +184,6 @@ impl LimitsConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
-}
-
-/// An HTTP API key and the principal it authenticates. Only the key's SHA-256 is configured,
-/// so the config file holds no secret.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyConfig {
-    pub principal: String,
-    /// Hex SHA-256 of the key (`printf %s KEY | sha256sum`).
-    pub key_sha256: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,44 +1,68 @@
 //! Gatehouse: a policy-as-code security gateway that serves WebAssembly components to AI agents
 //! as MCP tools.
 //!
-//! The modules follow the call path (see `README.md` and `../shared/ARCHITECTURE.md`):
-//! `mcp` speaks the protocol, `gateway` sequences the pipeline, `runtime` and `host` run the
-//! component inside the limits and doors we guard, `policy` decides, `wit_json` converts values
-//! and schemas.
+//! A tour in the order of a call (`README.md`, "The call path"):
+//!
+//! - [`cli`]: the `gatehouse` command and its subcommands (`serve`, `call`, `tools`, `policy`,
+//!   `audit`, `component`, `bench`);
+//! - [`mcp`]: the MCP protocol (rmcp) over stdio and streamable HTTP, sessions, and the first
+//!   look at untrusted JSON-RPC ([`mcp::jsonrpc`]);
+//! - [`auth`]: who is calling — the caller every decision and audit entry carries;
+//! - [`gateway`]: the tools being served ([`gateway::catalog`]) and the pipeline every call
+//!   goes through ([`gateway::call`]): the only module that sequences policy, audit and runtime;
+//! - [`config`]: `gatehouse.toml`, combining the settings each module owns;
+//! - [`runtime`]: wasmtime — engine, component loading, the compile cache, per-call stores;
+//! - [`host`]: our WASI host implementations (HTTP, files, sockets) that ask the policy about
+//!   every operation a tool makes, and the limits a store enforces;
+//! - [`supply`]: where a component comes from, its digest pins, signatures, definition drift;
+//! - [`policy`]: Rego decisions (regorus), the input documents of each phase, bundles, reload,
+//!   the `policy test` runner;
+//! - [`audit`]: the append-only, signed, Merkle-tree audit log, its reader and verifier;
+//! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
+//! - [`support`]: plumbing several layers share (file trust, URL credential masking, file
+//!   watching, logging, the allocator);
+//! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
+//!
+//! Each module imports only the modules below it in this table (`tests/layering.rs` fails the
+//! build's tests otherwise; `fuzzing` may use any module but `cli`):
+//!
+//! | module | may import |
+//! |---|---|
+//! | `cli` | every module below |
+//! | `mcp` | `gateway`, `config`, `auth`, `support` |
+//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `support` |
+//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `support` |
+//! | `runtime` | `host`, `supply`, `wit_json`, `support` |
+//! | `host` | `policy`, `audit`, `wit_json`, `support` |
+//! | `supply` | `audit`, `wit_json`, `support` |
+//! | `policy` | `auth`, `wit_json`, `support` |
+//! | `audit` | `support` |
+//! | `auth` | `support` |
+//! | `wit_json`, `support` | — |
 //!
 //! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
-//! `identity`, `audit`, `jsonrpc`, `policy_input` and `fuzzing`. That is what `fuzz/` links.
+//! `auth`, `audit`, `mcp::jsonrpc`, `policy::input`, `support`'s file trust and masking, and
+//! `fuzzing`. That is what `fuzz/` links.
 
-#[cfg(feature = "full")]
-mod allocator;
 pub mod audit;
+pub mod auth;
 #[cfg(feature = "full")]
 pub mod cli;
 #[cfg(feature = "full")]
 pub mod config;
-pub mod fs_trust;
 pub mod fuzzing;
 #[cfg(feature = "full")]
 pub mod gateway;
 #[cfg(feature = "full")]
 pub mod host;
-pub mod identity;
-pub mod jsonrpc;
-#[cfg(feature = "full")]
-pub mod logging;
-#[cfg(feature = "full")]
 pub mod mcp;
-#[cfg(feature = "full")]
 pub mod policy;
-pub mod policy_input;
 #[cfg(feature = "full")]
 pub mod runtime;
 #[cfg(feature = "full")]
 pub mod supply;
-pub mod userinfo;
-#[cfg(feature = "full")]
-pub mod watch;
+pub mod support;
 pub mod wit_json;
 
 #[cfg(feature = "full")]
-pub use allocator::Allocator;
+pub use support::allocator::Allocator;

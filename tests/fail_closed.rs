@@ -14,9 +14,9 @@ use gatehouse::audit::{
     AuditError, AuditLog, AuditReader, AuditSink, EntryFilter, NewEntry, PendingAppend,
     VerifyOptions, read_checkpoint_file, verify,
 };
+use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::{CallResult, Gateway};
-use gatehouse::identity::{Caller, Transport};
 use serde_json::{Value, json};
 
 /// Where recording an entry fails.

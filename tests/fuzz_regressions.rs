@@ -61,7 +61,7 @@ fn every_regression_input_passes_its_target() {
 /// stray byte. (stdio's syntax check refused it correctly, so the transports disagreed.)
 #[test]
 fn a_body_that_starts_with_a_json_value_but_is_not_json_is_a_parse_error() {
-    use gatehouse::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, parse_client_message};
+    use gatehouse::mcp::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, parse_client_message};
     assert_eq!(
         parse_client_message(b"4\x08").unwrap_err().code,
         PARSE_ERROR
@@ -82,7 +82,7 @@ fn a_body_that_starts_with_a_json_value_but_is_not_json_is_a_parse_error() {
 /// so such a line passed on to rmcp, which drops a line it cannot read without answering.
 #[test]
 fn a_number_beyond_f64_fails_the_stdio_syntax_check_as_it_fails_the_parser() {
-    use gatehouse::jsonrpc::{PARSE_ERROR, check_syntax, parse_client_message};
+    use gatehouse::mcp::jsonrpc::{PARSE_ERROR, check_syntax, parse_client_message};
     assert_eq!(
         check_syntax("1e888888888888").unwrap_err().code,
         PARSE_ERROR

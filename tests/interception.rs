@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
+use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::{CallResult, Gateway};
-use gatehouse::identity::{Caller, Transport};
 use serde_json::{Value, json};
 
 /// A gateway over the `escape` and `misbehave` components with two mounts: `/data`

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
+use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::Config;
 use gatehouse::gateway::{CallResult, Gateway};
-use gatehouse::identity::{Caller, Transport};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 

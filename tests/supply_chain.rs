@@ -486,11 +486,11 @@ fn supply_entries(dir: &Path) -> Vec<(String, Option<String>, Vec<String>)> {
         .collect()
 }
 
-fn caller() -> gatehouse::identity::Caller {
-    gatehouse::identity::Caller {
+fn caller() -> gatehouse::auth::Caller {
+    gatehouse::auth::Caller {
         principal: "tester".into(),
         authenticated: true,
-        transport: gatehouse::identity::Transport::Stdio,
+        transport: gatehouse::auth::Transport::Stdio,
         client: None,
     }
 }

@@ -343,11 +343,11 @@ impl PreparedEntry {
         let mut input = entry.input;
         redaction.redact(&mut input, &entry.redact)?;
         // Credentials written into URLs never reach the log, whoever quoted them.
-        crate::userinfo::mask_userinfo_in(&mut input);
+        crate::support::userinfo::mask_userinfo_in(&mut input);
         let reasons: Vec<String> = entry
             .reasons
             .iter()
-            .map(|reason| crate::userinfo::mask_userinfo(reason).into_owned())
+            .map(|reason| crate::support::userinfo::mask_userinfo(reason).into_owned())
             .collect();
         let principal = entry
             .caller

@@ -56,4 +56,17 @@ impl AuditLogConfig {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_FILE))
     }
+
+    /// The writer's settings this section describes.
+    pub fn writer_config(&self) -> AuditConfig {
+        AuditConfig {
+            signing_key: self.signing_key.clone(),
+            key_dir: self.key_dir.clone(),
+            checkpoint_file: self.checkpoint_file.clone(),
+            checkpoint_every: self.checkpoint_every,
+            checkpoint_interval: std::time::Duration::from_secs(self.checkpoint_interval_secs),
+            synchronous: self.synchronous,
+            ..AuditConfig::default()
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //!
 //! The directory must be owned by the gateway's user and closed to everyone else (mode 0700,
 //! created so when missing): anyone who could write there could swap the signing key, and anyone
-//! who could read it could sign a rebuilt log. The check is [`crate::fs_trust`]'s, the same the
+//! who could read it could sign a rebuilt log. The check is [`crate::support::fs_trust`]'s, the same the
 //! compiled-component cache makes.
 
 use std::io::{Read, Write};
@@ -21,7 +21,7 @@ use rustix::io::Errno;
 use super::AuditError;
 use super::note::{NoteSigner, NoteVerifier};
 use super::redact::RedactionKey;
-use crate::fs_trust::{self, Distrust, Expect};
+use crate::support::fs_trust::{self, Distrust, Expect};
 
 /// The checkpoint signing key created on first start (Go signer key format).
 pub const CHECKPOINT_KEY: &str = "audit-checkpoint.key";

@@ -11,8 +11,8 @@ use wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::Val;
 
 use super::{GovernanceArgs, HostArgs};
+use crate::auth::{Caller, Transport};
 use crate::gateway::{CallResult, Gateway, Tool};
-use crate::identity::{Caller, Transport};
 use crate::wit_json::wave;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

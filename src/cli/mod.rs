@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, MountConfig};
-use crate::logging::{self, LogFormat};
+use crate::support::logging::{self, LogFormat};
 
 /// Gatehouse: serve WebAssembly components to AI agents as MCP tools, behind Rego policies and
 /// an append-only audit log.

@@ -8,8 +8,10 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 
-use crate::policy::test_runner::{self as testing, TestOptions};
-use crate::policy::{BundleSource, Evaluator, Phase, PolicyOptions, PolicyStore};
+use crate::policy::test_runner::{self, TestOptions};
+use crate::policy::{
+    BundleSource, DEFAULT_POLICY_DIR, Evaluator, Phase, PolicyOptions, PolicyStore,
+};
 
 /// Test and evaluate policy bundles.
 #[derive(Debug, Args)]
@@ -29,7 +31,7 @@ pub enum PolicyCommand {
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// The bundle directory.
-    #[arg(default_value = "policies")]
+    #[arg(default_value = DEFAULT_POLICY_DIR)]
     pub dir: PathBuf,
     /// Extra data file (JSON or YAML) merged over the bundle's data, in order.
     #[arg(long = "policy-data", value_name = "FILE")]
@@ -57,7 +59,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     /// The bundle directory.
-    #[arg(long, value_name = "DIR", default_value = "policies")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_POLICY_DIR)]
     pub policies: PathBuf,
     /// Extra data file (JSON or YAML) merged over the bundle's data, in order.
     #[arg(long = "policy-data", value_name = "FILE")]
@@ -96,7 +98,7 @@ fn test(args: TestArgs) -> Result<ExitCode> {
         .transpose()
         .context("bad --run pattern")?;
     let source = BundleSource::read(&args.dir, &args.policy_data)?;
-    let report = testing::run(
+    let report = test_runner::run(
         &source,
         &TestOptions {
             run,

@@ -10,11 +10,12 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{GovernanceArgs, HostArgs};
+use crate::auth::AuthenticatedPrincipal;
+use crate::auth::Transport;
 use crate::config::{ComponentConfig, Config};
 use crate::gateway::Gateway;
-use crate::identity::Transport;
+use crate::mcp::McpServer;
 use crate::mcp::http::HttpOptions;
-use crate::mcp::{AuthenticatedPrincipal, McpServer};
 use crate::runtime::cache::CompileSource;
 
 #[derive(Debug, Args)]
@@ -82,7 +83,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     // Components: a changed file, bundle or config (or SIGHUP) reloads them through the
     // supply-chain checks; a changed pin file releases tools an operator accepted.
     let reload = component_reloader(gateway.clone(), args);
-    let _component_watcher = crate::supply::watch::watch_files(
+    let _component_watcher = crate::support::watch::watch_files(
         "component-watch",
         watched_component_files(&config, reload.args()),
         {
@@ -91,7 +92,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .context("cannot watch the component files for changes")?;
-    let _pin_watcher = crate::supply::watch::watch_files(
+    let _pin_watcher = crate::support::watch::watch_files(
         "pin-watch",
         vec![gateway.pins().path().to_path_buf()],
         {

@@ -16,9 +16,10 @@ use serde_json::{Map, Value, json};
 use wasmtime::component::Val;
 
 use crate::audit::{Entry, NewEntry, RedactionKey};
-use crate::identity::{Caller, ClientInfo, Transport};
-use crate::jsonrpc;
-use crate::policy_input::{self, ToolDoc};
+use crate::auth::{Caller, ClientInfo, Transport};
+use crate::mcp::jsonrpc;
+use crate::policy;
+use crate::policy::input::ToolDoc;
 use crate::wit_json::{
     self, Case, Enum, Field, Flags, FuncSignature, Named, Param, Record, Variant, WitType,
 };
@@ -575,7 +576,7 @@ fn sample_tool(name: &str) -> ToolDoc<'_> {
 fn check_call(caller: &Caller, tool: &ToolDoc, arguments: Option<Map<String, Value>>) {
     let sig = sample_signature();
     let expected_arguments = Value::Object(arguments.clone().unwrap_or_default());
-    let (arguments, params) = policy_input::call_arguments(&sig, arguments);
+    let (arguments, params) = policy::input::call_arguments(&sig, arguments);
     match &params {
         Ok(params) => {
             assert_eq!(params.len(), sig.params.len());
@@ -591,13 +592,13 @@ fn check_call(caller: &Caller, tool: &ToolDoc, arguments: Option<Map<String, Val
     }
     assert_eq!(arguments, expected_arguments);
     let time = "2026-11-22T06:00:00.000Z";
-    let input = policy_input::call_input("call-1", time, caller, tool, arguments.clone());
+    let input = policy::input::call_input("call-1", time, caller, tool, arguments.clone());
     assert_eq!(input["arguments"], arguments);
     assert_eq!(input["caller"]["principal"], json!(caller.principal));
     assert_eq!(input["tool"]["name"], json!(tool.name));
-    let again = policy_input::call_input("call-1", time, caller, tool, arguments);
+    let again = policy::input::call_input("call-1", time, caller, tool, arguments);
     assert_eq!(input, again, "the same call built two different inputs");
-    let list = policy_input::list_input(time, caller, tool);
+    let list = policy::input::list_input(time, caller, tool);
     assert_eq!(list["tool"], input["tool"]);
 
     let mut entry = NewEntry::new(

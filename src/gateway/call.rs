@@ -25,10 +25,9 @@ use super::inflight::{self, InFlight, Tally};
 use super::record::{CallRecord, now};
 use super::{Gateway, Tool};
 use crate::audit::{NewEntry, PendingAppend};
+use crate::auth::Caller;
 use crate::host::CallHost;
-use crate::identity::Caller;
-use crate::policy::{Decision, Phase};
-use crate::policy_input;
+use crate::policy::{self, Decision, Phase};
 use crate::runtime::{CallError, CallLimits};
 use crate::wit_json;
 
@@ -101,7 +100,7 @@ impl Gateway {
         // The transports bound the request size (`limits.max_argument_bytes`), and the policy
         // store bounds its input, so the arguments are not measured again here.
         let (arguments, params) =
-            policy_input::call_arguments(&tool.function().signature, arguments);
+            policy::input::call_arguments(&tool.function().signature, arguments);
         self.run(caller, &tool, arguments, params).await
     }
 
@@ -137,7 +136,7 @@ impl Gateway {
     ) -> CallResult {
         // 1. The policy input.
         let record = CallRecord::new(caller, tool);
-        let input = policy_input::call_input(
+        let input = policy::input::call_input(
             &record.call_id,
             &now(),
             caller,
@@ -155,7 +154,7 @@ impl Gateway {
         });
         // Taken once: every decision made later in the call (http, fs, socket, result) carries
         // these fields; the full input then moves into the verdict's record.
-        let shared_input = Arc::new(policy_input::shared_call_fields(&input));
+        let shared_input = Arc::new(policy::input::shared_call_fields(&input));
 
         // 3. The verdict committed: no audit row, no call.
         let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
@@ -304,7 +303,7 @@ impl Gateway {
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
         let record = CallRecord::new(caller, tool);
-        let input = policy_input::call_input(
+        let input = policy::input::call_input(
             &record.call_id,
             &now(),
             caller,
@@ -313,7 +312,7 @@ impl Gateway {
         );
         self.in_flight(
             &record,
-            Arc::new(policy_input::shared_call_fields(&input)),
+            Arc::new(policy::input::shared_call_fields(&input)),
             &[],
         )
     }
@@ -344,7 +343,7 @@ impl Gateway {
             .and_then(|s| s.get("result"))
             .cloned()
             .unwrap_or(Value::Null);
-        let input = policy_input::phase_input(
+        let input = policy::input::phase_input(
             shared_input,
             "result",
             &now(),

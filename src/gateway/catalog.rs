@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::GatewayError;
 use crate::audit::{AuditLog, NewEntry};
 use crate::config::{ComponentConfig, DriftAction, SupplyChainConfig};
-use crate::policy_input::ToolDoc;
+use crate::policy::input::ToolDoc;
 use crate::runtime::component::default_component_name;
 use crate::runtime::{ComponentSpec, ExportedFunction, LoadedComponent, Runtime};
 use crate::supply::Fetcher;

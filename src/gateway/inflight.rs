@@ -13,11 +13,9 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::policy_input;
-
 use crate::audit::{AuditSink, PendingAppend};
 use crate::host::guard::{HostGuard, HostRequest, HostVerdict};
-use crate::policy::{Phase, PolicyStore};
+use crate::policy::{self, Phase, PolicyStore};
 
 use super::record::{CallRecord, now};
 
@@ -94,7 +92,7 @@ impl InFlight {
     }
 
     fn input_for(&self, request: &HostRequest) -> Value {
-        policy_input::phase_input(
+        policy::input::phase_input(
             &self.shared_input,
             request.phase(),
             &now(),

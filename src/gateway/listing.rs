@@ -3,9 +3,8 @@
 use super::record::now;
 use super::{Gateway, Tool};
 use crate::audit::NewEntry;
-use crate::identity::Caller;
-use crate::policy::Phase;
-use crate::policy_input;
+use crate::auth::Caller;
+use crate::policy::{self, Phase};
 
 impl Gateway {
     /// The tools a caller may see (phase `list`), in name order. The listing is recorded as
@@ -17,7 +16,7 @@ impl Gateway {
         let mut hidden = Vec::new();
         let mut revision = None;
         for tool in catalog.tools.values() {
-            let input = policy_input::list_input(&time, caller, &tool.policy_doc());
+            let input = policy::input::list_input(&time, caller, &tool.policy_doc());
             let decision = self.policy.decide(Phase::List, &input);
             revision.get_or_insert_with(|| decision.revision.clone());
             if decision.is_allowed() {

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use crate::audit::{AuditLog, AuditSink};
 use crate::config::{ComponentConfig, Config, LimitsConfig};
 use crate::host::HostConfig;
-use crate::host::http::{HttpSettings, RequestMasking};
+use crate::host::http::HttpSettings;
 use crate::policy::PolicyStore;
 use crate::runtime::{LoadError, LoadedComponent, Runtime, RuntimeError, RuntimeOptions};
 use crate::supply::pins::PinStore;
@@ -85,20 +85,7 @@ impl Gateway {
                 ..Default::default()
             },
         )?;
-        let audit = AuditLog::open(
-            &config.audit.path(),
-            crate::audit::AuditConfig {
-                signing_key: config.audit.signing_key.clone(),
-                key_dir: config.audit.key_dir.clone(),
-                checkpoint_file: config.audit.checkpoint_file.clone(),
-                checkpoint_every: config.audit.checkpoint_every,
-                checkpoint_interval: std::time::Duration::from_secs(
-                    config.audit.checkpoint_interval_secs,
-                ),
-                synchronous: config.audit.synchronous,
-                ..Default::default()
-            },
-        )?;
+        let audit = AuditLog::open(&config.audit.path(), config.audit.writer_config())?;
         let runtime = Self::runtime_for(config)?;
         let gateway = Gateway::new(runtime, config, policy, audit)?;
         gateway.grant_env(&config.env, &config.components)?;
@@ -108,22 +95,11 @@ impl Gateway {
     /// The runtime a configuration describes (also used by `gatehouse tools`, which runs
     /// nothing and so needs no policy or audit log).
     pub fn runtime_for(config: &Config) -> Result<Runtime, GatewayError> {
-        let millis = std::time::Duration::from_millis;
-        let http = HttpSettings::new(
-            millis(config.http.connect_timeout_ms),
-            millis(config.http.first_byte_timeout_ms),
-            millis(config.http.between_bytes_timeout_ms),
-            config.http.max_response_bytes,
-        )
-        .with_masking(RequestMasking {
-            masked_headers: config.http.masked_headers.clone(),
-            unmasked_query_parameters: config.http.unmasked_query_parameters.clone(),
-        });
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: config.cache.resolved_dir(),
             host: HostConfig {
                 mounts: config.mounts.clone(),
-                http: Arc::new(http),
+                http: Arc::new(HttpSettings::from_config(&config.http)),
             },
             max_memory_bytes: config.limits.memory_bytes,
             max_concurrent_calls: config.limits.max_concurrent_calls,

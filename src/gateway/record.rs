@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::Tool;
 use crate::audit::NewEntry;
-use crate::identity::Caller;
+use crate::auth::Caller;
 
 /// Who called which tool, under which call id: what every audit entry of a call shares.
 #[derive(Debug, Clone)]

@@ -6,7 +6,6 @@
 //! `anonymous`, or refused when anonymous access is off), and the session's owner (a session
 //! serves only the principal that opened it: `sessions`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,15 +15,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::McpServer;
 use super::sessions::{self, OwnedSessions, SessionOwners};
-use super::{AuthenticatedPrincipal, McpServer};
-use crate::config::ApiKeyConfig;
+use crate::auth::{ApiKeyConfig, ApiKeys, AuthenticatedPrincipal, Transport};
 use crate::gateway::Gateway;
-use crate::identity::{Caller, Transport};
 
 /// Room for the JSON-RPC envelope around the largest arguments object we accept.
 const ENVELOPE_BYTES: usize = 64 << 10;
@@ -39,48 +36,12 @@ pub struct HttpOptions {
     pub max_argument_bytes: usize,
 }
 
-/// API keys by the SHA-256 of the key: hashing before the lookup keeps the comparison free of
-/// timing leaks about the key itself, and the config never holds the key.
-#[derive(Debug, Clone)]
-struct Authenticator {
-    keys: Arc<HashMap<String, String>>,
-    allow_anonymous: bool,
-}
-
-impl Authenticator {
-    fn authenticate(&self, request: &Request) -> Result<AuthenticatedPrincipal, &'static str> {
-        let Some(header) = request.headers().get(http::header::AUTHORIZATION) else {
-            return if self.allow_anonymous {
-                Ok(AuthenticatedPrincipal {
-                    principal: Caller::ANONYMOUS.to_owned(),
-                    authenticated: false,
-                })
-            } else {
-                Err("an API key is required: send `Authorization: Bearer <key>`")
-            };
-        };
-        let key = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or("malformed Authorization header: expected `Bearer <key>`")?;
-        let digest = hex::encode(Sha256::digest(key.trim().as_bytes()));
-        self.keys
-            .get(&digest)
-            .map(|principal| AuthenticatedPrincipal {
-                principal: principal.clone(),
-                authenticated: true,
-            })
-            .ok_or("unknown API key")
-    }
-}
-
-async fn authenticate(
-    State(auth): State<Authenticator>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match auth.authenticate(&request) {
+async fn authenticate(State(keys): State<ApiKeys>, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|value| value.to_str().ok());
+    match keys.authenticate(header) {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
@@ -111,12 +72,12 @@ async fn require_json_rpc(State(limit): State<usize>, request: Request, next: Ne
         Err(_) => {
             return json_rpc_error(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
-                crate::jsonrpc::INVALID_REQUEST,
+                crate::mcp::jsonrpc::INVALID_REQUEST,
                 format!("request body is larger than {limit} bytes"),
             );
         }
     };
-    if let Err(refusal) = crate::jsonrpc::parse_client_message(&bytes) {
+    if let Err(refusal) = crate::mcp::jsonrpc::parse_client_message(&bytes) {
         return json_rpc_error(http::StatusCode::BAD_REQUEST, refusal.code, refusal.message);
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
@@ -124,7 +85,7 @@ async fn require_json_rpc(State(limit): State<usize>, request: Request, next: Ne
 }
 
 fn json_rpc_error(status: http::StatusCode, code: i32, message: String) -> Response {
-    let body = crate::jsonrpc::error_response(code, &message);
+    let body = crate::mcp::jsonrpc::error_response(code, &message);
     (status, axum::Json(body)).into_response()
 }
 
@@ -174,10 +135,7 @@ pub async fn serve(
         .with_allowed_origins(origins)
         .with_max_request_body_bytes(max_body_bytes)
         .with_cancellation_token(shutdown.child_token());
-    let anonymous = AuthenticatedPrincipal {
-        principal: Caller::ANONYMOUS.to_owned(),
-        authenticated: false,
-    };
+    let anonymous = AuthenticatedPrincipal::anonymous();
     let owners = Arc::new(SessionOwners::default());
     let service = StreamableHttpService::new(
         move || {
@@ -190,16 +148,7 @@ pub async fn serve(
         Arc::new(OwnedSessions::new(owners.clone())),
         config,
     );
-    let auth = Authenticator {
-        keys: Arc::new(
-            options
-                .api_keys
-                .iter()
-                .map(|k| (k.key_sha256.to_ascii_lowercase(), k.principal.clone()))
-                .collect(),
-        ),
-        allow_anonymous: options.allow_anonymous,
-    };
+    let keys = ApiKeys::new(&options.api_keys, options.allow_anonymous);
     let router = Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn(session_end_status))
@@ -211,7 +160,7 @@ pub async fn serve(
             max_body_bytes,
             require_json_rpc,
         ))
-        .layer(middleware::from_fn_with_state(auth, authenticate))
+        .layer(middleware::from_fn_with_state(keys, authenticate))
         .fallback(|| async {
             (
                 http::StatusCode::NOT_FOUND,

@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::session::local::{
 };
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 
-use super::AuthenticatedPrincipal;
+use crate::auth::AuthenticatedPrincipal;
 
 /// The header that names a session (case-insensitive in HTTP).
 const SESSION_HEADER: &str = "mcp-session-id";

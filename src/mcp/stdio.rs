@@ -8,7 +8,7 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
-use crate::jsonrpc;
+use crate::mcp::jsonrpc;
 
 /// Buffer between rmcp and the line pumps.
 const PIPE_BYTES: usize = 64 << 10;

@@ -111,7 +111,8 @@ impl Decision {
             verdict: Verdict::Deny,
             allow: false,
             reasons: vec![
-                crate::userinfo::mask_userinfo(&format!("{POLICY_ERROR}: {cause}")).into_owned(),
+                crate::support::userinfo::mask_userinfo(&format!("{POLICY_ERROR}: {cause}"))
+                    .into_owned(),
             ],
             limits: Limits::default(),
             redact: REDACT_ON_ERROR.iter().map(|p| (*p).to_owned()).collect(),
@@ -242,7 +243,7 @@ impl RuleValues {
                 // A reason may quote what it judged; a URL's credentials go no further.
                 reasons
                     .iter()
-                    .map(|r| crate::userinfo::mask_userinfo(r).into_owned())
+                    .map(|r| crate::support::userinfo::mask_userinfo(r).into_owned())
                     .collect()
             },
             limits,

@@ -17,7 +17,7 @@ use super::error::PolicyError;
 use super::nodes;
 use super::phase::Phase;
 use super::pool::Pool;
-use super::testing::{self, TestOptions};
+use super::test_runner::{self, TestOptions};
 
 /// How a store evaluates and what it accepts.
 #[derive(Debug, Clone)]
@@ -229,7 +229,7 @@ impl ServingBundle {
         if options.run_tests {
             // The tests describe the bundle, so they run against its own data; the operator's
             // extra data configures one deployment and may rightly change what they observe.
-            let report = testing::run(
+            let report = test_runner::run(
                 &source.without_extra_data(),
                 &TestOptions {
                     time_budget: options.test_time_budget,

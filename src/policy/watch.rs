@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use notify::RecursiveMode;
 
 use super::store::PolicyStore;
-pub use crate::watch::{DEBOUNCE, WatchError};
+pub use crate::support::watch::{DEBOUNCE, WatchError};
 
 /// The bundle's watch; reloading stops when it is dropped.
-pub type PolicyWatcher = crate::watch::FileWatcher;
+pub type PolicyWatcher = crate::support::watch::FileWatcher;
 
 impl PolicyStore {
     /// Starts watching the bundle directory (recursively) and the extra data files; each burst
@@ -29,7 +29,7 @@ impl PolicyStore {
                 .map(|parent| (parent.to_path_buf(), RecursiveMode::NonRecursive)),
         );
         let store = self.clone();
-        crate::watch::watch(
+        crate::support::watch::watch(
             "policy-watch",
             &watched,
             move |path| path.starts_with(&dir) || extra.iter().any(|p| p == path),

@@ -41,8 +41,8 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::fs_trust::{self, check_stat};
-pub use crate::fs_trust::{Distrust, Expect, check};
+use crate::support::fs_trust::{self, check_stat};
+pub use crate::support::fs_trust::{Distrust, Expect, check};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 

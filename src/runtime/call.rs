@@ -236,7 +236,7 @@ fn log_guest_output(component: &LoadedComponent, function: &ExportedFunction, st
                 component = %component.name,
                 function = %function.function,
                 stream,
-                output = %crate::logging::printable(text.trim_end()),
+                output = %crate::support::logging::printable(text.trim_end()),
                 "tool output"
             );
         }

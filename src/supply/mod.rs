@@ -11,7 +11,6 @@ pub mod pins;
 pub mod settings;
 pub mod signature;
 pub mod source;
-pub mod watch;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value, json};
 use wasmtime::component::Val;
 
-use crate::identity::Caller;
+use crate::auth::Caller;
 use crate::wit_json::{self, FuncSignature};
 
 /// The `input.tool` document: which function of which component.

@@ -1,4 +1,4 @@
-//! Who is calling: the identity every policy decision and audit entry carries.
+//! The caller every policy decision and audit entry carries.
 
 use serde::Serialize;
 

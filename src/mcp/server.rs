@@ -1,0 +1,149 @@
+//! The rmcp `ServerHandler`: one MCP session's view of the gateway.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool as McpTool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use crate::auth::{AuthenticatedPrincipal, Caller, ClientInfo, Transport};
+use crate::gateway::{CallResult, Gateway, Tool};
+
+/// One MCP session's view of the gateway.
+#[derive(Clone)]
+pub struct McpServer {
+    gateway: Arc<Gateway>,
+    transport: Transport,
+    /// Principal for transports without per-request authentication (stdio).
+    default_principal: AuthenticatedPrincipal,
+}
+
+impl McpServer {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        transport: Transport,
+        default_principal: AuthenticatedPrincipal,
+    ) -> Self {
+        McpServer {
+            gateway,
+            transport,
+            default_principal,
+        }
+    }
+
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        let from_http = context
+            .extensions
+            .get::<::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<AuthenticatedPrincipal>());
+        let principal = from_http.unwrap_or(&self.default_principal);
+        Caller {
+            principal: principal.principal.clone(),
+            authenticated: principal.authenticated,
+            transport: self.transport,
+            client: context.client_info().map(|info| ClientInfo {
+                name: info.name,
+                version: info.version,
+            }),
+        }
+    }
+}
+
+/// The MCP description of a tool: the catalog's definition in rmcp's type.
+pub fn describe_tool(tool: &Tool) -> McpTool {
+    let definition = tool.describe();
+    let mut mcp_tool = McpTool::new(
+        definition.name,
+        definition.description,
+        definition.input_schema,
+    )
+    .with_title(definition.title)
+    .with_annotations(ToolAnnotations::new().open_world(definition.annotations.open_world_hint));
+    if let Some(output) = definition.output_schema {
+        mcp_tool = mcp_tool.with_raw_output_schema(output);
+    }
+    mcp_tool
+}
+
+/// Shapes a gateway result as the MCP answer.
+pub fn to_mcp_result(result: CallResult) -> Result<CallToolResult, ErrorData> {
+    Ok(match result {
+        CallResult::Completed {
+            structured,
+            text,
+            is_error,
+        } => {
+            let mut answer = if is_error {
+                CallToolResult::error(vec![ContentBlock::text(text)])
+            } else {
+                CallToolResult::success(vec![ContentBlock::text(text)])
+            };
+            answer.structured_content = structured;
+            answer
+        }
+        CallResult::InvalidArguments(message) => CallToolResult::error(vec![ContentBlock::text(
+            format!("invalid arguments: {message}"),
+        )]),
+        CallResult::Failed(error) => {
+            CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+        }
+        CallResult::Denied { reasons } => {
+            let why = if reasons.is_empty() {
+                "no rule allowed this call".to_owned()
+            } else {
+                reasons.join("; ")
+            };
+            CallToolResult::error(vec![ContentBlock::text(format!("denied by policy: {why}"))])
+        }
+        CallResult::Unrecorded(reason) => CallToolResult::error(vec![ContentBlock::text(reason)]),
+        CallResult::UnknownTool(name) => {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{name}`"),
+                None,
+            ));
+        }
+    })
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("gatehouse", env!("CARGO_PKG_VERSION")).with_title("Gatehouse"),
+            )
+            .with_instructions(
+                "Tools served by Gatehouse are WebAssembly components. Every call is checked by \
+                 policy before it runs and recorded in an audit log; a refused or failed call \
+                 comes back as a tool error whose text says why.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context);
+        let tools = self.gateway.tools(&caller).await;
+        Ok(ListToolsResult::with_all_items(
+            tools.iter().map(describe_tool).collect(),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context);
+        let result = self
+            .gateway
+            .call(&caller, &request.name, request.arguments)
+            .await;
+        to_mcp_result(result).map(Into::into)
+    }
+}
