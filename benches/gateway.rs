@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gatehouse::audit::{AuditConfig, AuditLog, NewEntry, Synchronous};
+use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::{ComponentConfig, Config, LimitsConfig};
 use gatehouse::gateway::{CallResult, Gateway};
 use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
 use gatehouse::host::{CallHost, HostConfig};
-use gatehouse::identity::{Caller, Transport};
 use gatehouse::policy::{Evaluator, Phase, PolicyOptions, PolicyStore};
 use gatehouse::runtime::{CallLimits, ComponentSpec, Runtime, RuntimeOptions};
 use serde_json::{Map, Value, json};

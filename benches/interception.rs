@@ -21,11 +21,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::Gateway;
 use gatehouse::host::CallHost;
 use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
-use gatehouse::identity::{Caller, Transport};
 use gatehouse::runtime::CallLimits;
 use serde_json::json;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
