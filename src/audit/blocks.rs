@@ -1,11 +1,11 @@
 //! Per-block lookups of callers and tools (`entry_blocks`, schema version 2).
 //!
-//! Schema version 1 indexed `principal` and `tool` row by row. Every commit then rewrote one
-//! index page per distinct caller and tool in its batch: at a few dozen entries per commit that
-//! was most of the writer's WAL traffic and held group commit below 50,000 entries/s
-//! (BENCHMARKS.md). Version 2 records each (key, block of [`ENTRIES_PER_BLOCK`] entries) once,
-//! when the key first occurs in the block, and a query for a caller or tool reads only the
-//! blocks listed for it, each a rowid range of `entries`.
+//! Schema version 1 indexed `principal` and `tool` row by row. Every commit then rewrote one index
+//! page per distinct caller and tool in its batch: at a few dozen entries per commit that was most
+//! of the writer's WAL traffic and held group commit below 50,000 entries/s
+//! (BENCHMARKS.md#per-block-lookups). Version 2 records each (key, block of [`ENTRIES_PER_BLOCK`]
+//! entries) once, when the key first occurs in the block, and a query for a caller or tool reads
+//! only the blocks listed for it, each a rowid range of `entries`.
 //!
 //! The table is derived data: the writer fills it in the transaction of the entries it derives
 //! from, and `verify` recomputes it from the entries and reports any difference, so a query

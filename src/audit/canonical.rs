@@ -3,7 +3,7 @@
 //! Every entry's JSON members are canonicalized on the appending task, and with
 //! `serde_json_canonicalizer` alone that was most of an append's CPU: it serializes each object
 //! member into buffers of its own and parses every member name back to sort it (about 12 µs for
-//! the audit bench's request document of 300 bytes; docs/bench-log/2026-11-22-to-12-05.md, "Ninth session").
+//! the audit bench's request document of 300 bytes; BENCHMARKS.md#canonical-json).
 //! [`canonical_value`] walks a `serde_json::Value` in place instead, and leaves each part of
 //! RFC 8785 to what already does it exactly:
 //! - members are sorted by their names' UTF-16 code units (§3.2.3), compared without

@@ -29,7 +29,7 @@ pub struct AuditLogConfig {
     pub checkpoint_interval_secs: u64,
     /// `full` (default): every commit is fsynced, so an answered call's entries survive a power
     /// loss. `normal`: they survive a crash of the gateway but not of the machine, and commits
-    /// are not fsynced (see BENCHMARKS.md for what each costs).
+    /// are not fsynced (BENCHMARKS.md#audit-durability).
     pub synchronous: Synchronous,
 }
 

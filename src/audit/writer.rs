@@ -11,11 +11,10 @@
 //! commit, so an entry acknowledged to the gateway (the pre-call verdict!) survives power loss;
 //! NORMAL only survives a process crash (the last commits may roll back after power loss). Group
 //! commit amortizes the fsync, which is why FULL is affordable. See the benchmark for figures.
-//! Neither setting makes an append wait for the fsyncs of the database file or the checkpoint
-//! file: WAL checkpoints run on their own connection and thread (`wal_checkpointer`), the
-//! checkpoint file is synced by [`FileSync`]. Their work can still delay the writer: on a small
-//! machine a background checkpoint's page copying can take the writer's core (BENCHMARKS.md,
-//! "Eighth session").
+//! Neither setting makes an append wait for the fsyncs of the database file or the checkpoint file:
+//! WAL checkpoints run on their own connection and thread (`wal_checkpointer`), the checkpoint file
+//! is synced by [`FileSync`]. Their work can still delay the writer: on a small machine a
+//! background checkpoint's page copying can take the writer's core (BENCHMARKS.md#wal-checkpoints).
 
 use std::fs::File;
 use std::io::Write;
@@ -511,12 +510,12 @@ fn configure(conn: &Connection, path: &Path, synchronous: Synchronous) -> Result
 /// WAL grows to this size, the writer's own checkpoint catches up, and the WAL is then reused
 /// in place. That catch-up is on an append's path: at 1,024 pages it came often enough to more
 /// than double the NORMAL per-call p99, and 4,096 pages gained nothing measurable
-/// (docs/bench-log/2026-11-22-to-12-05.md, "Eighth session").
+/// (BENCHMARKS.md#wal-checkpoints).
 const WAL_BACKSTOP_PAGES: u32 = 32_768;
 /// The shortest time between two background WAL checkpoints. Small and frequent copies keep
 /// each one's work small, and that work delays the writer's own commits: polling
 /// every 250 ms, one caller's slowest append (NORMAL) took up to 46 ms, now up to 10 ms
-/// (BENCHMARKS.md).
+/// (BENCHMARKS.md#wal-checkpoints).
 const WAL_CHECKPOINT_SPACING: Duration = Duration::from_millis(20);
 
 /// Background WAL checkpoints on a separate connection, after commits (at most one per
@@ -902,7 +901,7 @@ impl Writer {
     /// batches of `LOADED_BATCH` entries or more), a batch far smaller than recent ones waits up
     /// to `BATCH_LINGER` from its first entry for the callers that were just answered: without
     /// it, most commits of a saturated log held fewer than 16 entries, and each commit rewrites
-    /// the same index pages (BENCHMARKS.md). A lone caller never waits.
+    /// the same index pages (BENCHMARKS.md#group-commit). A lone caller never waits.
     fn next_in_batch(
         &self,
         rx: &Receiver<Request>,

@@ -3,8 +3,7 @@
 //! Why: under load the audit path allocates and frees many small JSON values on the tokio workers
 //! while the writer thread frees the batches they sent it. With glibc's malloc, `perf` put 44% of
 //! the appending tasks' CPU and 13% of the writer's in `_int_free`, `malloc_consolidate` and
-//! friends (docs/bench-log/2026-11-22-to-12-05.md, "Eighth session"). mimalloc's per-thread heaps make those calls
-//! cheap.
+//! friends (BENCHMARKS.md#allocator). mimalloc's per-thread heaps make those calls cheap.
 //!
 //! Only binaries install it (`#[global_allocator] static ALLOCATOR: gatehouse::Allocator =
 //! gatehouse::Allocator;`): the `gatehouse` binary and the benches, so the figures are those of
