@@ -135,14 +135,7 @@ impl Gateway {
         params: Result<Vec<Val>, String>,
     ) -> CallResult {
         // 1. The policy input.
-        let record = CallRecord::new(caller, tool);
-        let input = policy::input::call_input(
-            &record.call_id,
-            &now(),
-            caller,
-            &tool.policy_doc(),
-            arguments,
-        );
+        let (record, input) = open_call(caller, tool, arguments);
 
         // 2. The `call` decision; an allowed call over a rate or concurrency limit is
         // recorded as denied, with the limit.
@@ -302,14 +295,7 @@ impl Gateway {
     /// host requests decided by this gateway's policy and recorded in its audit log. For
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
-        let record = CallRecord::new(caller, tool);
-        let input = policy::input::call_input(
-            &record.call_id,
-            &now(),
-            caller,
-            &tool.policy_doc(),
-            arguments,
-        );
+        let (record, input) = open_call(caller, tool, arguments);
         self.in_flight(
             &record,
             Arc::new(policy::input::shared_call_fields(&input)),
@@ -465,6 +451,19 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Step 1: a new call's record (its id, caller, tool) and its `call` policy input.
+fn open_call(caller: &Caller, tool: &Tool, arguments: Value) -> (CallRecord, Value) {
+    let record = CallRecord::new(caller, tool);
+    let input = policy::input::call_input(
+        &record.call_id,
+        &now(),
+        caller,
+        &tool.policy_doc(),
+        arguments,
+    );
+    (record, input)
 }
 
 /// The `call` verdict's audit entry: the decision, or the admission limit that refused an
