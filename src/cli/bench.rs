@@ -4,6 +4,11 @@
 //! `notifications/initialized`, then `tools/call` requests carrying the `Mcp-Session-Id` the
 //! server assigned. The clients share a fixed number of calls; the figures are calls per second
 //! over the whole run and the latency percentiles of single calls, measured at the client.
+//!
+//! It drives any MCP server on streamable HTTP, not only a gateway (`scripts/bench` also loads
+//! the native rmcp baseline of `benches/baseline_server.rs` with it). Given the server's process
+//! id on this host (`--server-pid`), it also reports the server's CPU time per call: the
+//! process's user + system time (`/proc/PID/stat`) over the measured calls, warm-up excluded.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -45,6 +50,12 @@ pub struct BenchArgs {
     /// Send `Authorization: Bearer KEY`.
     #[arg(long, env = "GATEHOUSE_BENCH_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// The server's process id on this host: also report its CPU time per measured call.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print the figures as one JSON object instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where to connect and what every request carries.
@@ -86,9 +97,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         tool: args.tool.clone(),
         arguments,
     });
+    let server = args.server_pid.map(ServerCpu::of).transpose()?;
     let runtime = super::tokio_runtime()?;
-    let report = runtime.block_on(drive(target, &args))?;
-    println!("{report}");
+    let report = runtime.block_on(drive(target, &args, server.as_ref()))?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{report}");
+    }
     Ok(if report.failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -104,27 +120,62 @@ struct Report {
     first_failure: Option<String>,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// The server's CPU time over the measured calls, when its process id was given.
+    server_cpu: Option<Duration>,
+}
+
+impl Report {
+    /// The latency at quantile `p`, in milliseconds.
+    fn at(&self, p: f64) -> f64 {
+        let i = ((self.latencies.len().max(1) - 1) as f64 * p).round() as usize;
+        self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+
+    fn calls_per_second(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn server_cpu_ms_per_call(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e3 / self.calls as f64)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "client": "gatehouse bench",
+            "clients": self.clients,
+            "calls": self.calls,
+            "failed": self.failures,
+            "seconds": self.elapsed.as_secs_f64(),
+            "calls_per_s": self.calls_per_second(),
+            "p50_ms": self.at(0.50),
+            "p95_ms": self.at(0.95),
+            "p99_ms": self.at(0.99),
+            "max_ms": self.at(1.0),
+            "server_cpu_ms_per_call": self.server_cpu_ms_per_call(),
+            "first_failure": self.first_failure,
+        })
+    }
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = |p: f64| {
-            let i = ((self.latencies.len().max(1) - 1) as f64 * p).round() as usize;
-            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
         write!(
             f,
             "{} calls by {} clients in {:.2} s: {:.0} calls/s; latency p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {} failed",
             self.calls,
             self.clients,
             self.elapsed.as_secs_f64(),
-            self.calls as f64 / self.elapsed.as_secs_f64(),
-            at(0.50),
-            at(0.95),
-            at(0.99),
-            at(1.0),
+            self.calls_per_second(),
+            self.at(0.50),
+            self.at(0.95),
+            self.at(0.99),
+            self.at(1.0),
             self.failures,
         )?;
+        if let Some(cpu) = self.server_cpu_ms_per_call() {
+            write!(f, "; server CPU {cpu:.3} ms/call")?;
+        }
         if let Some(failure) = &self.first_failure {
             write!(f, " (first: {failure})")?;
         }
@@ -132,7 +183,11 @@ impl std::fmt::Display for Report {
     }
 }
 
-async fn drive(target: Arc<Target>, args: &BenchArgs) -> anyhow::Result<Report> {
+async fn drive(
+    target: Arc<Target>,
+    args: &BenchArgs,
+    server: Option<&ServerCpu>,
+) -> anyhow::Result<Report> {
     // Every client opens its session and warms up before the clock starts.
     let mut clients = Vec::with_capacity(args.clients);
     for index in 0..args.clients {
@@ -152,6 +207,7 @@ async fn drive(target: Arc<Target>, args: &BenchArgs) -> anyhow::Result<Report> 
         clients.push(client);
     }
     let remaining = Arc::new(AtomicUsize::new(args.calls));
+    let cpu_before = server.map(ServerCpu::used).transpose()?;
     let start = Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
@@ -179,6 +235,10 @@ async fn drive(target: Arc<Target>, args: &BenchArgs) -> anyhow::Result<Report> 
         failures.extend(f);
     }
     let elapsed = start.elapsed();
+    let server_cpu = match (server, cpu_before) {
+        (Some(server), Some(before)) => Some(server.used()?.saturating_sub(before)),
+        _ => None,
+    };
     latencies.sort();
     Ok(Report {
         clients: args.clients,
@@ -187,7 +247,59 @@ async fn drive(target: Arc<Target>, args: &BenchArgs) -> anyhow::Result<Report> 
         first_failure: failures.into_iter().next(),
         elapsed,
         latencies,
+        server_cpu,
     })
+}
+
+/// The CPU time a server process on this host has used, from `/proc/PID/stat`.
+struct ServerCpu {
+    pid: u32,
+    /// Clock ticks per second of the `stat` times (`getconf CLK_TCK`).
+    ticks_per_second: u64,
+}
+
+impl ServerCpu {
+    fn of(pid: u32) -> anyhow::Result<ServerCpu> {
+        let output = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .context("running `getconf CLK_TCK` (for --server-pid)")?;
+        let ticks_per_second = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&ticks| ticks > 0)
+            .ok_or_else(|| anyhow!("`getconf CLK_TCK` did not print a number of ticks"))?;
+        let server = ServerCpu {
+            pid,
+            ticks_per_second,
+        };
+        server.used()?;
+        Ok(server)
+    }
+
+    /// User + system time of the whole process (all its threads, living and ended).
+    fn used(&self) -> anyhow::Result<Duration> {
+        let path = format!("/proc/{}/stat", self.pid);
+        let stat = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {path}: is --server-pid a process on this host?"))?;
+        let ticks =
+            cpu_ticks(&stat).ok_or_else(|| anyhow!("{path} is not in the expected format"))?;
+        Ok(Duration::from_secs_f64(
+            ticks as f64 / self.ticks_per_second as f64,
+        ))
+    }
+}
+
+/// `utime + stime` (fields 14 and 15, in clock ticks) of a `/proc/PID/stat` line. The command
+/// name (field 2) is in parentheses and may itself hold spaces and parentheses, so the fields
+/// are counted from the last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Claims one of the remaining calls; false once none are left.
@@ -356,6 +468,29 @@ mod tests {
         let body = br#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
         assert!(find_reply(&http::HeaderMap::new(), body, 3).is_some());
         assert!(find_reply(&http::HeaderMap::new(), body, 4).is_none());
+    }
+
+    #[test]
+    fn reads_user_and_system_ticks_past_an_awkward_command_name() {
+        let stat =
+            "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 31 0 0 20 0 9 0 100 0 0";
+        assert_eq!(cpu_ticks(stat), Some(281));
+        assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn measures_the_cpu_time_of_a_live_process() {
+        let me = ServerCpu::of(std::process::id()).unwrap();
+        let before = me.used().unwrap();
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(
+            me.used().unwrap() > before,
+            "200 ms of spinning used no CPU"
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 use std::borrow::Cow;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{Directive, LevelFilter};
 
 /// The most rmcp may log unless `RUST_LOG` names it.
-const RMCP_CEILING: &str = "rmcp=info";
+const RMCP_CEILING: LevelFilter = LevelFilter::INFO;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,17 +19,9 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; `RUST_LOG` filters, `default_level` applies without it.
 pub fn init(format: LogFormat, default_level: &str) {
-    let directives = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default();
-    let mut filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    // rmcp logs whole JSON-RPC messages at debug level, arguments and all, so a broad
-    // `RUST_LOG=debug` would write every caller's secrets to the log. It stays at info unless
-    // the operator names it on purpose (`RUST_LOG=rmcp=debug`).
-    if !directives.contains("rmcp") {
-        filter = filter.add_directive(RMCP_CEILING.parse().expect("a valid directive"));
-    }
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(rust_log.as_deref(), default_level))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder
@@ -39,6 +32,39 @@ pub fn init(format: LogFormat, default_level: &str) {
     };
     // A second initialization (tests calling into the CLI twice) keeps the first subscriber.
     drop(result);
+}
+
+/// The filter of `rust_log` (the value of `RUST_LOG`), or of `default_level` without a valid one.
+///
+/// rmcp logs whole JSON-RPC messages at debug level, arguments and all, so a broad
+/// `RUST_LOG=debug` would write every caller's secrets to the log: unless the operator names it
+/// on purpose (`RUST_LOG=rmcp=debug`), rmcp logs at most at info, and never more than the
+/// global level asks. It must not log *more* than asked either: rmcp writes three info lines per
+/// request for clients of protocol revisions without sessions (the MCP Python SDK 2.3), and
+/// under `RUST_LOG=warn` those were a fifth of what the gateway wrote and formatted per call.
+fn filter(rust_log: Option<&str>, default_level: &str) -> EnvFilter {
+    let (mut filter, spec) =
+        match rust_log.and_then(|spec| Some((EnvFilter::try_new(spec).ok()?, spec))) {
+            Some((filter, spec)) => (filter, spec),
+            None => (EnvFilter::new(default_level), default_level),
+        };
+    if !spec.contains("rmcp") {
+        let level = global_level(spec).min(RMCP_CEILING);
+        let directive: Directive = format!("rmcp={level}")
+            .parse()
+            .expect("a target and a level make a valid directive");
+        filter = filter.add_directive(directive);
+    }
+    filter
+}
+
+/// The level of a filter spec's directives without a target (`warn` in `warn,gatehouse=debug`):
+/// what a target the spec does not name gets. Without one, such targets are off.
+fn global_level(spec: &str) -> LevelFilter {
+    spec.split(',')
+        .filter_map(|directive| directive.trim().parse::<LevelFilter>().ok())
+        .max()
+        .unwrap_or(LevelFilter::OFF)
 }
 
 /// `text` with every control character (newlines, carriage returns, escape sequences) and every
@@ -66,7 +92,38 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use tracing_subscriber::filter::LevelFilter;
+
+    use super::{filter, printable};
+
+    #[test]
+    fn rmcp_logs_no_more_than_the_global_level_nor_above_info() {
+        let most = |rust_log, default| filter(rust_log, default).max_level_hint();
+        // `RUST_LOG=warn` (as scripts/bench serves): nothing at info, rmcp's lines included.
+        assert_eq!(most(Some("warn"), "info"), Some(LevelFilter::WARN));
+        assert_eq!(most(None, "error"), Some(LevelFilter::ERROR));
+        assert_eq!(most(Some("off"), "info"), Some(LevelFilter::OFF));
+        // The default of `serve` and a broad debug level: rmcp stays at info (the hint is the
+        // most verbose of all directives, so only the rmcp directive itself shows it).
+        assert_eq!(most(None, "info"), Some(LevelFilter::INFO));
+        assert!(
+            filter(Some("debug"), "info")
+                .to_string()
+                .contains("rmcp=info")
+        );
+        assert!(
+            filter(Some("warn,gatehouse=debug"), "info")
+                .to_string()
+                .contains("rmcp=warn")
+        );
+        // Named on purpose, rmcp gets what was asked.
+        assert_eq!(
+            most(Some("warn,rmcp=debug"), "info"),
+            Some(LevelFilter::DEBUG)
+        );
+        // An invalid RUST_LOG falls back to the default level.
+        assert!(filter(Some("=="), "warn").to_string().contains("rmcp=warn"));
+    }
 
     #[test]
     fn control_and_bidi_characters_are_escaped() {
