@@ -71,6 +71,8 @@ struct Ending {
     tally: Option<Tally>,
     /// The records of those decisions, still committing: the outcome commits behind them.
     pending: Vec<PendingAppend>,
+    /// The `result` decision's record, still committing with them.
+    result_record: Option<PendingAppend>,
 }
 
 impl Ending {
@@ -81,6 +83,7 @@ impl Ending {
             ran_for: None,
             tally: None,
             pending: Vec::new(),
+            result_record: None,
         }
     }
 }
@@ -244,12 +247,9 @@ impl Gateway {
             )
             .await
             .and_then(|result| shape_result(&function.signature, result, &cleared.limits));
-        let result = match returned {
-            Ok(result) => {
-                self.check_result(record, &shared_input, &decision.redact, result)
-                    .await
-            }
-            Err(error) => CallResult::Failed(error),
+        let (result, result_record) = match returned {
+            Ok(result) => self.check_result(record, &shared_input, &decision.redact, result),
+            Err(error) => (CallResult::Failed(error), None),
         };
         let ran_for = Some(started.elapsed());
         // Every decision made while the tool ran must be in the log before the agent hears:
@@ -261,6 +261,7 @@ impl Gateway {
                 ran_for,
                 tally: Some(closed.tally),
                 pending: closed.pending,
+                result_record,
             },
             Some(error) => {
                 tracing::error!(call_id = %record.call_id, %error, "cannot record the call's in-flight decisions; withholding the result");
@@ -271,6 +272,7 @@ impl Gateway {
                     ran_for,
                     tally: None,
                     pending: closed.pending,
+                    result_record,
                 }
             }
         }
@@ -305,24 +307,25 @@ impl Gateway {
 
     /// Step 5: the `result` phase, if the bundle defines it, decides whether the agent may see
     /// what the tool returned; its verdict is recorded like every other. `call_redact` are the
-    /// call decision's pointers: the record carries the arguments too.
-    async fn check_result(
+    /// call decision's pointers: the record carries the arguments too. The record is queued, not
+    /// awaited: it commits with the outcome (step 6), before the agent hears.
+    fn check_result(
         &self,
         record: &CallRecord,
         shared_input: &Map<String, Value>,
         call_redact: &[String],
         result: CallResult,
-    ) -> CallResult {
+    ) -> (CallResult, Option<PendingAppend>) {
         let CallResult::Completed {
             structured,
             text,
             is_error,
         } = &result
         else {
-            return result;
+            return (result, None);
         };
         if !self.policy.defines(Phase::Result) {
-            return result;
+            return (result, None);
         }
         let value = structured
             .as_ref()
@@ -361,12 +364,11 @@ impl Gateway {
             .collect();
         entry.obligations = serde_json::json!({"masked_in_answer": masked});
         entry.metrics = serde_json::json!({"eval_us": decision.eval_micros});
-        if let Err(error) = self.sink.append(entry).await {
-            return CallResult::Unrecorded(format!(
-                "the audit log cannot record the result decision ({error}); the result is withheld"
-            ));
-        }
-        if decision.is_allowed() {
+        let pending = match self.sink.submit(entry) {
+            Ok(pending) => pending,
+            Err(error) => return (unrecorded_result(&error.to_string()), None),
+        };
+        let result = if decision.is_allowed() {
             result
         } else {
             tracing::info!(call_id = %record.call_id, reasons = ?decision.reasons, "result withheld by policy");
@@ -377,7 +379,8 @@ impl Gateway {
                     .map(|r| format!("result withheld: {r}"))
                     .collect(),
             }
-        }
+        };
+        (result, Some(pending))
     }
 
     /// The call's limits: the configured defaults, tightened (never loosened) by the policy.
@@ -415,6 +418,7 @@ impl Gateway {
             ran_for,
             tally,
             pending,
+            result_record,
         } = ending;
         let call_id = &record.call_id;
         let (verdict, detail) = outcome_of(&result);
@@ -429,8 +433,14 @@ impl Gateway {
             "duration_us": ran_for.map(|d| d.as_micros() as u64),
             "in_flight": tally,
         });
-        // The outcome is queued behind the call's in-flight records; all of them must commit.
-        let failure = match self.sink.submit(entry) {
+        // The outcome is queued behind the call's in-flight records and its result decision;
+        // all of them must commit, in one group commit when the writer can.
+        let outcome = self.sink.submit(entry);
+        let result_failure = match result_record {
+            Some(pending) => pending.committed().await.err().map(|e| e.to_string()),
+            None => None,
+        };
+        let failure = match outcome {
             Ok(outcome) => {
                 inflight::commit_all(pending.into_iter().chain(std::iter::once(outcome)))
                     .await
@@ -438,6 +448,10 @@ impl Gateway {
             }
             Err(error) => Some(error.to_string()),
         };
+        if let Some(error) = result_failure {
+            tracing::error!(%call_id, %error, "cannot record the result decision; withholding the result");
+            return unrecorded_result(&error);
+        }
         match failure {
             None => {
                 tracing::info!(%call_id, tool = %record.tool, outcome = verdict, "tool call finished");
@@ -483,6 +497,13 @@ fn verdict_entry(
     });
     verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
     verdict
+}
+
+/// The answer when the `result` decision's record failed: the result is withheld.
+fn unrecorded_result(error: &str) -> CallResult {
+    CallResult::Unrecorded(format!(
+        "the audit log cannot record the result decision ({error}); the result is withheld"
+    ))
 }
 
 /// The outcome entry's verdict label and detail for how a call ended.
