@@ -339,6 +339,21 @@ async fn refused_tokens_get_401_naming_the_reason_and_an_audit_entry() {
             "the token is not yet valid",
         ),
         (
+            "issued in the future",
+            key.sign(&claims("u", json!({"iat": now() + 3600}))),
+            "the token was issued in the future",
+        ),
+        (
+            "no exp",
+            key.sign(&claims("u", json!({"exp": null}))),
+            "the token lacks a required claim",
+        ),
+        (
+            "no principal",
+            key.sign(&claims("u", json!({"sub": null}))),
+            "the token's principal claim is missing or not a string",
+        ),
+        (
             "wrong issuer",
             key.sign(&claims("u", json!({"iss": "https://evil.test"}))),
             "the token has the wrong issuer",
