@@ -119,6 +119,8 @@ fn anonymous() -> Caller {
         authenticated: false,
         transport: Transport::Http,
         client: None,
+        auth: gatehouse::auth::AuthMethod::None,
+        claims: Default::default(),
     }
 }
 

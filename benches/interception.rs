@@ -111,6 +111,8 @@ fn main() {
             authenticated: true,
             transport: Transport::Cli,
             client: None,
+            auth: gatehouse::auth::AuthMethod::Cli,
+            claims: Default::default(),
         };
         let on = measure(|| {
             runtime.block_on(async {

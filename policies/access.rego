@@ -28,6 +28,47 @@ tool_permitted if {
 	glob.match(pattern, [], input.tool.name)
 }
 
+# A caller authenticated by a JWT may also use the tools its token's claims grant: each group
+# in its `groups` claim and each scope in its `scope` claim (space-separated, OAuth 2.0) or
+# `scp` claim (an array) names patterns in `claim_grants`, e.g.
+# {"claim_grants": {"groups": {"analysts": {"tools": ["files_read*"]}}}}. Claims are trusted
+# only because the gateway verified the token's signature, issuer and audience.
+tool_permitted if {
+	caller_verified
+	some pattern in claim_patterns
+	glob.match(pattern, [], input.tool.name)
+}
+
+jwt_claims := input.caller.claims if {
+	input.caller.auth == "jwt"
+	input.caller.authenticated == true
+}
+
+claim_patterns contains pattern if {
+	groups := object.get(jwt_claims, "groups", [])
+	is_array(groups)
+	some group in groups
+	some pattern in data.claim_grants.groups[group].tools
+}
+
+claim_patterns contains pattern if {
+	some scope in scopes
+	some pattern in data.claim_grants.scopes[scope].tools
+}
+
+scopes contains scope if {
+	value := object.get(jwt_claims, "scope", "")
+	is_string(value)
+	some scope in split(value, " ")
+	scope != ""
+}
+
+scopes contains scope if {
+	value := object.get(jwt_claims, "scp", [])
+	is_array(value)
+	some scope in value
+}
+
 # Components run only when their digest is pinned, except in dev mode where any build goes.
 component_trusted if dev_mode
 

@@ -3,10 +3,11 @@
 //! Each section's settings belong to the module they configure, with that module's one
 //! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
 //! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
-//! [`crate::policy`], `[cache]` to [`crate::runtime::cache`]. They are re-exported here, where
-//! [`Config`] combines them. This file owns only what belongs to no one module below it: the
-//! listener (`[server]`), the component list, the per-call `[limits]` that the gateway, the
-//! runtime and the transports share, the API keys, the `[env]` table, and loading the file.
+//! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`].
+//! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
+//! to no one module below it: the listener (`[server]`), the component list, the per-call
+//! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
+//! table, and loading the file.
 //!
 //! Relative paths in a config file are resolved against the file's own directory, so a config
 //! works the same whatever directory the gateway is started from.
@@ -18,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::audit::AuditLogConfig;
-pub use crate::auth::ApiKeyConfig;
+pub use crate::auth::{ApiKeyConfig, AuthSettings, JwtSettings};
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
 pub use crate::policy::PolicyConfig;
@@ -37,6 +38,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub cache: CacheConfig,
     pub api_keys: Vec<ApiKeyConfig>,
+    pub auth: AuthSettings,
     pub policy: PolicyConfig,
     pub audit: AuditLogConfig,
     pub supply_chain: SupplyChainConfig,
@@ -56,7 +58,7 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Principal given to the single client on stdio (the process that started us).
     pub stdio_principal: String,
-    /// Whether HTTP requests without an API key are served as principal `anonymous`.
+    /// Whether HTTP requests without an API key or JWT are served as principal `anonymous`.
     pub allow_anonymous: bool,
 }
 
@@ -246,6 +248,14 @@ impl Config {
         if let Some(dir) = &mut self.cache.dir {
             resolve(dir);
         }
+        if let Some(jwks) = self
+            .auth
+            .jwt
+            .as_mut()
+            .and_then(|jwt| jwt.jwks_file.as_mut())
+        {
+            resolve(jwks);
+        }
         // Unset paths keep their defaults in the working directory, where the operator runs us.
         self.policy.data.iter_mut().for_each(resolve);
         for path in [
@@ -403,6 +413,14 @@ mod tests {
         principal = "ci"
         key_sha256 = "ab"
 
+        [auth.jwt]
+        jwks_file = "keys/jwks.json"
+        issuer = "https://idp.example"
+        audience = "gatehouse"
+        principal_claim = "email"
+        algorithms = ["ES256"]
+        leeway_seconds = 5
+
         [policy]
         dir = "p"
         data = ["d.json"]
@@ -481,6 +499,8 @@ mod tests {
             "[limits]",
             "[cache]",
             "[[api_keys]]\nprincipal = \"p\"\nkey_sha256 = \"k\"",
+            "[auth]",
+            "[auth.jwt]",
             "[policy]",
             "[audit]",
             "[supply_chain]",

@@ -180,6 +180,8 @@ fn caller() -> Caller {
         authenticated: true,
         transport: Transport::Cli,
         client: None,
+        auth: gatehouse::auth::AuthMethod::Cli,
+        claims: Default::default(),
     }
 }
 

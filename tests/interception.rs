@@ -77,6 +77,8 @@ impl Sandbox {
             authenticated: true,
             transport: Transport::Cli,
             client: None,
+            auth: gatehouse::auth::AuthMethod::Cli,
+            claims: Default::default(),
         };
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object")

@@ -95,6 +95,8 @@ impl Gate {
             authenticated: true,
             transport: Transport::Cli,
             client: None,
+            auth: gatehouse::auth::AuthMethod::Cli,
+            claims: Default::default(),
         };
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object")

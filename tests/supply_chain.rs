@@ -492,6 +492,8 @@ fn caller() -> gatehouse::auth::Caller {
         authenticated: true,
         transport: gatehouse::auth::Transport::Stdio,
         client: None,
+        auth: gatehouse::auth::AuthMethod::Stdio,
+        claims: Default::default(),
     }
 }
 

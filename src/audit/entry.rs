@@ -23,8 +23,9 @@ use super::merkle::{Hash, LeafHasher};
 /// Version of the canonical entry format (the `v` member).
 pub const ENTRY_FORMAT_VERSION: u64 = 1;
 
-/// Phases whose entries record a policy decision (verdict `allow` or `deny`).
-pub const DECISION_PHASES: &[&str] = &["list", "call", "http", "fs", "socket", "result"];
+/// Phases whose entries record a decision (verdict `allow` or `deny`): the policy's, and
+/// `auth`, the transport refusing a caller's credential before any policy runs.
+pub const DECISION_PHASES: &[&str] = &["list", "call", "http", "fs", "socket", "result", "auth"];
 /// Verdicts of `outcome` entries: how a call ended.
 pub const OUTCOME_VERDICTS: &[&str] = &["ok", "tool_error", "trap", "limit", "denied", "error"];
 /// Verdicts of `lifecycle` entries (log opened, rotated, …).
@@ -39,7 +40,7 @@ pub const SUPPLY_VERDICTS: &[&str] = &["loaded", "refused", "pinned", "drift", "
 pub struct NewEntry {
     /// Groups the entries of one tool call (its call verdict, egress decisions, outcome).
     pub call_id: Option<String>,
-    /// `list | call | http | fs | socket | result | outcome | lifecycle | supply`.
+    /// `list | call | http | fs | socket | result | auth | outcome | lifecycle | supply`.
     pub phase: String,
     /// `{principal, transport, client, authenticated}`; must be a JSON object.
     pub caller: Value,
@@ -93,7 +94,7 @@ impl NewEntry {
             return Err(AuditError::InvalidEntry {
                 field: "phase",
                 detail: format!(
-                    "{:?} is not one of list, call, http, fs, socket, result, outcome, lifecycle, supply",
+                    "{:?} is not one of list, call, http, fs, socket, result, auth, outcome, lifecycle, supply",
                     self.phase
                 ),
             });

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::Caller;
+use serde_json::Map;
+
+use super::{AuthMethod, Caller};
 
 /// An HTTP API key and the principal it authenticates (`[[api_keys]]`). Only the key's
 /// SHA-256 is configured, so the config file holds no secret.
@@ -23,6 +25,9 @@ pub struct ApiKeyConfig {
 pub struct AuthenticatedPrincipal {
     pub principal: String,
     pub authenticated: bool,
+    pub auth: AuthMethod,
+    /// A JWT's verified claims; empty otherwise.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AuthenticatedPrincipal {
@@ -31,6 +36,8 @@ impl AuthenticatedPrincipal {
         AuthenticatedPrincipal {
             principal: Caller::ANONYMOUS.to_owned(),
             authenticated: false,
+            auth: AuthMethod::None,
+            claims: Map::new(),
         }
     }
 }
@@ -78,6 +85,8 @@ impl ApiKeys {
             .map(|principal| AuthenticatedPrincipal {
                 principal: principal.clone(),
                 authenticated: true,
+                auth: AuthMethod::ApiKey,
+                claims: Map::new(),
             })
             .ok_or("unknown API key")
     }

@@ -1,6 +1,7 @@
 //! The caller every policy decision and audit entry carries.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The transport a caller reached us through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -8,6 +9,22 @@ use serde::Serialize;
 pub enum Transport {
     Stdio,
     Http,
+    Cli,
+}
+
+/// How a caller proved who it is (`input.caller.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A bearer JWT verified against the identity provider's keys.
+    Jwt,
+    /// An API key of `[[api_keys]]`.
+    ApiKey,
+    /// Nothing: an anonymous HTTP caller.
+    None,
+    /// The process on the other end of stdio, named by configuration.
+    Stdio,
+    /// `gatehouse call`, the operator at the command line.
     Cli,
 }
 
@@ -25,10 +42,14 @@ pub struct Caller {
     /// The principal id: from an API key on HTTP, from configuration on stdio, `anonymous`
     /// for unauthenticated HTTP requests.
     pub principal: String,
-    /// Whether the principal was proven (an API key), rather than assumed.
+    /// Whether the principal was proven (an API key or a JWT), rather than assumed.
     pub authenticated: bool,
     pub transport: Transport,
     pub client: Option<ClientInfo>,
+    pub auth: AuthMethod,
+    /// The verified claims of the caller's JWT, whole; empty for other callers. Never the
+    /// token itself.
+    pub claims: Map<String, Value>,
 }
 
 impl Caller {

@@ -11,7 +11,7 @@ use wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::Val;
 
 use super::{GovernanceArgs, HostArgs};
-use crate::auth::{Caller, Transport};
+use crate::auth::{AuthMethod, Caller, Transport};
 use crate::gateway::{CallResult, Gateway, Tool};
 use crate::wit_json::wave;
 
@@ -49,6 +49,8 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         authenticated: true,
         transport: Transport::Cli,
         client: None,
+        auth: AuthMethod::Cli,
+        claims: Default::default(),
     };
     let runtime = super::tokio_runtime()?;
     let (tool, result) = match &args.json {

@@ -10,8 +10,8 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{GovernanceArgs, HostArgs};
-use crate::auth::AuthenticatedPrincipal;
 use crate::auth::Transport;
+use crate::auth::{AuthMethod, AuthenticatedPrincipal, JwtValidator};
 use crate::config::{ComponentConfig, Config};
 use crate::gateway::Gateway;
 use crate::mcp::McpServer;
@@ -264,6 +264,13 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                 extra_hosts: config.server.allowed_hosts.clone(),
                 api_keys: config.api_keys.clone(),
                 allow_anonymous: config.server.allow_anonymous,
+                jwt: config
+                    .auth
+                    .jwt
+                    .as_ref()
+                    .map(JwtValidator::new)
+                    .transpose()
+                    .context("[auth.jwt] cannot be used")?,
                 max_argument_bytes: usize::try_from(config.limits.max_argument_bytes)
                     .unwrap_or(usize::MAX),
             };
@@ -277,6 +284,8 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                 AuthenticatedPrincipal {
                     principal: config.server.stdio_principal.clone(),
                     authenticated: true,
+                    auth: AuthMethod::Stdio,
+                    claims: serde_json::Map::new(),
                 },
             );
             let max_line = usize::try_from(config.limits.max_argument_bytes).unwrap_or(usize::MAX)

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use wasmtime::component::Val;
 
 use crate::audit::{Entry, NewEntry, RedactionKey};
-use crate::auth::{Caller, ClientInfo, Transport};
+use crate::auth::{AuthMethod, Caller, ClientInfo, Transport};
 use crate::mcp::jsonrpc;
 use crate::policy;
 use crate::policy::input::ToolDoc;
@@ -552,6 +552,8 @@ pub fn mcp_request(data: &[u8]) {
         authenticated: true,
         transport: Transport::Http,
         client: None,
+        auth: AuthMethod::ApiKey,
+        claims: Map::new(),
     };
     let tool = sample_tool(&call.params.name);
     check_call(&caller, &tool, call.params.arguments);
@@ -652,6 +654,12 @@ pub fn policy_input(data: &[u8]) {
             _ => Transport::Http,
         },
         client,
+        auth: AuthMethod::Jwt,
+        claims: doc
+            .get("claims")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     };
     let tool_name = str_at("tool", "fuzz_tool");
     let source = str_at("source", "fuzz.wasm");

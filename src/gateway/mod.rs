@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::audit::{AuditLog, AuditSink};
+use crate::auth::Caller;
 use crate::config::{ComponentConfig, Config, LimitsConfig};
 use crate::host::HostConfig;
 use crate::host::http::HttpSettings;
@@ -196,6 +197,26 @@ impl Gateway {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Records that a transport refused `caller`'s credential (phase `auth`, verdict `deny`)
+    /// for `reason`. The caller is the one that would have been served; the reason must name
+    /// what was wrong, never the credential.
+    pub async fn record_refused_credential(
+        &self,
+        caller: &Caller,
+        reason: &str,
+    ) -> Result<(), crate::audit::AuditError> {
+        let input = serde_json::json!({
+            "phase": "auth",
+            "time": record::now(),
+            "caller": caller,
+            "reason": reason,
+        });
+        let caller = serde_json::to_value(caller).unwrap_or_default();
+        let mut entry = crate::audit::NewEntry::new("auth", "deny", caller, input);
+        entry.reasons = vec![reason.to_owned()];
+        self.audit.append(entry).await.map(drop)
     }
 
     pub fn runtime(&self) -> &Runtime {

@@ -2,9 +2,14 @@
 //!
 //! Three guards run before MCP sees a request: DNS-rebinding protection (the `Host` must be the
 //! listener's own authority or an operator-listed name; a browser `Origin` must match it),
-//! caller authentication (an API key as `Authorization: Bearer KEY`; without one the caller is
-//! `anonymous`, or refused when anonymous access is off), and the session's owner (a session
-//! serves only the principal that opened it: `sessions`).
+//! caller authentication (`Authorization: Bearer` with a JWT of the identity provider or an API
+//! key; without one the caller is `anonymous`, or refused when anonymous access is off), and the
+//! session's owner (a session serves only the principal that opened it: `sessions`).
+//!
+//! Which credential a bearer value is: with `[auth.jwt]` configured, a value shaped like a JWT
+//! (three base64url segments joined by dots) is validated as a JWT and only as one; anything
+//! else is looked up as an API key. Every refusal is answered 401 and recorded in the audit log
+//! (phase `auth`) with its reason, never with the credential.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::McpServer;
 use super::sessions::{self, OwnedSessions, SessionOwners};
-use crate::auth::{ApiKeyConfig, ApiKeys, AuthenticatedPrincipal, Transport};
+use crate::auth::{
+    ApiKeyConfig, ApiKeys, AuthMethod, AuthenticatedPrincipal, Caller, JwtValidator, Transport,
+    looks_like_jwt,
+};
 use crate::gateway::Gateway;
 
 /// Room for the JSON-RPC envelope around the largest arguments object we accept.
@@ -33,30 +41,129 @@ pub struct HttpOptions {
     pub extra_hosts: Vec<String>,
     pub api_keys: Vec<ApiKeyConfig>,
     pub allow_anonymous: bool,
+    /// Bearer JWTs, when `[auth.jwt]` is configured.
+    pub jwt: Option<JwtValidator>,
     pub max_argument_bytes: usize,
 }
 
-async fn authenticate(State(keys): State<ApiKeys>, mut request: Request, next: Next) -> Response {
+/// Where the protected-resource metadata is served (RFC 9728, MCP authorization).
+const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// What `authenticate` needs: the credentials it accepts and the log refusals go to.
+#[derive(Clone)]
+struct Authenticator {
+    keys: ApiKeys,
+    jwt: Option<JwtValidator>,
+    gateway: Arc<Gateway>,
+    /// `resource_metadata="…"` for the `WWW-Authenticate` header, when JWTs are accepted.
+    metadata_url: Option<String>,
+}
+
+/// A refused credential: what the caller is told and what the audit log records.
+struct Refusal {
+    auth: AuthMethod,
+    reason: String,
+    /// RFC 6750 `error` code, for a presented token that is not valid.
+    invalid_token: bool,
+}
+
+impl Authenticator {
+    fn identify(&self, header: Option<Option<&str>>) -> Result<AuthenticatedPrincipal, Refusal> {
+        let bearer = header
+            .flatten()
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if let (Some(jwt), Some(token)) = (&self.jwt, bearer.map(str::trim))
+            && looks_like_jwt(token)
+        {
+            return jwt.validate(token).map_err(|error| Refusal {
+                auth: AuthMethod::Jwt,
+                reason: error.to_string(),
+                invalid_token: true,
+            });
+        }
+        self.keys.authenticate(header).map_err(|reason| Refusal {
+            auth: if header.is_some() {
+                AuthMethod::ApiKey
+            } else {
+                AuthMethod::None
+            },
+            reason: reason.to_owned(),
+            invalid_token: header.is_some(),
+        })
+    }
+
+    fn challenge(&self, refusal: &Refusal) -> http::HeaderValue {
+        let mut challenge = String::from("Bearer");
+        let mut params = Vec::new();
+        if refusal.invalid_token {
+            // The reason is one of our fixed texts: no quote or backslash to escape.
+            params.push(format!(
+                "error=\"invalid_token\", error_description=\"{}\"",
+                refusal.reason
+            ));
+        }
+        if let Some(url) = &self.metadata_url {
+            params.push(format!("resource_metadata=\"{url}\""));
+        }
+        if !params.is_empty() {
+            challenge.push(' ');
+            challenge.push_str(&params.join(", "));
+        }
+        http::HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("Bearer"))
+    }
+}
+
+async fn authenticate(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let header = request
         .headers()
         .get(http::header::AUTHORIZATION)
         .map(|value| value.to_str().ok());
-    match keys.authenticate(header) {
+    let refusal = match auth.identify(header) {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            return next.run(request).await;
         }
-        Err(reason) => {
-            tracing::warn!(%reason, "HTTP request refused");
-            let mut response =
-                json_rpc_error(http::StatusCode::UNAUTHORIZED, -32001, reason.to_owned());
-            response.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
-            response
-        }
+        Err(refusal) => refusal,
+    };
+    tracing::warn!(reason = %refusal.reason, "HTTP request refused");
+    let caller = Caller {
+        principal: Caller::ANONYMOUS.to_owned(),
+        authenticated: false,
+        transport: Transport::Http,
+        client: None,
+        auth: refusal.auth,
+        claims: serde_json::Map::new(),
+    };
+    if let Err(error) = auth
+        .gateway
+        .record_refused_credential(&caller, &refusal.reason)
+        .await
+    {
+        tracing::error!(%error, "recording a refused credential in the audit log failed");
     }
+    let mut response = json_rpc_error(
+        http::StatusCode::UNAUTHORIZED,
+        -32001,
+        refusal.reason.clone(),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::WWW_AUTHENTICATE, auth.challenge(&refusal));
+    response
+}
+
+/// The protected-resource metadata: this endpoint and the issuer that grants its tokens.
+fn resource_metadata(resource: &str, issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resource": resource,
+        "authorization_servers": [issuer],
+        "bearer_methods_supported": ["header"],
+    })
 }
 
 /// Answers a POST whose body is not JSON-RPC with a JSON-RPC error (`-32700` parse error,
@@ -129,6 +236,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let (hosts, origins) = own_authorities(addr, &options.extra_hosts);
+    let own = format!("http://{}", hosts[0]);
     let max_body_bytes = options.max_argument_bytes + ENVELOPE_BYTES;
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
@@ -138,18 +246,29 @@ pub async fn serve(
     let anonymous = AuthenticatedPrincipal::anonymous();
     let owners = Arc::new(SessionOwners::default());
     let service = StreamableHttpService::new(
-        move || {
-            Ok(McpServer::new(
-                gateway.clone(),
-                Transport::Http,
-                anonymous.clone(),
-            ))
+        {
+            let gateway = gateway.clone();
+            move || {
+                Ok(McpServer::new(
+                    gateway.clone(),
+                    Transport::Http,
+                    anonymous.clone(),
+                ))
+            }
         },
         Arc::new(OwnedSessions::new(owners.clone())),
         config,
     );
-    let keys = ApiKeys::new(&options.api_keys, options.allow_anonymous);
-    let router = Router::new()
+    let authenticator = Authenticator {
+        keys: ApiKeys::new(&options.api_keys, options.allow_anonymous),
+        metadata_url: options
+            .jwt
+            .as_ref()
+            .map(|_| format!("{own}{RESOURCE_METADATA_PATH}")),
+        jwt: options.jwt.clone(),
+        gateway,
+    };
+    let mut router = Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn(session_end_status))
         .layer(middleware::from_fn_with_state(
@@ -160,13 +279,22 @@ pub async fn serve(
             max_body_bytes,
             require_json_rpc,
         ))
-        .layer(middleware::from_fn_with_state(keys, authenticate))
-        .fallback(|| async {
-            (
-                http::StatusCode::NOT_FOUND,
-                "not found: the MCP endpoint is /mcp",
-            )
-        });
+        .layer(middleware::from_fn_with_state(authenticator, authenticate));
+    // Public, before authentication: it tells a client where to get a token.
+    if let Some(jwt) = &options.jwt {
+        let metadata = resource_metadata(&format!("{own}/mcp"), jwt.issuer());
+        let serve = axum::routing::get(move || async move { axum::Json(metadata) });
+        // RFC 9728 also names the path under the resource's own path.
+        router = router
+            .route(RESOURCE_METADATA_PATH, serve.clone())
+            .route(&format!("{RESOURCE_METADATA_PATH}/mcp"), serve);
+    }
+    let router = router.fallback(|| async {
+        (
+            http::StatusCode::NOT_FOUND,
+            "not found: the MCP endpoint is /mcp",
+        )
+    });
     // Without TCP_NODELAY the small writes of one SSE response (headers, priming event,
     // message, end of stream) meet Nagle's algorithm and the client's delayed ACK: measured
     // with `gatehouse bench`, every call then waited ~40 ms.

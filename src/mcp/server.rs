@@ -49,6 +49,8 @@ impl McpServer {
                 name: info.name,
                 version: info.version,
             }),
+            auth: principal.auth,
+            claims: principal.claims.clone(),
         }
     }
 }

@@ -77,6 +77,9 @@ async def test_redacted_arguments_never_appear_in_the_file(gatehouse, components
     masked = [json.loads(text) for (text,) in rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")]
     assert len(masked) == 2 and masked[0] == masked[1], masked  # equal values stay linkable
     assert set(masked[0]) == {"redacted"} and masked[0]["redacted"].startswith("hmac-sha256:")
+    # The stdio caller is the configured principal, identified by the transport, with no claims.
+    callers = [json.loads(c) for (c,) in rows(db, "SELECT caller FROM entries WHERE phase = 'call'")]
+    assert [(c["principal"], c["auth"], c["claims"]) for c in callers] == [("local", "stdio", {})] * 2
 
 
 async def test_audit_show_tells_the_whole_story_of_a_call(gatehouse, components, cache_dir, tmp_path, web):
