@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 import tempfile
 import subprocess
 import threading
@@ -189,3 +190,12 @@ def client_for(transport: str, binary: Path, args: list[str]):
                     yield client
 
     return connect()
+
+
+def audit_rows(db, sql):
+    """Rows of `sql` on the audit log `db`, opened read-only as an auditor would."""
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()

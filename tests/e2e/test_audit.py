@@ -5,24 +5,15 @@ still verifies; values the policy asks to redact never reach the file in clear."
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 
 import anyio
 import pytest
 from mcp import Client
 
-from conftest import REPO, client_for, http_gateway, serve_args
+from conftest import REPO, audit_rows, client_for, http_gateway, serve_args
 
 pytestmark = pytest.mark.anyio
-
-
-def rows(db, sql):
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
 
 
 async def test_sigkill_loses_no_answered_call_and_the_log_verifies(gatehouse, components, cache_dir, tmp_path):
@@ -48,8 +39,8 @@ async def test_sigkill_loses_no_answered_call_and_the_log_verifies(gatehouse, co
                 gateway.process.kill()  # SIGKILL, mid-run: calls are in flight
                 gateway.process.wait()
     assert len(answered) >= 60
-    calls = dict(rows(db, "SELECT call_id, json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call' AND verdict = 'allow'"))
-    ok = {call_id for (call_id,) in rows(db, "SELECT call_id FROM entries WHERE phase = 'outcome' AND verdict = 'ok'")}
+    calls = dict(audit_rows(db, "SELECT call_id, json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call' AND verdict = 'allow'"))
+    ok = {call_id for (call_id,) in audit_rows(db, "SELECT call_id FROM entries WHERE phase = 'outcome' AND verdict = 'ok'")}
     recorded = {message for call_id, message in calls.items() if call_id in ok}
     missing = [message for message in answered if message not in recorded]
     assert not missing, f"{len(missing)} answered calls have no verdict+outcome in the log: {missing[:5]}"
@@ -74,11 +65,11 @@ async def test_redacted_arguments_never_appear_in_the_file(gatehouse, components
             assert result.structured_content == {"result": secret}
     raw = b"".join(path.read_bytes() for path in tmp_path.glob("audit.db*") if path.is_file())
     assert secret.encode() not in raw
-    masked = [json.loads(text) for (text,) in rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")]
+    masked = [json.loads(text) for (text,) in audit_rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")]
     assert len(masked) == 2 and masked[0] == masked[1], masked  # equal values stay linkable
     assert set(masked[0]) == {"redacted"} and masked[0]["redacted"].startswith("hmac-sha256:")
     # The stdio caller is the configured principal, identified by the transport, with no claims.
-    callers = [json.loads(c) for (c,) in rows(db, "SELECT caller FROM entries WHERE phase = 'call'")]
+    callers = [json.loads(c) for (c,) in audit_rows(db, "SELECT caller FROM entries WHERE phase = 'call'")]
     assert [(c["principal"], c["auth"], c["claims"]) for c in callers] == [("local", "stdio", {})] * 2
 
 
@@ -109,14 +100,14 @@ async def test_audit_show_tells_the_whole_story_of_a_call(gatehouse, components,
         assert lines[2].startswith("refused:"), lines
     assert not (tmp_path / "data" / "report.txt").exists()
 
-    [(call_id,)] = rows(db, "SELECT call_id FROM entries WHERE phase = 'call' AND tool = 'escape_visit'")
-    story = [tuple(row) for row in rows(db, f"SELECT phase, verdict FROM entries WHERE call_id = '{call_id}' ORDER BY seq")]
+    [(call_id,)] = audit_rows(db, "SELECT call_id FROM entries WHERE phase = 'call' AND tool = 'escape_visit'")
+    story = [tuple(row) for row in audit_rows(db, f"SELECT phase, verdict FROM entries WHERE call_id = '{call_id}' ORDER BY seq")]
     assert story == [("call", "allow"), ("http", "allow"), ("http", "deny"), ("fs", "deny"), ("result", "allow"), ("outcome", "ok")]
 
     # The canned views answer "where did it try to go, what did it try to touch" directly.
-    egress = rows(db, f"SELECT verdict, scheme, host, port, path FROM egress WHERE call_id = '{call_id}' ORDER BY seq")
+    egress = audit_rows(db, f"SELECT verdict, scheme, host, port, path FROM egress WHERE call_id = '{call_id}' ORDER BY seq")
     assert egress == [("allow", "http", "127.0.0.1", int(port), "/hello"), ("deny", "http", "localhost", int(port), "/hello")]
-    files = rows(db, f"SELECT verdict, operation, path, access, mount FROM file_access WHERE call_id = '{call_id}'")
+    files = audit_rows(db, f"SELECT verdict, operation, path, access, mount FROM file_access WHERE call_id = '{call_id}'")
     assert files == [("deny", "open-at", "/data/report.txt", "write", "/data")]
 
     show = subprocess.run([gatehouse, "audit", "show", db, call_id], capture_output=True, text=True, timeout=60)
@@ -150,10 +141,10 @@ async def test_sigusr1_rotates_the_log_without_deleting_a_row(gatehouse, compone
                     await anyio.sleep(0.05)
             assert not (await client.call_tool("echo_echo", {"message": "after"})).is_error
     [new] = rotated
-    old_calls = rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
-    new_calls = rows(new, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
+    old_calls = audit_rows(db, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
+    new_calls = audit_rows(new, "SELECT json_extract(input, '$.arguments.message') FROM entries WHERE phase = 'call'")
     assert [m for (m,) in old_calls] == ["before", "rotation"] and [m for (m,) in new_calls] == ["after"]
-    [(first_phase, first_input)] = rows(new, "SELECT phase, input FROM entries ORDER BY seq LIMIT 1")
+    [(first_phase, first_input)] = audit_rows(new, "SELECT phase, input FROM entries ORDER BY seq LIMIT 1")
     assert first_phase == "lifecycle" and str(db) in first_input
     for path in (db, new):
         verify = subprocess.run([gatehouse, "audit", "verify", path], capture_output=True, text=True, timeout=60)
@@ -169,7 +160,7 @@ async def test_a_fresh_gateway_names_its_signing_key_in_the_banner_and_verify_us
         public = (keys / "audit-checkpoint.key.pub").read_text().strip()
         banner = "".join(gateway.stderr_lines)
         assert f"audit checkpoints signed with {keys / 'audit-checkpoint.key'} (public key: {public})" in banner, banner
-    assert all(signed for (signed,) in rows(db, "SELECT signed FROM checkpoints"))
+    assert all(signed for (signed,) in audit_rows(db, "SELECT signed FROM checkpoints"))
     verify = subprocess.run([gatehouse, "audit", "verify", db, "--key-dir", keys], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"signatures checked with {'+'.join(public.split('+')[:2])}" in verify.stdout, verify.stdout

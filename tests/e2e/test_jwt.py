@@ -5,7 +5,6 @@ file), and the shipped policy bundle grants a tool by the token's `groups` claim
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 import httpx2
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import REPO, http_gateway, serve_args
+from conftest import REPO, audit_rows, http_gateway, serve_args
 
 pytestmark = pytest.mark.anyio
 
@@ -27,14 +26,6 @@ def mint(key, sub: str, groups: list[str], **overrides) -> str:
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 600, "groups": groups, **overrides}
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": "e2e-key"})
-
-
-def rows(db, sql):
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
 
 
 async def tools_and_echo(url: str, token: str):
@@ -87,11 +78,11 @@ async def test_the_sdk_connects_with_a_bearer_jwt_and_the_policy_sees_its_claims
             assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
             assert "expired" in refused.headers["WWW-Authenticate"]
 
-    callers = {json.loads(c)["principal"]: json.loads(c) for (c,) in rows(db, "SELECT caller FROM entries WHERE phase = 'call'")}
+    callers = {json.loads(c)["principal"]: json.loads(c) for (c,) in audit_rows(db, "SELECT caller FROM entries WHERE phase = 'call'")}
     assert callers["ada"]["auth"] == "jwt"
     assert callers["ada"]["claims"]["groups"] == ["analysts"]
     assert callers["bob"]["claims"]["groups"] == ["staff"]
-    assert [r for (r,) in rows(db, "SELECT verdict FROM entries WHERE phase = 'auth'")] == ["deny", "deny"]
+    assert [r for (r,) in audit_rows(db, "SELECT verdict FROM entries WHERE phase = 'auth'")] == ["deny", "deny"]
     raw_log = b"".join(path.read_bytes() for path in tmp_path.glob("audit.db*") if path.is_file())
     for token in (analyst, expired):
         assert token.split(".")[2].encode() not in raw_log
