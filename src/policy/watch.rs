@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
-use notify::RecursiveMode;
-
 use super::store::PolicyStore;
+use crate::support::watch::RecursiveMode;
 pub use crate::support::watch::{DEBOUNCE, WatchError};
 
 /// The bundle's watch; reloading stops when it is dropped.
