@@ -33,13 +33,13 @@ THREADS = [
 # (part, regex on a frame's symbol); the first match from the leaf wins.
 FRAMES = [
     ("policy: regorus evaluation", r"^regorus::|gatehouse::policy::"),
-    ("policy: input documents", r"gatehouse::policy_input::"),
+    ("policy: input documents", r"gatehouse::policy::input::"),
     ("audit callers: redaction, canonical JSON, leaf hash, queue", r"gatehouse::audit::"),
     ("wasm: instantiate + run (wasmtime, runtime, host)",
      r"wasmtime|cranelift|gatehouse::runtime::|gatehouse::host::|^wasm\[|wit_json|wasm-function"),
     ("gateway: pipeline glue (ids, time, records, admission)", r"gatehouse::gateway"),
     ("mcp/http guards: JSON-RPC re-parse, auth, session owner",
-     r"gatehouse::mcp::http|gatehouse::jsonrpc|gatehouse::mcp::sessions"),
+     r"gatehouse::mcp::http|gatehouse::mcp::jsonrpc|gatehouse::mcp::sessions"),
     ("mcp handler (gatehouse::mcp)", r"gatehouse::mcp::"),
     ("logging (tracing)", r"^tracing|tracing_subscriber|gatehouse::logging"),
     ("common: rmcp (JSON-RPC, sessions, SSE)", r"^rmcp::|<rmcp::"),
