@@ -5,9 +5,9 @@
 //! replacing the file are seen; the policy bundle recursively), and those directories hold other
 //! busy files: the audit log and its SQLite `-wal` usually sit next to the config. A general
 //! watcher (notify) registers `IN_MODIFY`, so every `pwrite` of the WAL woke its thread and ran
-//! our filter: 22.5% of the gateway's CPU under HTTP load
-//! (docs/bench-log/2026-12-06-http-baseline.md). We register only the events that mark a
-//! *finished* change, so writes to any file, watched or not, cost nothing until it is closed:
+//! our filter: 22.5% of the gateway's CPU under HTTP load (BENCHMARKS.md#http-cpu-per-call).
+//! We register only the events that mark a *finished* change, so writes to any file, watched
+//! or not, cost nothing until it is closed:
 //! - `IN_CLOSE_WRITE`: a file written in place (open, write, close);
 //! - `IN_CREATE`, `IN_DELETE`, `IN_MOVED_FROM`, `IN_MOVED_TO`: files appearing, disappearing or
 //!   being replaced by a rename (editors, `mv`, `git checkout`);
