@@ -172,14 +172,11 @@ impl JwtValidator {
     /// claim set.
     pub fn validate(&self, token: &str) -> Result<AuthenticatedPrincipal, TokenError> {
         let checks = &*self.settings;
-        let algorithm = header_algorithm(token)?;
+        let (algorithm, kid) = read_header(token)?;
         if !checks.algorithms.contains(&algorithm) {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|_| TokenError::Malformed)?
-            .kid
-            .ok_or(TokenError::UnknownKey)?;
+        let kid = kid.ok_or(TokenError::UnknownKey)?;
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
         let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
         // The algorithm must suit the key: its family, and the JWK's own `alg` if it has one.
@@ -269,9 +266,9 @@ pub fn looks_like_jwt(value: &str) -> bool {
         })
 }
 
-/// The header's `alg` as an accepted algorithm. Read by hand only to name the reason: a
-/// `none` or HMAC token is refused as "algorithm not allowed", not as "malformed".
-fn header_algorithm(token: &str) -> Result<Algorithm, TokenError> {
+/// The header's `alg` as an accepted algorithm, and its `kid`. Read by hand, once, to name
+/// the reason: a `none` or HMAC token is refused as "algorithm not allowed", not as "malformed".
+fn read_header(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
     let header = token.split('.').next().ok_or(TokenError::Malformed)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(header)
@@ -282,7 +279,13 @@ fn header_algorithm(token: &str) -> Result<Algorithm, TokenError> {
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(TokenError::Malformed)?;
-    asymmetric_algorithm(name).ok_or(TokenError::AlgorithmNotAllowed)
+    let algorithm = asymmetric_algorithm(name).ok_or(TokenError::AlgorithmNotAllowed)?;
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(TokenError::Malformed),
+    };
+    Ok((algorithm, kid))
 }
 
 fn token_error(kind: &ErrorKind) -> TokenError {
