@@ -179,10 +179,7 @@ struct AllowEverything;
 
 impl HostGuard for AllowEverything {
     fn decide(&self, _request: HostRequest) -> HostVerdict {
-        HostVerdict {
-            allowed: true,
-            reasons: Vec::new(),
-        }
+        HostVerdict::allow()
     }
 
     fn refuse(&self, _request: HostRequest, reason: String) -> HostVerdict {

@@ -72,3 +72,22 @@ deny contains msg if {
 	count(addresses) == 0
 	msg := sprintf("host %q has no resolved addresses to check", [input.request.host])
 }
+
+# --- brokered credentials -----------------------------------------------------------------
+# http.credentials lists headers the gateway fills in from its [secrets] on requests to one
+# host, e.g. {"host": "api.github.com", "headers": {"authorization": "Bearer {{secret.github}}"}},
+# optionally with "scheme" (default "https") and "port". The host must match exactly (no
+# subdomains), so a secret goes only where it is meant to. The request must still be allowed
+# by the rules above: a denied request carries nothing.
+
+credentials := object.get(data.http, "credentials", [])
+
+credential_applies(credential) if {
+	lower(credential.host) == input.request.host
+	input.request.scheme == object.get(credential, "scheme", "https")
+	input.request.port == object.get(credential, "port", input.request.port)
+}
+
+injected_headers := [c.headers | some c in credentials; credential_applies(c)]
+
+inject := {"headers": object.union_n(injected_headers)} if count(injected_headers) > 0

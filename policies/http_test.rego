@@ -127,3 +127,38 @@ test_an_unclassified_address_is_denied if {
 	not allowed(request({"addresses": ["93.184.215.14"]}))
 	not allowed(request({"addresses": "93.184.215.14"}))
 }
+
+github := {"host": "api.example.com", "headers": {"authorization": "Bearer {{secret.github}}"}}
+
+injected(doc, credentials) := i if {
+	i := http.inject with input as doc with data.http as object.union(fixtures.http, {"credentials": credentials})
+}
+
+test_no_credentials_inject_nothing if {
+	not http.inject with input as fixtures.http_input with data.http as fixtures.http
+}
+
+test_a_credential_is_injected_into_requests_to_its_host_over_https if {
+	injected(fixtures.http_input, [github]) == {"headers": {"authorization": "Bearer {{secret.github}}"}}
+}
+
+test_a_credential_never_goes_to_another_host_a_subdomain_or_plain_http if {
+	not injected(request({"host": "evil.example.com"}), [github])
+	not injected(request({"host": "x.api.example.com"}), [github])
+	not injected(request({"scheme": "http", "port": 80}), [github])
+}
+
+test_a_credential_may_name_its_scheme_and_port if {
+	local := {"host": "127.0.0.1", "scheme": "http", "port": 8080, "headers": {"x-api-key": "{{secret.local}}"}}
+	doc := request({"host": "127.0.0.1", "scheme": "http", "port": 8080})
+	injected(doc, [local]) == {"headers": {"x-api-key": "{{secret.local}}"}}
+	not injected(request({"host": "127.0.0.1", "scheme": "http", "port": 8081}), [local])
+}
+
+test_credentials_for_one_host_combine if {
+	tenant := {"host": "api.example.com", "headers": {"x-tenant-key": "{{secret.tenant}}"}}
+	injected(fixtures.http_input, [github, tenant]) == {"headers": {
+		"authorization": "Bearer {{secret.github}}",
+		"x-tenant-key": "{{secret.tenant}}",
+	}}
+}

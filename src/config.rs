@@ -7,7 +7,7 @@
 //! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
 //! to no one module below it: the listener (`[server]`), the component list, the per-call
 //! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
-//! table, and loading the file.
+//! table, and loading the file. `[secrets]` belongs to [`crate::secrets`].
 //!
 //! Relative paths in a config file are resolved against the file's own directory, so a config
 //! works the same whatever directory the gateway is started from.
@@ -24,6 +24,7 @@ pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
 pub use crate::policy::PolicyConfig;
 pub use crate::runtime::cache::CacheConfig;
+pub use crate::secrets::{SecretSource, SecretsConfig};
 use crate::supply::ComponentSource;
 pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
 
@@ -45,6 +46,9 @@ pub struct Config {
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     pub env: std::collections::BTreeMap<String, String>,
+    /// Credentials the gateway holds for tools and injects into the requests the policy
+    /// allows (`[secrets.NAME] env = "VAR"` or `file = "path"`); never given to a tool.
+    pub secrets: SecretsConfig,
 }
 
 /// How the gateway listens.
@@ -256,6 +260,9 @@ impl Config {
         {
             resolve(jwks);
         }
+        for file in self.secrets.values_mut().filter_map(|s| s.file.as_mut()) {
+            resolve(file);
+        }
         // Unset paths keep their defaults in the working directory, where the operator runs us.
         self.policy.data.iter_mut().for_each(resolve);
         for path in [
@@ -446,6 +453,12 @@ mod tests {
 
         [env]
         TOKEN = "t"
+
+        [secrets.github]
+        env = "GITHUB_TOKEN"
+
+        [secrets.saas]
+        file = "secrets/saas"
     "#;
 
     /// A config as text (`Debug`), with the directory it was loaded from written `$DIR`.
@@ -505,6 +518,7 @@ mod tests {
             "[audit]",
             "[supply_chain]",
             "[supply_chain.signature]",
+            "[secrets.github]\nenv = \"X\"",
         ] {
             std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
             let err = Config::load(&file).unwrap_err().to_string();

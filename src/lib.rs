@@ -8,6 +8,8 @@
 //! - [`mcp`]: the MCP protocol (rmcp) over stdio and streamable HTTP, sessions, and the first
 //!   look at untrusted JSON-RPC ([`mcp::jsonrpc`]);
 //! - [`auth`]: who is calling — the caller every decision and audit entry carries;
+//! - [`secrets`]: credentials the gateway injects into a tool's allowed requests, never
+//!   handing them to the tool;
 //! - [`gateway`]: the tools being served ([`gateway::catalog`]) and the pipeline every call
 //!   goes through ([`gateway::call`]): the only module that sequences policy, audit and runtime;
 //! - [`config`]: `gatehouse.toml`, combining the settings each module owns;
@@ -30,14 +32,15 @@
 //! |---|---|
 //! | `cli` | every module below |
 //! | `mcp` | `gateway`, `config`, `auth`, `support` |
-//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `support` |
-//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `support` |
+//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support` |
+//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
-//! | `host` | `policy`, `audit`, `wit_json`, `support` |
+//! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |
-//! | `policy` | `auth`, `wit_json`, `support` |
+//! | `policy` | `auth`, `wit_json`, `secrets`, `support` |
 //! | `audit` | `support` |
 //! | `auth` | `support` |
+//! | `secrets` | `support` |
 //! | `wit_json`, `support` | — |
 //!
 //! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
@@ -59,6 +62,8 @@ pub mod mcp;
 pub mod policy;
 #[cfg(feature = "full")]
 pub mod runtime;
+#[cfg(feature = "full")]
+pub mod secrets;
 #[cfg(feature = "full")]
 pub mod supply;
 pub mod support;

@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "cli",
         &[
             "mcp", "gateway", "config", "runtime", "host", "supply", "policy", "audit", "wit_json",
-            "auth", "support",
+            "auth", "secrets", "support",
         ],
     ),
     // Builds the inputs of the pure parts for `fuzz/`, as the gateway would.
@@ -25,23 +25,29 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "gateway",
         &[
-            "config", "runtime", "host", "supply", "policy", "audit", "wit_json", "auth", "support",
+            "config", "runtime", "host", "supply", "policy", "audit", "wit_json", "auth",
+            "secrets", "support",
         ],
     ),
     // Only combines the settings types the modules below own.
     (
         "config",
         &[
-            "runtime", "host", "supply", "policy", "audit", "auth", "support",
+            "runtime", "host", "supply", "policy", "audit", "auth", "secrets", "support",
         ],
     ),
     ("runtime", &["host", "supply", "wit_json", "support"]),
-    ("host", &["policy", "audit", "wit_json", "support"]),
+    (
+        "host",
+        &["policy", "audit", "wit_json", "secrets", "support"],
+    ),
     ("supply", &["audit", "wit_json", "support"]),
-    ("policy", &["auth", "wit_json", "support"]),
+    ("policy", &["auth", "wit_json", "secrets", "support"]),
     ("audit", &["support"]),
     ("wit_json", &[]),
     ("auth", &["support"]),
+    // Brokered credentials: loading, header templates, masking.
+    ("secrets", &["support"]),
     ("support", &[]),
 ];
 

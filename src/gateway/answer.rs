@@ -6,6 +6,7 @@ use wasmtime::component::Val;
 
 use super::CallResult;
 use crate::runtime::{CallError, CallLimits};
+use crate::secrets::Secrets;
 use crate::wit_json::{self, FuncSignature, WitType};
 
 /// Where the `result` phase's input holds the value the tool returned.
@@ -98,4 +99,60 @@ pub(crate) fn mask_answer(result: CallResult, pointers: &[String]) -> (CallResul
         is_error,
     };
     (result, masked)
+}
+
+/// Masks brokered secrets' values in what the tool returned: the last line of defence after
+/// the HTTP host's response masking, so no value the gateway holds reaches the agent or the
+/// result's record. Returns the names of the secrets found.
+pub(crate) fn mask_secrets(result: CallResult, secrets: &Secrets) -> (CallResult, Vec<String>) {
+    if secrets.is_empty() {
+        return (result, Vec::new());
+    }
+    let mut found = Vec::new();
+    let mut mask = |text: &mut String| {
+        if let Some((masked, names)) = secrets.mask_text(text) {
+            *text = masked;
+            for name in names {
+                if !found.iter().any(|f| f == name) {
+                    found.push(name.to_owned());
+                }
+            }
+        }
+    };
+    let result = match result {
+        CallResult::Completed {
+            mut structured,
+            mut text,
+            is_error,
+        } => {
+            if let Some(value) = &mut structured {
+                mask_strings(value, &mut mask);
+            }
+            mask(&mut text);
+            CallResult::Completed {
+                structured,
+                text,
+                is_error,
+            }
+        }
+        other => other,
+    };
+    (result, found)
+}
+
+/// Applies `mask` to every string of `value`, object keys included.
+fn mask_strings(value: &mut Value, mask: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::String(text) => mask(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| mask_strings(item, mask)),
+        Value::Object(object) => {
+            let entries = std::mem::take(object);
+            for (mut key, mut item) in entries {
+                mask(&mut key);
+                mask_strings(&mut item, mask);
+                object.insert(key, item);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use wasmtime::component::Val;
 
 use super::admission::Ticket;
-use super::answer::{RESULT_VALUE, mask_answer, shape_result};
+use super::answer::{RESULT_VALUE, mask_answer, mask_secrets, shape_result};
 use super::inflight::{self, InFlight, Tally};
 use super::record::{CallRecord, now};
 use super::{Gateway, Tool};
@@ -246,7 +246,14 @@ impl Gateway {
                 host,
             )
             .await
-            .and_then(|result| shape_result(&function.signature, result, &cleared.limits));
+            .and_then(|result| shape_result(&function.signature, result, &cleared.limits))
+            .map(|result| {
+                let (result, found) = mask_secrets(result, &self.runtime.host().http.secrets);
+                if !found.is_empty() {
+                    tracing::warn!(call_id = %record.call_id, secrets = ?found, "the tool's result held a brokered secret's value; masked");
+                }
+                result
+            });
         let (result, result_record) = match returned {
             Ok(result) => self.check_result(record, &shared_input, &decision.redact, result),
             Err(error) => (CallResult::Failed(error), None),

@@ -118,6 +118,10 @@ impl InFlight {
         entry.reasons = verdict.reasons.clone();
         entry.redact = self.call_redact.iter().chain(redact).cloned().collect();
         entry.metrics = metrics;
+        if !verdict.inject.is_empty() {
+            // The templates say which secret goes into which header; values never get here.
+            entry.obligations = json!({"inject": verdict.inject});
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match self.audit.submit(entry) {
             Ok(pending) => state.pending.push(pending),
@@ -185,6 +189,7 @@ impl HostGuard for InFlight {
         let verdict = HostVerdict {
             allowed: decision.is_allowed(),
             reasons: decision.reasons.clone(),
+            inject: decision.inject,
         };
         let metrics = json!({
             "eval_us": decision.eval_micros,

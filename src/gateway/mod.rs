@@ -30,6 +30,7 @@ use crate::host::HostConfig;
 use crate::host::http::HttpSettings;
 use crate::policy::PolicyStore;
 use crate::runtime::{LoadError, LoadedComponent, Runtime, RuntimeError, RuntimeOptions};
+use crate::secrets::Secrets;
 use crate::supply::pins::PinStore;
 use crate::supply::{Fetcher, SupplyError};
 pub use admission::{Admission, MAX_CALLS_PER_MINUTE, RATE_WINDOW, Ticket};
@@ -56,6 +57,8 @@ pub enum GatewayError {
     Supply(#[from] SupplyError),
     #[error(transparent)]
     Pins(#[from] crate::supply::pins::PinError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// The served tools, the runtime that runs them, and what decides and records each call.
@@ -78,6 +81,9 @@ impl Gateway {
     /// component the configuration names. Any failure refuses to start.
     pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
         Admission::validate(&config.limits).map_err(GatewayError::Config)?;
+        // Before anything is opened: a missing or exposed secret refuses to start.
+        let secrets = Secrets::load(&config.secrets)?;
+        secrets.check_not_in_env(&config.env)?;
         let policy = PolicyStore::load(
             config.policy.dir(),
             &config.policy.data,
@@ -87,20 +93,24 @@ impl Gateway {
             },
         )?;
         let audit = AuditLog::open(&config.audit.path(), config.audit.writer_config())?;
-        let runtime = Self::runtime_for(config)?;
+        let runtime = Self::runtime_with(config, Arc::new(secrets))?;
         let gateway = Gateway::new(runtime, config, policy, audit)?;
         gateway.grant_env(&config.env, &config.components)?;
         Ok(gateway)
     }
 
-    /// The runtime a configuration describes (also used by `gatehouse tools`, which runs
-    /// nothing and so needs no policy or audit log).
+    /// The runtime a configuration describes, without its secrets (for `gatehouse tools`,
+    /// which runs nothing and so needs no policy, audit log or secret).
     pub fn runtime_for(config: &Config) -> Result<Runtime, GatewayError> {
+        Self::runtime_with(config, Arc::default())
+    }
+
+    fn runtime_with(config: &Config, secrets: Arc<Secrets>) -> Result<Runtime, GatewayError> {
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: config.cache.resolved_dir(),
             host: HostConfig {
                 mounts: config.mounts.clone(),
-                http: Arc::new(HttpSettings::from_config(&config.http)),
+                http: Arc::new(HttpSettings::from_config(&config.http).with_secrets(secrets)),
             },
             max_memory_bytes: config.limits.memory_bytes,
             max_concurrent_calls: config.limits.max_concurrent_calls,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::address::{Classification, classify};
+use crate::policy::Injection;
 
 /// One thing a tool asked the host to do, in the words of the policy input contract
 /// (policies/README.md): serialized as `input.request`, `input.socket` or `input.fs`.
@@ -182,13 +183,24 @@ pub struct HostVerdict {
     pub allowed: bool,
     /// Why, in the policy's words (for a denial: what the tool and the log are told).
     pub reasons: Vec<String>,
+    /// Headers to set on an allowed HTTP request, from brokered secrets (empty otherwise).
+    pub inject: Injection,
 }
 
 impl HostVerdict {
+    pub fn allow() -> Self {
+        HostVerdict {
+            allowed: true,
+            reasons: Vec::new(),
+            inject: Injection::default(),
+        }
+    }
+
     pub fn deny(reason: impl Into<String>) -> Self {
         HostVerdict {
             allowed: false,
             reasons: vec![reason.into()],
+            inject: Injection::default(),
         }
     }
 }

@@ -12,6 +12,12 @@
 //!
 //! A denied request never leaves the host: the tool receives wasi:http's
 //! `HTTP-request-denied` error code.
+//!
+//! An allowed request may carry the decision's `inject` obligation: headers filled in from
+//! brokered secrets ([`crate::secrets`]) after the decision, replacing any the tool set with
+//! the same name, on this request only. Every response is then searched for the brokered
+//! values — headers and body, across chunk boundaries — and any found are masked before the
+//! tool reads them.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +35,8 @@ use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::guard::{HostGuard, HostRequest, HttpRequestFacts};
+use crate::policy::Injection;
+use crate::secrets::{Secrets, StreamMasker};
 
 /// The `[http]` section: how outgoing requests are bounded. Which requests may go out at all is
 /// the policy's `http` phase.
@@ -71,6 +79,8 @@ pub struct HttpSettings {
     pub max_response_bytes: u64,
     /// What of a request no policy input, log line or audit entry may hold.
     pub masking: RequestMasking,
+    /// The brokered secrets: injected where a decision says, masked wherever they come back.
+    pub secrets: Arc<Secrets>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -171,12 +181,18 @@ impl HttpSettings {
             between_bytes_timeout,
             max_response_bytes,
             masking: RequestMasking::default(),
+            secrets: Arc::default(),
             tls: Arc::new(tls),
         }
     }
 
     pub fn with_masking(mut self, masking: RequestMasking) -> Self {
         self.masking = masking;
+        self
+    }
+
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Self {
+        self.secrets = secrets;
         self
     }
 }
@@ -348,12 +364,41 @@ impl WasiHttpHooks for OutgoingHttpGuard {
                 guard.refuse(HostRequest::Http(facts), reason);
                 return Err(HttpError::HttpRequestUriInvalid);
             }
-            if !guard.decide(HostRequest::Http(facts)).allowed {
+            let mut request = request;
+            let verdict = guard.decide(HostRequest::Http(facts.clone()));
+            if !verdict.allowed {
+                return Err(HttpError::HttpRequestDenied);
+            }
+            if let Err(reason) = inject(&mut request, &verdict.inject, &settings.secrets) {
+                guard.refuse(HostRequest::Http(facts), reason);
                 return Err(HttpError::HttpRequestDenied);
             }
             send(request, &host, use_tls, &addresses, options, &settings).await
         })
     }
+}
+
+/// Sets the headers of the decision's `inject` obligation, each replacing whatever the tool
+/// set under that name. `Err` says why the request must not be sent.
+fn inject(
+    request: &mut http::Request<WasiBody>,
+    injection: &Injection,
+    secrets: &Secrets,
+) -> Result<(), String> {
+    for (name, template) in &injection.headers {
+        let bytes = secrets.render(template).map_err(|secret| {
+            format!(
+                "the policy injects secret `{secret}` into header {name}, but no [secrets.{secret}] is configured; the request is not sent"
+            )
+        })?;
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("the policy injects into {name:?}, which is not a header name"))?;
+        let mut value = http::HeaderValue::from_bytes(&bytes)
+            .map_err(|_| format!("the value injected into header {name} is not header text"))?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(header, value);
+    }
+    Ok(())
 }
 
 /// Sends an allowed request over a connection to one of the checked `addresses`.
@@ -423,16 +468,30 @@ async fn send(
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(HttpError::from)?;
     let max = settings.max_response_bytes;
-    let response = response.map(|incoming| {
-        BoundedBody {
-            incoming,
-            received: 0,
-            max,
-            idle: tokio::time::sleep(between_bytes_timeout),
-            idle_limit: between_bytes_timeout,
-        }
-        .boxed_unsync()
+    let mut response = response.map(|incoming| BoundedBody {
+        incoming,
+        received: 0,
+        max,
+        idle: tokio::time::sleep(between_bytes_timeout),
+        idle_limit: between_bytes_timeout,
     });
+    let response = if settings.secrets.is_empty() {
+        response.map(|body| body.boxed_unsync())
+    } else {
+        mask_headers(response.headers_mut(), &settings.secrets, host);
+        let secrets = settings.secrets.clone();
+        let host = host.to_owned();
+        response.map(|inner| {
+            MaskedBody {
+                inner,
+                masker: StreamMasker::new(secrets),
+                host,
+                ended: false,
+                trailers: None,
+            }
+            .boxed_unsync()
+        })
+    };
     let io_done = async move {
         match connection.await {
             Ok(Ok(())) => Ok(()),
@@ -516,6 +575,97 @@ impl Body for BoundedBody {
     }
 }
 
+/// Masks brokered values in response headers (a server echoing the request's headers).
+fn mask_headers(headers: &mut http::HeaderMap, secrets: &Secrets, host: &str) {
+    for (name, value) in headers.iter_mut() {
+        let mut bytes = value.as_bytes().to_vec();
+        let found = secrets.mask(&mut bytes);
+        if !found.is_empty() {
+            tracing::warn!(host, header = %name, secrets = ?found, "a response header echoed a brokered secret; masked before the tool reads it");
+            if let Ok(masked) = http::HeaderValue::from_bytes(&bytes) {
+                *value = masked;
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body with every brokered value masked, also when split between frames.
+    struct MaskedBody {
+        #[pin]
+        inner: BoundedBody,
+        masker: StreamMasker,
+        host: String,
+        ended: bool,
+        trailers: Option<http::HeaderMap>,
+    }
+}
+
+impl Body for MaskedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let mut this = self.project();
+        loop {
+            if *this.ended {
+                let rest = this.masker.finish();
+                if !rest.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                }
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let ready = this.masker.push(&data);
+                        if !ready.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(ready)))));
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(mut trailers) = frame.into_trailers() {
+                            mask_headers(&mut trailers, this.masker.secrets(), this.host);
+                            *this.trailers = Some(trailers);
+                        }
+                        *this.ended = true;
+                    }
+                },
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => {
+                    if !this.masker.found().is_empty() {
+                        tracing::warn!(host = %this.host, secrets = ?this.masker.found(), "a response body echoed a brokered secret; masked before the tool reads it");
+                    }
+                    *this.ended = true;
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.masker.held_len() == 0 && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Masking keeps lengths; what is held back is still to come.
+        let held = self.masker.held_len() as u64;
+        let inner = if self.ended {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        };
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + held);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,6 +717,41 @@ mod tests {
         assert_eq!(facts.headers["accept"], "application/json");
         assert_eq!(facts.body_size, Some(5));
         assert!(!serde_json::to_string(&facts).unwrap().contains("s3cret"));
+    }
+
+    #[test]
+    fn injection_replaces_the_tools_header_and_hides_the_value() {
+        let token = "ghp_0123456789abcdef";
+        let secrets = Secrets::from_values([("github", token)]).unwrap();
+        let template = |text: &str| crate::secrets::Template::parse(text).unwrap();
+        let mut sent = request(
+            "https://api.github.com/user",
+            &[("authorization", "Bearer tool-made"), ("accept", "*/*")],
+        );
+        sent.headers_mut()
+            .append("authorization", http::HeaderValue::from_static("another"));
+        let injection = Injection {
+            headers: [(
+                "authorization".to_owned(),
+                template("Bearer {{secret.github}}"),
+            )]
+            .into(),
+        };
+        inject(&mut sent, &injection, &secrets).unwrap();
+        let values: Vec<_> = sent.headers().get_all("authorization").iter().collect();
+        assert_eq!(values, [&format!("Bearer {token}")], "replaced, not merged");
+        assert!(values[0].is_sensitive());
+        assert_eq!(sent.headers()["accept"], "*/*");
+
+        let unknown = Injection {
+            headers: [("x-api-key".to_owned(), template("{{secret.gitlab}}"))].into(),
+        };
+        let error = inject(&mut sent, &unknown, &secrets).unwrap_err();
+        assert!(
+            error.contains("no [secrets.gitlab] is configured"),
+            "{error}"
+        );
+        assert!(sent.headers().get("x-api-key").is_none());
     }
 
     #[test]

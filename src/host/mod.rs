@@ -28,6 +28,8 @@ use guard::{HostGuard, HostRequest, SharedGuard, SocketAccess};
 use http::{HttpSettings, OutgoingHttpGuard};
 use limits::CallLimiter;
 
+use crate::secrets::Secrets;
+
 /// Bytes of stdout and of stderr kept per call; beyond that the guest's stream is closed.
 const CAPTURED_OUTPUT_BYTES: usize = 1 << 20;
 
@@ -59,6 +61,8 @@ pub struct CallState {
     pub(crate) limiter: CallLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// To mask brokered values in what the guest wrote, before the log or an error quotes it.
+    secrets: Arc<Secrets>,
 }
 
 impl CallState {
@@ -113,15 +117,19 @@ impl CallState {
             limiter,
             stdout,
             stderr,
+            secrets: host.http.secrets.clone(),
         })
     }
 
-    /// What the guest wrote to stdout and stderr during the call (lossy UTF-8).
+    /// What the guest wrote to stdout and stderr during the call (lossy UTF-8), brokered
+    /// secrets masked.
     pub fn captured_output(&self) -> (String, String) {
-        (
-            String::from_utf8_lossy(&self.stdout.contents()).into_owned(),
-            String::from_utf8_lossy(&self.stderr.contents()).into_owned(),
-        )
+        let text = |pipe: &MemoryOutputPipe| {
+            let mut bytes = pipe.contents().to_vec();
+            self.secrets.mask(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        (text(&self.stdout), text(&self.stderr))
     }
 
     /// The guarded `wasi:filesystem` view the linker hands to filesystem imports.

@@ -207,6 +207,13 @@ impl BundleSource {
                 declared.limits |= has("limits");
                 declared.redact |= has("redact");
                 declared.env |= has("env");
+                declared.inject |= has("inject");
+                if declared.inject && phase != Phase::Http {
+                    return Err(PolicyError::InjectOutsideHttp {
+                        file: file.clone(),
+                        package: components.join("."),
+                    });
+                }
             }
         }
         let denies_every_call = match phases.get(&Phase::Call) {
@@ -236,6 +243,7 @@ fn decision_module(phases: &BTreeMap<Phase, DeclaredRules>) -> String {
             ("limits", declared.limits),
             ("redact", declared.redact),
             ("env", declared.env),
+            ("inject", declared.inject),
         ] {
             if present {
                 module.push_str(&format!(
@@ -256,6 +264,7 @@ pub struct DeclaredRules {
     pub limits: bool,
     pub redact: bool,
     pub env: bool,
+    pub inject: bool,
 }
 
 /// A prepared engine and what its phase packages declare.

@@ -3,10 +3,13 @@
 //! Everything here fails closed: a value of the wrong shape is not ignored, it turns the verdict
 //! into a deny whose reason names the rule and what was wrong with it.
 
+use std::collections::BTreeMap;
+
 use regorus::Value;
 use serde::{Deserialize, Serialize};
 
 use super::phase::Phase;
+use crate::secrets::Template;
 
 /// Prefix of every reason that comes from a broken policy rather than from a `deny` message, so
 /// an operator can tell "the policy said no" from "the policy could not answer".
@@ -70,6 +73,36 @@ impl Limits {
     }
 }
 
+/// The `inject` obligation of the `http` phase: headers the host sets on the one outgoing
+/// request the decision allows, their values filled in from brokered secrets. It holds the
+/// templates (`"Bearer {{secret.github}}"`), never a value, so it is safe to log and record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Injection {
+    /// Lower-case header name → value template. A header the tool set with the same name is
+    /// replaced.
+    pub headers: BTreeMap<String, Template>,
+}
+
+impl Injection {
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Headers a policy may not inject: they decide where and how the request is framed and
+    /// sent, which the tool and the checked URL already fixed.
+    pub const FORBIDDEN_HEADERS: [&'static str; 9] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
+}
+
 /// One policy decision: what the gateway enforces and what the audit log records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -87,6 +120,9 @@ pub struct Decision {
     /// The `env` obligation: names of environment variables (from the gateway's `[env]`
     /// configuration) granted to the tool for this call.
     pub env: Vec<String>,
+    /// The `inject` obligation (phase `http` only).
+    #[serde(default, skip_serializing_if = "Injection::is_empty")]
+    pub inject: Injection,
     /// The revision of the bundle that made the decision.
     pub revision: String,
     /// Wall-clock time the evaluation took, in microseconds.
@@ -117,6 +153,7 @@ impl Decision {
             limits: Limits::default(),
             redact: REDACT_ON_ERROR.iter().map(|p| (*p).to_owned()).collect(),
             env: Vec::new(),
+            inject: Injection::default(),
             revision: revision.to_string(),
             eval_micros,
         }
@@ -143,6 +180,7 @@ pub struct RuleValues {
     pub limits: Option<Value>,
     pub redact: Option<Value>,
     pub env: Option<Value>,
+    pub inject: Option<Value>,
 }
 
 impl RuleValues {
@@ -218,6 +256,15 @@ impl RuleValues {
             }
         };
 
+        let inject = match self.inject.as_ref().map(|v| injection(v, &package)) {
+            None => Injection::default(),
+            Some(Ok(inject)) => inject,
+            Some(Err(message)) => {
+                error(message);
+                Injection::default()
+            }
+        };
+
         let allowed = allow == Some(true) && deny.is_empty() && errors.is_empty();
         let mut reasons = errors;
         reasons.extend(deny);
@@ -249,6 +296,12 @@ impl RuleValues {
             limits,
             redact,
             env,
+            // Nothing is injected into a request that is not sent.
+            inject: if allowed {
+                inject
+            } else {
+                Injection::default()
+            },
             revision: revision.to_string(),
             eval_micros,
         }
@@ -341,6 +394,55 @@ fn limits(value: &Value, package: &str) -> Result<Limits, String> {
         })?);
     }
     Ok(limits)
+}
+
+/// `{"headers": {"Authorization": "Bearer {{secret.github}}"}}`: header names become lower
+/// case; a name that is not a header, a forbidden header or a bad template is an error.
+fn injection(value: &Value, package: &str) -> Result<Injection, String> {
+    let rule = format!("{package}.inject");
+    let object = match value {
+        Value::Undefined => return Ok(Injection::default()),
+        Value::Object(object) => object,
+        other => {
+            return Err(format!(
+                "{rule} must be an object like {{\"headers\": {{...}}}}, got {}",
+                type_name(other)
+            ));
+        }
+    };
+    let mut inject = Injection::default();
+    for (key, item) in object.iter() {
+        if key != &Value::from("headers") {
+            return Err(format!(
+                "{rule} has unknown key {} (known: headers)",
+                describe(key)
+            ));
+        }
+        let Value::Object(headers) = item else {
+            return Err(format!(
+                "{rule}.headers must be an object of header names to templates, got {}",
+                type_name(item)
+            ));
+        };
+        for (name, template) in headers.iter() {
+            let (Value::String(name), Value::String(template)) = (name, template) else {
+                return Err(format!(
+                    "{rule}.headers must map header names (strings) to templates (strings)"
+                ));
+            };
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{rule}.headers: {name:?} is not a header name"))?;
+            if Injection::FORBIDDEN_HEADERS.contains(&name.as_str()) {
+                return Err(format!(
+                    "{rule}.headers may not set {name}: it decides how the request is sent"
+                ));
+            }
+            let template =
+                Template::parse(template).map_err(|e| format!("{rule}.headers.{name}: {e}"))?;
+            inject.headers.insert(name.as_str().to_owned(), template);
+        }
+    }
+    Ok(inject)
 }
 
 /// A short rendering of a value for error messages: its JSON when small, else its type.
@@ -541,6 +643,93 @@ mod tests {
             bad.reasons[0].contains("must hold JSON pointers"),
             "{:?}",
             bad.reasons
+        );
+    }
+
+    #[test]
+    fn inject_holds_header_templates_and_every_flaw_denies() {
+        let allowed = |inject: &str| {
+            decide(RuleValues {
+                allow: Some(Value::Bool(true)),
+                inject: Some(json(inject)),
+                ..Default::default()
+            })
+        };
+        let decision =
+            allowed(r#"{"headers": {"Authorization": "Bearer {{secret.github}}", "X-Team": "a"}}"#);
+        assert!(decision.is_allowed(), "{:?}", decision.reasons);
+        let headers = &decision.inject.headers;
+        assert_eq!(
+            headers["authorization"].to_string(),
+            "Bearer {{secret.github}}"
+        );
+        assert_eq!(
+            headers["authorization"].secrets().collect::<Vec<_>>(),
+            ["github"]
+        );
+        assert_eq!(headers["x-team"].to_string(), "a");
+        let recorded = serde_json::to_value(&decision).unwrap();
+        assert_eq!(
+            recorded["inject"],
+            serde_json::json!({"headers": {"authorization": "Bearer {{secret.github}}", "x-team": "a"}})
+        );
+
+        for (inject, reason) in [
+            (r#""Bearer x""#, "must be an object"),
+            (r#"{"header": {}}"#, "unknown key \"header\""),
+            (
+                r#"{"headers": ["authorization"]}"#,
+                "must be an object of header names",
+            ),
+            (
+                r#"{"headers": {"authorization": 1}}"#,
+                "must map header names",
+            ),
+            (
+                r#"{"headers": {"bad header": "x"}}"#,
+                "is not a header name",
+            ),
+            (
+                r#"{"headers": {"Host": "evil.example"}}"#,
+                "may not set host",
+            ),
+            (
+                r#"{"headers": {"content-length": "0"}}"#,
+                "may not set content-length",
+            ),
+            (
+                r#"{"headers": {"authorization": "{{github}}"}}"#,
+                "is not a placeholder",
+            ),
+            (r#"{"headers": {"x": "a\r\nb: c"}}"#, "cannot carry"),
+        ] {
+            let decision = allowed(inject);
+            assert!(!decision.is_allowed(), "{inject} was allowed");
+            assert!(decision.inject.is_empty());
+            assert!(
+                decision.reasons[0].starts_with(POLICY_ERROR)
+                    && decision.reasons[0].contains(reason),
+                "{inject}: {:?}",
+                decision.reasons
+            );
+        }
+
+        // A denied request carries nothing.
+        let denied = decide(RuleValues {
+            allow: Some(Value::Bool(false)),
+            inject: Some(json(
+                r#"{"headers": {"authorization": "{{secret.github}}"}}"#,
+            )),
+            ..Default::default()
+        });
+        assert!(denied.inject.is_empty());
+        assert!(
+            !serde_json::to_value(&denied)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .contains_key("inject"),
+            "an empty inject is not recorded"
         );
     }
 

@@ -31,6 +31,12 @@ pub enum PolicyError {
     )]
     UnknownPhasePackage { file: String, package: String },
 
+    #[error(
+        "{file}: package {package} declares `inject`, an obligation of the http phase only (it \
+         sets headers on an outgoing request); move the rule to package gatehouse.http"
+    )]
+    InjectOutsideHttp { file: String, package: String },
+
     #[error("bundle defines no gatehouse.call package: every call would be denied")]
     MissingCallPackage,
 

@@ -46,7 +46,7 @@ mod tests;
 #[cfg(feature = "full")]
 pub use bundle::{BundleSource, RegoFile};
 #[cfg(feature = "full")]
-pub use decision::{Decision, Limits, POLICY_ERROR, Verdict};
+pub use decision::{Decision, Injection, Limits, POLICY_ERROR, Verdict};
 #[cfg(feature = "full")]
 pub use error::PolicyError;
 #[cfg(feature = "full")]

@@ -401,6 +401,7 @@ impl ServingBundle {
             limits: value_of("limits", declared.limits),
             redact: value_of("redact", declared.redact),
             env: value_of("env", declared.env),
+            inject: value_of("inject", declared.inject),
         };
         Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
     }

@@ -78,6 +78,11 @@ impl Runtime {
         &self.engine
     }
 
+    /// What every call's host is built from (mounts, HTTP settings, brokered secrets).
+    pub fn host(&self) -> &HostConfig {
+        &self.host
+    }
+
     /// Compiles (or fetches from the cache), links and inspects one component.
     pub fn load(&self, spec: &ComponentSpec<'_>) -> Result<LoadedComponent, LoadError> {
         component::load(&self.engine, &self.linker, &self.cache, spec)

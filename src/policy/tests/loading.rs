@@ -40,6 +40,22 @@ fn bundles_that_would_deny_or_confuse_are_rejected_at_load() {
          gatehouse. must be gatehouse.<phase> with phase one of list, call, http, fs, socket, result"
     );
 
+    let dir = bundle(&[(
+        "call.rego",
+        "package gatehouse.call\n\nallow := true\n\ninject := {\"headers\": {\"a\": \"b\"}}\n",
+    )]);
+    let error = PolicyStore::load(dir.path(), &[], PolicyOptions::default()).unwrap_err();
+    assert!(
+        matches!(error, PolicyError::InjectOutsideHttp { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("move the rule to package gatehouse.http"),
+        "{error}"
+    );
+
     let dir = bundle(&[("call.rego", ALLOW_ALL), ("data.json", "[1, 2]")]);
     let error = PolicyStore::load(dir.path(), &[], PolicyOptions::default()).unwrap_err();
     assert_eq!(
