@@ -15,34 +15,65 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "mcp", "gateway", "config", "runtime", "host", "supply", "policy", "audit", "wit_json",
-            "auth", "support",
+            "mcp",
+            "gateway",
+            "config",
+            "runtime",
+            "host",
+            "supply",
+            "policy",
+            "audit",
+            "wit_json",
+            "auth",
+            "support",
+            "telemetry",
         ],
     ),
     // Builds the inputs of the pure parts for `fuzz/`, as the gateway would.
     ("fuzzing", &["mcp", "policy", "audit", "wit_json", "auth"]),
-    ("mcp", &["gateway", "config", "auth", "support"]),
+    (
+        "mcp",
+        &["gateway", "config", "auth", "support", "telemetry"],
+    ),
     (
         "gateway",
         &[
-            "config", "runtime", "host", "supply", "policy", "audit", "wit_json", "auth", "support",
+            "config",
+            "runtime",
+            "host",
+            "supply",
+            "policy",
+            "audit",
+            "wit_json",
+            "auth",
+            "support",
+            "telemetry",
         ],
     ),
     // Only combines the settings types the modules below own.
     (
         "config",
         &[
-            "runtime", "host", "supply", "policy", "audit", "auth", "support",
+            "runtime",
+            "host",
+            "supply",
+            "policy",
+            "audit",
+            "auth",
+            "support",
+            "telemetry",
         ],
     ),
     ("runtime", &["host", "supply", "wit_json", "support"]),
     ("host", &["policy", "audit", "wit_json", "support"]),
     ("supply", &["audit", "wit_json", "support"]),
-    ("policy", &["auth", "wit_json", "support"]),
-    ("audit", &["support"]),
+    ("policy", &["auth", "wit_json", "support", "telemetry"]),
+    ("audit", &["support", "telemetry"]),
     ("wit_json", &[]),
     ("auth", &["support"]),
     ("support", &[]),
+    // Metrics: a leaf every measuring layer records into.
+    ("telemetry", &[]),
 ];
 
 fn src() -> PathBuf {
