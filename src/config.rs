@@ -3,7 +3,8 @@
 //! Each section's settings belong to the module they configure, with that module's one
 //! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
 //! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
-//! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`].
+//! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`],
+//! `[metrics]` to [`crate::telemetry`].
 //! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
 //! to no one module below it: the listener (`[server]`), the component list, the per-call
 //! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
@@ -27,6 +28,7 @@ pub use crate::runtime::cache::CacheConfig;
 pub use crate::secrets::{SecretSource, SecretsConfig};
 use crate::supply::ComponentSource;
 pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
+pub use crate::telemetry::MetricsSettings;
 
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -43,6 +45,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub audit: AuditLogConfig,
     pub supply_chain: SupplyChainConfig,
+    pub metrics: MetricsSettings,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     pub env: std::collections::BTreeMap<String, String>,
@@ -451,6 +454,11 @@ mod tests {
         download_timeout_secs = 18
         ca_file = "ca.pem"
 
+        [metrics]
+        enabled = false
+        listen = "127.0.0.1:9464"
+        auth = true
+
         [env]
         TOKEN = "t"
 
@@ -519,6 +527,7 @@ mod tests {
             "[supply_chain]",
             "[supply_chain.signature]",
             "[secrets.github]\nenv = \"X\"",
+            "[metrics]",
         ] {
             std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
             let err = Config::load(&file).unwrap_err().to_string();

@@ -23,6 +23,7 @@
 //! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
 //! - [`support`]: plumbing several layers share (file trust, URL credential masking, file
 //!   watching, logging, the allocator);
+//! - [`telemetry`]: Prometheus metrics, recorded by the layers and served at `/metrics`;
 //! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
 //!
 //! Each module imports only the modules below it in this table (`tests/layering.rs` fails the
@@ -31,21 +32,21 @@
 //! | module | may import |
 //! |---|---|
 //! | `cli` | every module below |
-//! | `mcp` | `gateway`, `config`, `auth`, `support` |
-//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support` |
-//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support` |
+//! | `mcp` | `gateway`, `config`, `auth`, `support`, `telemetry` |
+//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
 //! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |
-//! | `policy` | `auth`, `wit_json`, `secrets`, `support` |
-//! | `audit` | `support` |
+//! | `policy` | `auth`, `wit_json`, `secrets`, `support`, `telemetry` |
+//! | `audit` | `support`, `telemetry` |
 //! | `auth` | `support` |
 //! | `secrets` | `support` |
-//! | `wit_json`, `support` | — |
+//! | `wit_json`, `support`, `telemetry` | — |
 //!
 //! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
-//! `auth`, `audit`, `mcp::jsonrpc`, `policy::input`, `support`'s file trust and masking, and
-//! `fuzzing`. That is what `fuzz/` links.
+//! `auth`, `audit`, `mcp::jsonrpc`, `policy::input`, `support`'s file trust and masking,
+//! `telemetry`'s metrics (without their endpoint), and `fuzzing`. That is what `fuzz/` links.
 
 pub mod audit;
 pub mod auth;
@@ -67,6 +68,7 @@ pub mod secrets;
 #[cfg(feature = "full")]
 pub mod supply;
 pub mod support;
+pub mod telemetry;
 pub mod wit_json;
 
 #[cfg(feature = "full")]

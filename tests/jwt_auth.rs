@@ -149,6 +149,8 @@ impl Served {
             allow_anonymous,
             jwt: Some(JwtValidator::new(&settings).unwrap()),
             max_argument_bytes: 1 << 20,
+            metrics: None,
+            metrics_auth: false,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -15,25 +15,56 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "mcp", "gateway", "config", "runtime", "host", "supply", "policy", "audit", "wit_json",
-            "auth", "secrets", "support",
+            "mcp",
+            "gateway",
+            "config",
+            "runtime",
+            "host",
+            "supply",
+            "policy",
+            "audit",
+            "wit_json",
+            "auth",
+            "secrets",
+            "support",
+            "telemetry",
         ],
     ),
     // Builds the inputs of the pure parts for `fuzz/`, as the gateway would.
     ("fuzzing", &["mcp", "policy", "audit", "wit_json", "auth"]),
-    ("mcp", &["gateway", "config", "auth", "support"]),
+    (
+        "mcp",
+        &["gateway", "config", "auth", "support", "telemetry"],
+    ),
     (
         "gateway",
         &[
-            "config", "runtime", "host", "supply", "policy", "audit", "wit_json", "auth",
-            "secrets", "support",
+            "config",
+            "runtime",
+            "host",
+            "supply",
+            "policy",
+            "audit",
+            "wit_json",
+            "auth",
+            "secrets",
+            "support",
+            "telemetry",
         ],
     ),
     // Only combines the settings types the modules below own.
     (
         "config",
         &[
-            "runtime", "host", "supply", "policy", "audit", "auth", "secrets", "support",
+            "runtime",
+            "host",
+            "supply",
+            "policy",
+            "audit",
+            "auth",
+            "secrets",
+            "support",
+            "telemetry",
         ],
     ),
     ("runtime", &["host", "supply", "wit_json", "support"]),
@@ -42,13 +73,15 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["policy", "audit", "wit_json", "secrets", "support"],
     ),
     ("supply", &["audit", "wit_json", "support"]),
-    ("policy", &["auth", "wit_json", "secrets", "support"]),
-    ("audit", &["support"]),
+    ("policy", &["auth", "wit_json", "secrets", "support", "telemetry"]),
+    ("audit", &["support", "telemetry"]),
     ("wit_json", &[]),
     ("auth", &["support"]),
     // Brokered credentials: loading, header templates, masking.
     ("secrets", &["support"]),
     ("support", &[]),
+    // Metrics: a leaf every measuring layer records into.
+    ("telemetry", &[]),
 ];
 
 fn src() -> PathBuf {

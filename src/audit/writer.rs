@@ -36,6 +36,7 @@ use super::note::NoteSigner;
 use super::redact::RedactionKey;
 use super::state::StateDir;
 use super::store::{self, ENTRY_COLUMN_COUNT, ENTRY_COLUMNS, LogMeta};
+use crate::telemetry::AuditMetrics;
 
 /// How hard SQLite pushes each commit to disk (`[audit] synchronous` in the config file).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
@@ -74,6 +75,8 @@ pub struct AuditConfig {
     pub synchronous: Synchronous,
     /// Most entries committed in one transaction.
     pub max_batch: usize,
+    /// Where the writer reports its commits and queue (default: nowhere exposed).
+    pub metrics: AuditMetrics,
 }
 
 impl Default for AuditConfig {
@@ -88,6 +91,7 @@ impl Default for AuditConfig {
             checkpoint_interval: Duration::from_secs(10),
             synchronous: Synchronous::default(),
             max_batch: 4096,
+            metrics: AuditMetrics::default(),
         }
     }
 }
@@ -135,6 +139,7 @@ struct Inner {
     /// Why the writer stopped, once it has.
     stopped: Arc<Mutex<Option<StopReason>>>,
     signing_key: Option<SigningKeyInfo>,
+    metrics: AuditMetrics,
 }
 
 /// Which key signs the checkpoints (shown in the serve banner).
@@ -296,6 +301,7 @@ impl AuditLog {
             .unwrap_or_else(|| default_checkpoint_file(path));
 
         let stopped = Arc::new(Mutex::new(None));
+        let metrics = config.metrics.clone();
         let identity = Arc::new(Mutex::new(Identity {
             path: path.to_owned(),
             origin: meta.origin.clone(),
@@ -335,6 +341,7 @@ impl AuditLog {
                 redaction,
                 stopped,
                 signing_key,
+                metrics,
             }),
         })
     }
@@ -423,10 +430,16 @@ impl AuditLog {
     }
 
     fn send(&self, request: Request) -> Result<(), AuditError> {
-        self.inner
-            .tx
-            .send(request)
-            .map_err(|_| self.stopped_error())
+        let append = matches!(request, Request::Append(..));
+        if append {
+            self.inner.metrics.queued();
+        }
+        self.inner.tx.send(request).map_err(|_| {
+            if append {
+                self.inner.metrics.dequeued();
+            }
+            self.stopped_error()
+        })
     }
 
     fn stopped_error(&self) -> AuditError {
@@ -834,6 +847,9 @@ impl Writer {
     fn run(mut self, rx: Receiver<Request>) {
         let idle = Duration::from_secs(3600);
         loop {
+            self.config
+                .metrics
+                .uncovered(self.range.size() - self.last_checkpoint_size);
             let timeout = match self.uncovered_since {
                 Some(since) => self
                     .config
@@ -862,7 +878,10 @@ impl Writer {
             let mut next = Some(first);
             while let Some(request) = next {
                 match request {
-                    Request::Append(entry, reply) => appends.push((entry, reply)),
+                    Request::Append(entry, reply) => {
+                        self.config.metrics.dequeued();
+                        appends.push((entry, reply));
+                    }
                     Request::Close(reply) => {
                         let flushed = self.write_batch(std::mem::take(&mut appends));
                         let result = flushed.and_then(|()| self.finish());
@@ -944,8 +963,12 @@ impl Writer {
         }
         let saved = (self.range.clone(), self.last_time);
         let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let started = Instant::now();
         match self.commit_batch(&entries) {
             Ok((appended, note)) => {
+                self.config
+                    .metrics
+                    .committed(entries.len(), started.elapsed());
                 // Durable in the database: acknowledge, then mirror the checkpoint.
                 for (reply, a) in replies.into_iter().zip(appended) {
                     reply.send(Ok(a));

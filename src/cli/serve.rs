@@ -249,6 +249,7 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
             shutdown.cancel();
         }
     });
+    let metrics_listener = serve_metrics(&gateway, config, &shutdown).await?;
     match config.server.http {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -260,6 +261,7 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                 config,
                 &format!("streamable HTTP at http://{local}/mcp"),
             );
+            print_metrics_url(config, metrics_listener.or(Some(local)));
             let options = HttpOptions {
                 extra_hosts: config.server.allowed_hosts.clone(),
                 api_keys: config.api_keys.clone(),
@@ -273,11 +275,17 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                     .context("[auth.jwt] cannot be used")?,
                 max_argument_bytes: usize::try_from(config.limits.max_argument_bytes)
                     .unwrap_or(usize::MAX),
+                metrics: config
+                    .metrics
+                    .on_mcp_listener()
+                    .then(|| gateway.metrics().clone()),
+                metrics_auth: config.metrics.auth,
             };
             crate::mcp::http::serve(gateway, listener, options, shutdown).await?;
         }
         None => {
             print_banner(&gateway, config, "stdio");
+            print_metrics_url(config, metrics_listener);
             let server = McpServer::new(
                 gateway,
                 Transport::Stdio,
@@ -300,6 +308,41 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
         }
     }
     Ok(())
+}
+
+/// Opens the metrics' own listener (`[metrics] listen`), if configured; its address.
+async fn serve_metrics(
+    gateway: &Gateway,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(addr) = config.metrics.own_listener().map_err(anyhow::Error::msg)? else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics ([metrics] listen)"))?;
+    let local = listener.local_addr()?;
+    let metrics = gateway.metrics().clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(error) = crate::telemetry::endpoint::serve(metrics, listener, shutdown).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    });
+    Ok(Some(local))
+}
+
+/// The banner's line saying where Prometheus scrapes, if anywhere.
+fn print_metrics_url(config: &Config, at: Option<SocketAddr>) {
+    match (config.metrics.enabled, at) {
+        (false, _) => eprintln!("  metrics: off ([metrics] enabled = false)"),
+        (true, Some(addr)) => eprintln!(
+            "  metrics: http://{addr}{}",
+            crate::telemetry::endpoint::PATH
+        ),
+        (true, None) => eprintln!("  metrics: not served over stdio (give [metrics] listen)"),
+    }
 }
 
 async fn wait_for_termination() {

@@ -29,6 +29,7 @@ use crate::auth::Caller;
 use crate::host::CallHost;
 use crate::policy::{self, Decision, Phase};
 use crate::runtime::{CallError, CallLimits};
+use crate::telemetry::metrics::CallMeasure;
 use crate::wit_json;
 
 /// What an agent gets back from a call.
@@ -75,6 +76,13 @@ struct Ending {
     result_record: Option<PendingAppend>,
 }
 
+/// What the metrics learn of a call as it goes through the pipeline.
+struct Meter {
+    /// The call verdict as recorded (`none` until decided).
+    verdict: &'static str,
+    ran_for: Option<Duration>,
+}
+
 impl Ending {
     /// A call that ended before the tool started.
     fn not_run(result: CallResult) -> Ending {
@@ -98,6 +106,14 @@ impl Gateway {
     ) -> CallResult {
         // The tool holds its component's `Arc`: a reload during the call does not affect it.
         let Some(tool) = self.tool(tool_name) else {
+            // Counted without the name: a label a client could choose is a series it could mint.
+            self.metrics.call_finished(CallMeasure {
+                tool: None,
+                verdict: "none",
+                outcome: "unknown_tool",
+                took: Duration::ZERO,
+                ran_for: None,
+            });
             return CallResult::UnknownTool(tool_name.to_owned());
         };
         // The transports bound the request size (`limits.max_argument_bytes`), and the policy
@@ -128,14 +144,61 @@ impl Gateway {
         }
     }
 
-    /// Steps 1–6 of the pipeline. `params` is the converted arguments, or why they did not
-    /// convert: the call is decided and recorded either way, so auditors see bad attempts too.
+    /// Steps 1–6 of the pipeline, measured. `params` is the converted arguments, or why they
+    /// did not convert: the call is decided and recorded either way, so auditors see bad
+    /// attempts too.
     async fn run(
         &self,
         caller: &Caller,
         tool: &Tool,
         arguments: Value,
         params: Result<Vec<Val>, String>,
+    ) -> CallResult {
+        let started = Instant::now();
+        let _running = self.metrics.call_started();
+        let mut meter = Meter {
+            verdict: "none",
+            ran_for: None,
+        };
+        let result = self
+            .pipeline(caller, tool, arguments, params, &mut meter)
+            .await;
+        self.measure(tool, &meter, started.elapsed(), &result);
+        result
+    }
+
+    /// Counts a finished call: its outcome, durations, and the limit or trap that stopped it.
+    fn measure(&self, tool: &Tool, meter: &Meter, took: Duration, result: &CallResult) {
+        if let CallResult::Failed(error) = result {
+            match error {
+                CallError::Trap { .. } => self.metrics.trapped(),
+                _ if error.outcome() == "limit" => {
+                    let kind = error.kind();
+                    self.metrics
+                        .limit_hit(kind.strip_prefix("limit:").unwrap_or(kind));
+                    if matches!(error, CallError::RateLimited { .. }) {
+                        self.metrics.rate_limited();
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.metrics.call_finished(CallMeasure {
+            tool: Some(tool.name()),
+            verdict: meter.verdict,
+            outcome: outcome_label(result),
+            took,
+            ran_for: meter.ran_for,
+        });
+    }
+
+    async fn pipeline(
+        &self,
+        caller: &Caller,
+        tool: &Tool,
+        arguments: Value,
+        params: Result<Vec<Val>, String>,
+        meter: &mut Meter,
     ) -> CallResult {
         // 1. The policy input.
         let (record, input) = open_call(caller, tool, arguments);
@@ -154,6 +217,14 @@ impl Gateway {
 
         // 3. The verdict committed: no audit row, no call.
         let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
+        let allowed = decision.is_allowed() && refusal.is_none();
+        meter.verdict = if allowed { "allow" } else { "deny" };
+        self.metrics.decided(
+            Phase::Call.as_str(),
+            allowed,
+            tool.name(),
+            Duration::from_micros(decision.eval_micros),
+        );
         let verdict = verdict_entry(&record, input, &decision, refusal);
         if let Err(error) = self.sink.append(verdict).await {
             tracing::error!(call_id = %record.call_id, %error, "cannot record the call verdict; refusing the call");
@@ -179,6 +250,7 @@ impl Gateway {
         let ending = self
             .execute(&record, tool, &decision, shared_input, &cleared)
             .await;
+        meter.ran_for = ending.ran_for;
 
         // 6. The outcome committed behind everything the call recorded, then the answer.
         self.finish(&record, &decision, ending).await
@@ -294,6 +366,7 @@ impl Gateway {
         Arc::new(InFlight::new(
             self.policy.clone(),
             self.sink.clone(),
+            self.metrics.clone(),
             record.clone(),
             shared_input,
             redact.to_vec(),
@@ -347,6 +420,12 @@ impl Gateway {
             serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
         );
         let decision = self.policy.decide(Phase::Result, &input);
+        self.metrics.decided(
+            Phase::Result.as_str(),
+            decision.is_allowed(),
+            &record.tool,
+            Duration::from_micros(decision.eval_micros),
+        );
         let label = decision.verdict.as_str();
         let (result, masked) = if decision.is_allowed() {
             mask_answer(result, &decision.redact)
@@ -515,22 +594,30 @@ fn unrecorded_result(error: &str) -> CallResult {
 
 /// The outcome entry's verdict label and detail for how a call ended.
 fn outcome_of(result: &CallResult) -> (&'static str, Option<String>) {
+    let detail = match result {
+        CallResult::Completed {
+            is_error: false, ..
+        } => None,
+        CallResult::Completed { text, .. } => Some(text.clone()),
+        CallResult::Failed(error) => Some(error.to_string()),
+        CallResult::InvalidArguments(message) => Some(format!("invalid arguments: {message}")),
+        CallResult::Denied { reasons } => Some(reasons.join("; ")),
+        CallResult::Unrecorded(reason) => Some(reason.clone()),
+        CallResult::UnknownTool(name) => Some(format!("unknown tool `{name}`")),
+    };
+    (outcome_label(result), detail)
+}
+
+/// How a call ended, as its outcome entry and `gatehouse_calls_total` label it.
+fn outcome_label(result: &CallResult) -> &'static str {
     match result {
         CallResult::Completed {
             is_error: false, ..
-        } => ("ok", None),
-        CallResult::Completed {
-            is_error: true,
-            text,
-            ..
-        } => ("tool_error", Some(text.clone())),
-        CallResult::Failed(error) => (error.outcome(), Some(error.to_string())),
-        CallResult::InvalidArguments(message) => {
-            ("error", Some(format!("invalid arguments: {message}")))
-        }
-        CallResult::Denied { reasons } => ("denied", Some(reasons.join("; "))),
+        } => "ok",
+        CallResult::Completed { is_error: true, .. } => "tool_error",
+        CallResult::Failed(error) => error.outcome(),
+        CallResult::InvalidArguments(_) | CallResult::UnknownTool(_) => "error",
         // Refused like a denial, for the same queries; the reason names the audit log.
-        CallResult::Unrecorded(reason) => ("denied", Some(reason.clone())),
-        CallResult::UnknownTool(name) => ("error", Some(format!("unknown tool `{name}`"))),
+        CallResult::Denied { .. } | CallResult::Unrecorded(_) => "denied",
     }
 }

@@ -9,13 +9,14 @@
 //! the call's result. Either way nothing a tool did goes unrecorded and answered.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditSink, PendingAppend};
 use crate::host::guard::{HostGuard, HostRequest, HostVerdict};
 use crate::policy::{self, Phase, PolicyStore};
+use crate::telemetry::Metrics;
 
 use super::record::{CallRecord, now};
 
@@ -23,6 +24,7 @@ use super::record::{CallRecord, now};
 pub struct InFlight {
     policy: PolicyStore,
     audit: Arc<dyn AuditSink>,
+    metrics: Metrics,
     record: CallRecord,
     /// `call`, `caller`, `tool` and `arguments`: the part of the input every phase shares.
     shared_input: Arc<Map<String, Value>>,
@@ -77,6 +79,7 @@ impl InFlight {
     pub(crate) fn new(
         policy: PolicyStore,
         audit: Arc<dyn AuditSink>,
+        metrics: Metrics,
         record: CallRecord,
         shared_input: Arc<Map<String, Value>>,
         call_redact: Vec<String>,
@@ -84,6 +87,7 @@ impl InFlight {
         InFlight {
             policy,
             audit,
+            metrics,
             record,
             shared_input,
             call_redact,
@@ -195,18 +199,27 @@ impl HostGuard for InFlight {
             "eval_us": decision.eval_micros,
             "decide_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         });
-        self.record(
+        let verdict = self.record(
             &request,
             input,
             verdict,
             decision.revision,
             &decision.redact,
             metrics,
-        )
+        );
+        self.metrics.decided(
+            request.phase(),
+            verdict.allowed,
+            &self.record.tool,
+            Duration::from_micros(decision.eval_micros),
+        );
+        verdict
     }
 
     fn refuse(&self, request: HostRequest, reason: String) -> HostVerdict {
         let input = self.input_for(&request);
+        self.metrics
+            .host_refused(request.phase(), &self.record.tool);
         let metrics = json!({"refused_by": "host"});
         self.record(
             &request,

@@ -18,6 +18,12 @@ impl Gateway {
         for tool in catalog.tools.values() {
             let input = policy::input::list_input(&time, caller, &tool.policy_doc());
             let decision = self.policy.decide(Phase::List, &input);
+            self.metrics.decided(
+                Phase::List.as_str(),
+                decision.is_allowed(),
+                tool.name(),
+                std::time::Duration::from_micros(decision.eval_micros),
+            );
             revision.get_or_insert_with(|| decision.revision.clone());
             if decision.is_allowed() {
                 visible.push(tool.clone());

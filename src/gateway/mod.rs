@@ -33,6 +33,7 @@ use crate::runtime::{LoadError, LoadedComponent, Runtime, RuntimeError, RuntimeO
 use crate::secrets::Secrets;
 use crate::supply::pins::PinStore;
 use crate::supply::{Fetcher, SupplyError};
+use crate::telemetry::Metrics;
 pub use admission::{Admission, MAX_CALLS_PER_MINUTE, RATE_WINDOW, Ticket};
 pub use answer::REDACTED;
 pub use call::CallResult;
@@ -74,6 +75,7 @@ pub struct Gateway {
     slots: Semaphore,
     /// Per-principal rate and concurrency, per-component concurrency.
     admission: Admission,
+    metrics: Metrics,
 }
 
 impl Gateway {
@@ -84,17 +86,25 @@ impl Gateway {
         // Before anything is opened: a missing or exposed secret refuses to start.
         let secrets = Secrets::load(&config.secrets)?;
         secrets.check_not_in_env(&config.env)?;
+        let metrics = Metrics::new();
         let policy = PolicyStore::load(
             config.policy.dir(),
             &config.policy.data,
             crate::policy::PolicyOptions {
                 evaluator: config.policy.evaluator,
+                metrics: metrics.policy(),
                 ..Default::default()
             },
         )?;
-        let audit = AuditLog::open(&config.audit.path(), config.audit.writer_config())?;
+        let audit = AuditLog::open(
+            &config.audit.path(),
+            crate::audit::AuditConfig {
+                metrics: metrics.audit(),
+                ..config.audit.writer_config()
+            },
+        )?;
         let runtime = Self::runtime_with(config, Arc::new(secrets))?;
-        let gateway = Gateway::new(runtime, config, policy, audit)?;
+        let gateway = Gateway::assemble(runtime, config, policy, audit, metrics)?;
         gateway.grant_env(&config.env, &config.components)?;
         Ok(gateway)
     }
@@ -120,12 +130,24 @@ impl Gateway {
     }
 
     /// Loads every configured component through the supply-chain checks; any failure refuses
-    /// to start, naming the component (and is recorded in the audit log first).
+    /// to start, naming the component (and is recorded in the audit log first). The metrics
+    /// are new: they include the policy store's and the log's only when those were opened with
+    /// [`Metrics::policy`] and [`Metrics::audit`] of the same set, as `from_config` does.
     pub fn new(
         runtime: Runtime,
         config: &Config,
         policy: PolicyStore,
         audit: AuditLog,
+    ) -> Result<Gateway, GatewayError> {
+        Gateway::assemble(runtime, config, policy, audit, Metrics::new())
+    }
+
+    fn assemble(
+        runtime: Runtime,
+        config: &Config,
+        policy: PolicyStore,
+        audit: AuditLog,
+        metrics: Metrics,
     ) -> Result<Gateway, GatewayError> {
         let gateway = Gateway {
             catalog: CatalogStore::new(
@@ -141,9 +163,13 @@ impl Gateway {
             policy,
             sink: Arc::new(audit.clone()),
             audit,
+            metrics,
         };
         match gateway.catalog.load(&gateway.runtime, &config.components) {
-            Ok(()) => Ok(gateway),
+            Ok(()) => {
+                gateway.count_served();
+                Ok(gateway)
+            }
             Err(error) => {
                 // Seal what was recorded (the refusal included) and release the log's lock
                 // before reporting, so that a corrected start can open it at once.
@@ -169,12 +195,29 @@ impl Gateway {
         &self,
         components: &[ComponentConfig],
     ) -> Result<ReloadReport, GatewayError> {
-        self.catalog.reload(&self.runtime, components)
+        let report = self.catalog.reload(&self.runtime, components);
+        let ok = report.as_ref().is_ok_and(|r| r.refused.is_empty());
+        self.metrics.reloaded("components", ok);
+        self.count_served();
+        report
     }
 
     /// See [`CatalogStore::refresh_pins`].
     pub fn refresh_pins(&self) -> Result<Vec<String>, GatewayError> {
-        self.catalog.refresh_pins()
+        let released = self.catalog.refresh_pins();
+        self.count_served();
+        released
+    }
+
+    fn count_served(&self) {
+        let catalog = self.catalog();
+        self.metrics
+            .serving(catalog.components.len(), catalog.tools.len());
+    }
+
+    /// What this gateway measures (served at `/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The pin file the gateway reads (and `gatehouse component accept` writes).

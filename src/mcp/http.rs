@@ -10,6 +10,10 @@
 //! (three base64url segments joined by dots) is validated as a JWT and only as one; anything
 //! else is looked up as an API key. Every refusal is answered 401 and recorded in the audit log
 //! (phase `auth`) with its reason, never with the credential.
+//!
+//! `GET /metrics` ([`crate::telemetry`]), when the configuration serves it here, passes the
+//! same `Host` check as `/mcp`; it needs a credential only with `[metrics] auth = true`
+//! (Prometheus scrapes without one by default).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +48,10 @@ pub struct HttpOptions {
     /// Bearer JWTs, when `[auth.jwt]` is configured.
     pub jwt: Option<JwtValidator>,
     pub max_argument_bytes: usize,
+    /// Served at `GET /metrics` when given (`[metrics]`).
+    pub metrics: Option<crate::telemetry::Metrics>,
+    /// Whether `/metrics` requires a credential (`[metrics] auth`); anonymous is refused.
+    pub metrics_auth: bool,
 }
 
 /// Where the protected-resource metadata is served (RFC 9728, MCP authorization).
@@ -214,6 +222,44 @@ fn own_authorities(addr: SocketAddr, extra_hosts: &[String]) -> (Vec<String>, Ve
     (hosts, origins)
 }
 
+/// DNS-rebinding protection for the routes rmcp does not guard (`/metrics`): the `Host` must be
+/// one the listener answers to, as for `/mcp`.
+async fn known_host(
+    State(hosts): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if host.is_some_and(|host| hosts.iter().any(|known| known.eq_ignore_ascii_case(host))) {
+        return next.run(request).await;
+    }
+    (
+        http::StatusCode::FORBIDDEN,
+        "forbidden: the Host header names no address this listener answers to",
+    )
+        .into_response()
+}
+
+/// Refuses a request `authenticate` let through as `anonymous` (`[metrics] auth`).
+async fn require_credential(request: Request, next: Next) -> Response {
+    let authenticated = request
+        .extensions()
+        .get::<AuthenticatedPrincipal>()
+        .is_some_and(|principal| principal.authenticated);
+    if authenticated {
+        return next.run(request).await;
+    }
+    (
+        http::StatusCode::UNAUTHORIZED,
+        [(http::header::WWW_AUTHENTICATE, "Bearer")],
+        "unauthorized: /metrics needs an API key or JWT ([metrics] auth = true)",
+    )
+        .into_response()
+}
+
 /// Answers the DELETE that ends a session with 204 No Content instead of rmcp's 202 Accepted.
 /// The session is already closed when rmcp answers, and the official Python SDK takes only 200
 /// and 204 as success: with 202, every SDK client that closed cleanly logged "Session
@@ -238,6 +284,7 @@ pub async fn serve(
     let (hosts, origins) = own_authorities(addr, &options.extra_hosts);
     let own = format!("http://{}", hosts[0]);
     let max_body_bytes = options.max_argument_bytes + ENVELOPE_BYTES;
+    let hosts_for_metrics = hosts.clone();
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
@@ -268,6 +315,7 @@ pub async fn serve(
         jwt: options.jwt.clone(),
         gateway,
     };
+    let metrics_authenticator = authenticator.clone();
     let mut router = Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn(session_end_status))
@@ -288,6 +336,22 @@ pub async fn serve(
         router = router
             .route(RESOURCE_METADATA_PATH, serve.clone())
             .route(&format!("{RESOURCE_METADATA_PATH}/mcp"), serve);
+    }
+    if let Some(metrics) = &options.metrics {
+        let mut metrics = crate::telemetry::endpoint::router(metrics.clone());
+        if options.metrics_auth {
+            metrics = metrics
+                .layer(middleware::from_fn(require_credential))
+                .layer(middleware::from_fn_with_state(
+                    metrics_authenticator,
+                    authenticate,
+                ));
+        }
+        let metrics = metrics.layer(middleware::from_fn_with_state(
+            Arc::new(hosts_for_metrics),
+            known_host,
+        ));
+        router = router.merge(metrics);
     }
     let router = router.fallback(|| async {
         (

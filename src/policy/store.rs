@@ -18,6 +18,7 @@ use super::nodes;
 use super::phase::Phase;
 use super::pool::Pool;
 use super::test_runner::{self, TestOptions};
+use crate::telemetry::PolicyMetrics;
 
 /// How a store evaluates and what it accepts.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct PolicyOptions {
     pub test_time_budget: Duration,
     /// Which regorus evaluator serves decisions.
     pub evaluator: Evaluator,
+    /// Where the serving revision and reloads are reported (default: nowhere exposed).
+    pub metrics: PolicyMetrics,
 }
 
 /// How decisions are evaluated.
@@ -63,6 +66,7 @@ impl Default for PolicyOptions {
             run_tests: true,
             test_time_budget: Duration::from_secs(5),
             evaluator: Evaluator::default(),
+            metrics: PolicyMetrics::default(),
         }
     }
 }
@@ -104,6 +108,7 @@ impl PolicyStore {
         let dir = dir.as_ref().to_path_buf();
         let bundle = ServingBundle::build(&dir, extra_data, &options)?;
         tracing::info!(dir = %dir.display(), revision = %bundle.revision, "policy bundle loaded");
+        options.metrics.serving(&bundle.revision);
         Ok(PolicyStore {
             inner: Arc::new(Inner {
                 dir,
@@ -168,6 +173,8 @@ impl PolicyStore {
                         .unwrap_or_else(PoisonError::into_inner) = Arc::new(bundle);
                     tracing::info!(old_revision = %old, %revision, "policy bundle reloaded");
                 }
+                self.inner.options.metrics.serving(&revision);
+                self.inner.options.metrics.reloaded(true);
                 Ok(revision)
             }
             Err(error) => {
@@ -177,6 +184,7 @@ impl PolicyStore {
                     %error,
                     "policy bundle rejected; the previous bundle keeps serving"
                 );
+                self.inner.options.metrics.reloaded(false);
                 Err(error)
             }
         }

@@ -1,0 +1,125 @@
+"""Prometheus metrics as a scraper sees them: after a known sequence of calls through the
+official MCP Python SDK, `GET /metrics` parses with the `prometheus_client` package's parser
+and counts exactly those calls; a tool name a client made up never becomes a label; and a
+gateway on stdio is scraped on a listener of its own (`[metrics] listen`)."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+from mcp import Client, MCPError
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import audit_rows, client_for, http_gateway, serve_args
+
+pytestmark = pytest.mark.anyio
+
+CALL_POLICY = """package gatehouse.call
+
+default allow := false
+
+allow if input.tool.name != "echo_fetch"
+
+deny contains "echo_fetch is not for anyone" if input.tool.name == "echo_fetch"
+"""
+
+LIST_POLICY = """package gatehouse.list
+
+allow := true
+"""
+
+MADE_UP = "made-up-tool-5e1d"
+
+
+def bundle(tmp_path):
+    path = tmp_path / "policies"
+    path.mkdir()
+    (path / "call.rego").write_text(CALL_POLICY)
+    (path / "list.rego").write_text(LIST_POLICY)
+    return path
+
+
+def scrape(url: str):
+    """The metrics at `url`, parsed: {(sample name, frozen labels): value}, and the raw text."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples, text
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())))
+
+
+async def test_counts_after_a_known_sequence_of_calls(gatehouse, components, cache_dir, tmp_path):
+    audit = tmp_path / "audit" / "audit.db"
+    audit.parent.mkdir()
+    args = serve_args(components, cache_dir, names=("echo", "misbehave"), policies=bundle(tmp_path), audit=audit)
+    with http_gateway(gatehouse, args) as gateway:
+        async with Client(gateway.url, read_timeout_seconds=60) as client:
+            listed = (await client.list_tools()).tools
+            for message in ["one", "two", "three"]:
+                echoed = await client.call_tool("echo_echo", {"message": message})
+                assert not echoed.is_error
+            denied = await client.call_tool("echo_fetch", {"key": "alpha"})
+            assert denied.is_error
+            trapped = await client.call_tool("misbehave_trap", {})
+            assert trapped.is_error
+            with pytest.raises(MCPError, match="unknown tool"):
+                await client.call_tool(MADE_UP, {})
+        samples, text = scrape(gateway.url.removesuffix("/mcp") + "/metrics")
+
+    calls = "gatehouse_calls_total"
+    assert value(samples, calls, tool="echo_echo", verdict="allow", outcome="ok") == 3
+    assert value(samples, calls, tool="echo_fetch", verdict="deny", outcome="denied") == 1
+    assert value(samples, calls, tool="misbehave_trap", verdict="allow", outcome="trap") == 1
+    assert value(samples, calls, tool="(unknown)", verdict="none", outcome="unknown_tool") == 1
+    assert sum(v for (name, _), v in samples.items() if name == calls) == 6
+    # The made-up name is in no label and nowhere else in the exposition.
+    assert MADE_UP not in text
+    for (_, labels), _ in samples.items():
+        assert all(MADE_UP not in v for _, v in labels)
+
+    decisions = "gatehouse_decisions_total"
+    assert value(samples, decisions, phase="call", verdict="allow") == 4
+    assert value(samples, decisions, phase="call", verdict="deny") == 1
+    assert value(samples, decisions, phase="list", verdict="allow") == len(listed)
+    assert value(samples, "gatehouse_denials_total", phase="call", tool="echo_fetch") == 1
+    assert value(samples, "gatehouse_traps_total") == 1
+    assert value(samples, "gatehouse_calls_in_flight") == 0
+    assert value(samples, "gatehouse_components_loaded") == 2
+    assert value(samples, "gatehouse_tools_served") == len(listed)
+    assert value(samples, "gatehouse_call_duration_seconds_count", tool="echo_echo") == 3
+    assert value(samples, "gatehouse_tool_run_seconds_count", tool="echo_echo") == 3
+    assert value(samples, "gatehouse_policy_evaluation_seconds_count", phase="call") == 5
+    # Every entry in the log went through one audit transaction.
+    (entries,) = audit_rows(audit, "SELECT count(*) FROM entries")[0]
+    assert value(samples, "gatehouse_audit_batch_entries_sum") == entries
+    assert value(samples, "gatehouse_audit_queue_depth") == 0
+    (revision,) = [dict(labels)["revision"] for (name, labels) in samples if name == "gatehouse_policy_revision_info"]
+    assert revision.startswith("sha256:")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_a_gateway_on_stdio_is_scraped_on_its_own_listener(gatehouse, components, cache_dir, tmp_path):
+    port = free_port()
+    config = tmp_path / "gatehouse.toml"
+    config.write_text(f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    args = serve_args(components, cache_dir, "--config", str(config), names=("echo",), policies=bundle(tmp_path))
+    async with client_for("stdio", gatehouse, args) as client:
+        echoed = await client.call_tool("echo_echo", {"message": "hi"})
+        assert not echoed.is_error
+        samples, _ = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert value(samples, "gatehouse_calls_total", tool="echo_echo", verdict="allow", outcome="ok") == 1
