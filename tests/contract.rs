@@ -252,7 +252,7 @@ async fn settings_reads_are_decided_by_the_policy_and_recorded() {
     let (text, call) = served
         .call("contract_read-config", json!({"key": "greeting"}), None)
         .await;
-    assert_eq!(text, "\"hello\"", "{text}");
+    assert_eq!(text, r#"{"ok":"hello"}"#);
     let reads = served.of_call("config", &call);
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0].verdict, "allow");
@@ -287,7 +287,7 @@ async fn settings_reads_are_decided_by_the_policy_and_recorded() {
     let (text, call) = served
         .call("contract_read-config", json!({"key": "colour"}), None)
         .await;
-    assert_eq!(text, "null", "{text}");
+    assert_eq!(text, r#"{"ok":null}"#);
     assert_eq!(
         served.of_call("config", &call)[0].input["config"]["present"],
         json!(false)
@@ -301,5 +301,8 @@ async fn get_all_returns_every_setting_when_none_is_withheld() {
         .call("contract_read-all-config", json!({}), None)
         .await;
     let value: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(value, json!([["greeting", "hello"], ["region", "eu-west"]]));
+    assert_eq!(
+        value,
+        json!({"ok": [["greeting", "hello"], ["region", "eu-west"]]})
+    );
 }
