@@ -11,8 +11,8 @@ package gatehouse.config
 default allow := false
 
 withheld_for := array.concat(
-	object.get(object.get(data, "config", {}), ["withheld", input.tool.component.name], []),
-	object.get(object.get(data, "config", {}), ["withheld", "*"], []),
+	object.get(data.config, ["withheld", input.tool.component.name], []),
+	object.get(data.config, ["withheld", "*"], []),
 )
 
 withheld(key) if key in withheld_for
