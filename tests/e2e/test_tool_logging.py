@@ -24,7 +24,14 @@ async def wait_for(predicate, seconds=10.0):
     return True
 
 
-@pytest.mark.parametrize("transport", ["stdio", "http"])
+HTTP_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="over streamable HTTP rmcp sends notifications/message on the session's standalone "
+    "stream, not the call's, and the SDK client does not receive them there yet",
+)
+
+
+@pytest.mark.parametrize("transport", ["stdio", pytest.param("http", marks=HTTP_GAP)])
 async def test_log_lines_at_or_above_the_set_level_are_notified(transport, gatehouse, components, cache_dir, tmp_path):
     audit = tmp_path / "audit.db"
     args = serve_args(components, cache_dir, names=("contract",), audit=audit)
