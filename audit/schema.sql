@@ -21,7 +21,7 @@ CREATE TABLE entries (
     time             TEXT NOT NULL,          -- RFC 3339 UTC with milliseconds, e.g. 2026-11-22T03:10:06.123Z
     decision_id      TEXT NOT NULL,          -- UUID of this decision / outcome
     call_id          TEXT,                   -- groups the entries of one tool call
-    phase            TEXT NOT NULL,          -- list|call|http|fs|socket|result|outcome|lifecycle|supply
+    phase            TEXT NOT NULL,          -- list|call|http|fs|socket|config|result|auth|outcome|lifecycle|supply|log
     caller           TEXT NOT NULL,          -- JSON {principal, transport, client, authenticated}
     principal        TEXT GENERATED ALWAYS AS (json_extract(caller, '$.principal')) VIRTUAL,
     transport        TEXT GENERATED ALWAYS AS (json_extract(caller, '$.transport')) VIRTUAL,

@@ -26,7 +26,7 @@ use gatehouse::audit::{AuditConfig, AuditLog, NewEntry, Synchronous};
 use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::{ComponentConfig, Config, LimitsConfig};
 use gatehouse::gateway::{CallResult, Gateway};
-use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
+use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict, ToolLog};
 use gatehouse::host::{CallHost, HostConfig};
 use gatehouse::policy::{Evaluator, Phase, PolicyOptions, PolicyStore};
 use gatehouse::runtime::{CallLimits, ComponentSpec, Runtime, RuntimeOptions};
@@ -62,6 +62,8 @@ impl HostGuard for DenyEverything {
     fn refuse(&self, _request: HostRequest, reason: String) -> HostVerdict {
         HostVerdict::deny(reason)
     }
+
+    fn log(&self, _record: ToolLog) {}
 }
 
 fn no_host_access() -> CallHost {
@@ -69,6 +71,7 @@ fn no_host_access() -> CallHost {
         guard: Arc::new(DenyEverything),
         max_requests: 0,
         env: Vec::new(),
+        config: Default::default(),
     }
 }
 

@@ -25,7 +25,7 @@ use gatehouse::auth::{Caller, Transport};
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::Gateway;
 use gatehouse::host::CallHost;
-use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
+use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict, ToolLog};
 use gatehouse::runtime::CallLimits;
 use serde_json::json;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
@@ -95,6 +95,7 @@ fn main() {
                 guard,
                 max_requests: 16,
                 env: Vec::new(),
+                config: Default::default(),
             };
             gateway
                 .runtime()
@@ -185,6 +186,8 @@ impl HostGuard for AllowEverything {
     fn refuse(&self, _request: HostRequest, reason: String) -> HostVerdict {
         HostVerdict::deny(reason)
     }
+
+    fn log(&self, _record: ToolLog) {}
 }
 
 /// The gateway whose engine, runtime, policy and audit log the variants share.

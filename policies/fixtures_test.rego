@@ -66,6 +66,16 @@ fs_input := {
 	"fs": {"operation": "open", "path": "/data/report.csv", "mount": "/data", "access": "read"},
 }
 
+config_input := {
+	"phase": "config",
+	"time": "2026-11-22T03:04:05.123Z",
+	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
+	"caller": caller,
+	"tool": tool,
+	"arguments": {},
+	"config": {"operation": "get", "key": "greeting", "present": true, "keys": ["greeting", "region"]},
+}
+
 result_input := {
 	"phase": "result",
 	"time": "2026-11-22T03:04:05.123Z",

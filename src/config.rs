@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 pub use crate::audit::AuditLogConfig;
 pub use crate::auth::{ApiKeyConfig, AuthSettings, JwtSettings};
+pub use crate::host::config::ComponentSettings;
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
 pub use crate::policy::PolicyConfig;
@@ -102,6 +103,9 @@ pub struct ComponentConfig {
     pub exclude: Vec<String>,
     /// Keys of the top-level `[env]` table this component always gets.
     pub env: Vec<String>,
+    /// Non-secret settings the component reads through `wasi:config/store`, each read decided
+    /// by the policy (phase `config`). Values are strings; never put a secret here.
+    pub config: ComponentSettings,
 }
 
 impl ComponentConfig {
@@ -385,6 +389,7 @@ mod tests {
         bundle = "b.json"
         exclude = ["helper"]
         env = ["TOKEN"]
+        config = { greeting = "hi", region = "eu" }
 
         [[components]]
         url = "https://example.com/c.wasm"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gatehouse::config::LimitsConfig;
-use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict};
+use gatehouse::host::guard::{HostGuard, HostRequest, HostVerdict, ToolLog};
 use gatehouse::host::{CallHost, HostConfig};
 use gatehouse::runtime::cache::CompileSource;
 use gatehouse::runtime::{CallLimits, ComponentSpec, LoadedComponent, Runtime, RuntimeOptions};
@@ -91,6 +91,8 @@ impl HostGuard for NoHostAccess {
     fn refuse(&self, _request: HostRequest, reason: String) -> HostVerdict {
         HostVerdict::deny(reason)
     }
+
+    fn log(&self, _record: ToolLog) {}
 }
 
 /// Calls `echo("…")` on a loaded `echo` component and checks the answer.
@@ -111,6 +113,7 @@ fn assert_echo_answers(runtime: &Runtime, loaded: &LoadedComponent) {
         guard: Arc::new(NoHostAccess),
         max_requests: 0,
         env: Vec::new(),
+        config: Default::default(),
     };
     let params = [Val::String("checked bytes are run".into())];
     let tokio = tokio::runtime::Builder::new_current_thread()

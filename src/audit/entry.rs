@@ -25,7 +25,9 @@ pub const ENTRY_FORMAT_VERSION: u64 = 1;
 
 /// Phases whose entries record a decision (verdict `allow` or `deny`): the policy's, and
 /// `auth`, the transport refusing a caller's credential before any policy runs.
-pub const DECISION_PHASES: &[&str] = &["list", "call", "http", "fs", "socket", "result", "auth"];
+pub const DECISION_PHASES: &[&str] = &[
+    "list", "call", "http", "fs", "socket", "config", "result", "auth",
+];
 /// Verdicts of `outcome` entries: how a call ended.
 pub const OUTCOME_VERDICTS: &[&str] = &["ok", "tool_error", "trap", "limit", "denied", "error"];
 /// Verdicts of `lifecycle` entries (log opened, rotated, …).
@@ -34,13 +36,19 @@ pub const LIFECYCLE_VERDICTS: &[&str] = &["ok", "error"];
 /// `loaded`, `refused` (digest, signature or strict mode), `pinned` (first sight of a tool
 /// definition), `drift` (a changed definition), `accepted` (an operator accepted it).
 pub const SUPPLY_VERDICTS: &[&str] = &["loaded", "refused", "pinned", "drift", "accepted"];
+/// Verdicts of `log` entries (a line a tool logged through `wasi:logging`): its level, or
+/// `dropped` for the one entry that counts the lines past the call's bounds.
+pub const LOG_VERDICTS: &[&str] = &[
+    "trace", "debug", "info", "warn", "error", "critical", "dropped",
+];
 
 /// One record the gateway asks to be written. The writer adds `seq`, `time` and `decision_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEntry {
     /// Groups the entries of one tool call (its call verdict, egress decisions, outcome).
     pub call_id: Option<String>,
-    /// `list | call | http | fs | socket | result | auth | outcome | lifecycle | supply`.
+    /// `list | call | http | fs | socket | config | result | auth | outcome | lifecycle |
+    /// supply | log`.
     pub phase: String,
     /// `{principal, transport, client, authenticated}`; must be a JSON object.
     pub caller: Value,
@@ -90,11 +98,13 @@ impl NewEntry {
             LIFECYCLE_VERDICTS
         } else if self.phase == "supply" {
             SUPPLY_VERDICTS
+        } else if self.phase == "log" {
+            LOG_VERDICTS
         } else {
             return Err(AuditError::InvalidEntry {
                 field: "phase",
                 detail: format!(
-                    "{:?} is not one of list, call, http, fs, socket, result, auth, outcome, lifecycle, supply",
+                    "{:?} is not one of list, call, http, fs, socket, config, result, auth, outcome, lifecycle, supply, log",
                     self.phase
                 ),
             });

@@ -138,7 +138,7 @@ pub struct FilterArgs {
     caller: Option<String>,
     #[arg(long)]
     tool: Option<String>,
-    /// list, call, http, fs, socket, result, outcome, lifecycle, supply.
+    /// list, call, http, fs, socket, config, result, log, outcome, lifecycle, supply.
     #[arg(long)]
     phase: Option<String>,
     /// allow, deny (decisions) or ok, tool_error, trap, limit, denied, error (outcomes).
@@ -445,6 +445,25 @@ fn detail(e: &Entry) -> String {
                 format!(" (target {target})")
             };
             format!("{op} {path} [{access}]{target}")
+        }
+        "config" => {
+            let key = s(&e.input, &["/config/key"]);
+            format!("{} {key}", s(&e.input, &["/config/operation"]))
+                .trim_end()
+                .to_owned()
+        }
+        "log" => {
+            // A tool's words: terminal control characters are shown escaped, never obeyed.
+            let printable =
+                |p: &str| crate::support::logging::printable(&s(&e.input, &[p])).into_owned();
+            let context = printable("/log/context");
+            let message = printable("/log/message");
+            let dropped = s(&e.input, &["/log/dropped_lines"]);
+            match (dropped.is_empty(), context.is_empty()) {
+                (false, _) => format!("{dropped} lines dropped (over the call's log bounds)"),
+                (true, true) => message,
+                (true, false) => format!("[{context}] {message}"),
+            }
         }
         "outcome" => e
             .metrics

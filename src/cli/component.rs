@@ -198,6 +198,14 @@ fn inspect_component(args: InspectArgs) -> anyhow::Result<ExitCode> {
     for import in &world.imports {
         println!("  {:<48} {}", import.name, import.capability);
     }
+    let used = world.imports.iter().filter(|i| i.in_contract).count();
+    println!(
+        "\ncontract (wit/, gatehouse:tool/tool): uses {used} of its {} interfaces",
+        inspect::CONTRACT_INTERFACES.len()
+    );
+    for import in world.imports.iter().filter(|i| !i.in_contract) {
+        println!("  NOT in the contract, loading will fail: {}", import.name);
+    }
     println!("\nexports (candidate tools):");
     for export in &world.exports {
         match &export.docs {

@@ -21,7 +21,7 @@ use wasmtime::component::Val;
 
 use super::admission::Ticket;
 use super::answer::{RESULT_VALUE, mask_answer, mask_secrets, shape_result};
-use super::inflight::{self, InFlight, Tally};
+use super::inflight::{self, InFlight, LogObserver, Tally};
 use super::record::{CallRecord, now};
 use super::{Gateway, Tool};
 use crate::audit::{NewEntry, PendingAppend};
@@ -104,6 +104,17 @@ impl Gateway {
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> CallResult {
+        self.call_observed(caller, tool_name, arguments, None).await
+    }
+
+    /// [`Gateway::call`], with `observer` hearing each line the tool logs once it is recorded.
+    pub async fn call_observed(
+        &self,
+        caller: &Caller,
+        tool_name: &str,
+        arguments: Option<Map<String, Value>>,
+        observer: Option<LogObserver>,
+    ) -> CallResult {
         // The tool holds its component's `Arc`: a reload during the call does not affect it.
         let Some(tool) = self.tool(tool_name) else {
             // Counted without the name: a label a client could choose is a series it could mint.
@@ -120,7 +131,7 @@ impl Gateway {
         // store bounds its input, so the arguments are not measured again here.
         let (arguments, params) =
             policy::input::call_arguments(&tool.function().signature, arguments);
-        self.run(caller, &tool, arguments, params).await
+        self.run(caller, &tool, arguments, params, observer).await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
@@ -137,7 +148,7 @@ impl Gateway {
             .collect::<Result<Map<String, Value>, _>>();
         match arguments {
             Ok(arguments) => {
-                self.run(caller, tool, Value::Object(arguments), Ok(params))
+                self.run(caller, tool, Value::Object(arguments), Ok(params), None)
                     .await
             }
             Err(error) => CallResult::InvalidArguments(error.to_string()),
@@ -153,6 +164,7 @@ impl Gateway {
         tool: &Tool,
         arguments: Value,
         params: Result<Vec<Val>, String>,
+        observer: Option<LogObserver>,
     ) -> CallResult {
         let started = Instant::now();
         let _running = self.metrics.call_started();
@@ -161,7 +173,7 @@ impl Gateway {
             ran_for: None,
         };
         let result = self
-            .pipeline(caller, tool, arguments, params, &mut meter)
+            .pipeline(caller, tool, arguments, params, observer, &mut meter)
             .await;
         self.measure(tool, &meter, started.elapsed(), &result);
         result
@@ -198,6 +210,7 @@ impl Gateway {
         tool: &Tool,
         arguments: Value,
         params: Result<Vec<Val>, String>,
+        observer: Option<LogObserver>,
         meter: &mut Meter,
     ) -> CallResult {
         // 1. The policy input.
@@ -248,7 +261,7 @@ impl Gateway {
             .await
             .expect("the call semaphore is never closed");
         let ending = self
-            .execute(&record, tool, &decision, shared_input, &cleared)
+            .execute(&record, tool, &decision, shared_input, &cleared, observer)
             .await;
         meter.ran_for = ending.ran_for;
 
@@ -299,13 +312,15 @@ impl Gateway {
         decision: &Decision,
         shared_input: Arc<Map<String, Value>>,
         cleared: &Cleared,
+        observer: Option<LogObserver>,
     ) -> Ending {
         let function = tool.function();
-        let inflight = self.in_flight(record, shared_input.clone(), &decision.redact);
+        let inflight = self.in_flight(record, shared_input.clone(), &decision.redact, observer);
         let host = CallHost {
             guard: inflight.clone(),
             max_requests: cleared.limits.max_requests,
             env: self.catalog.env_for(&tool.component.name, &decision.env),
+            config: self.catalog.settings_for(&tool.component.name),
         };
         let started = Instant::now();
         let returned = self
@@ -362,6 +377,7 @@ impl Gateway {
         record: &CallRecord,
         shared_input: Arc<Map<String, Value>>,
         redact: &[String],
+        observer: Option<LogObserver>,
     ) -> Arc<InFlight> {
         Arc::new(InFlight::new(
             self.policy.clone(),
@@ -370,6 +386,7 @@ impl Gateway {
             record.clone(),
             shared_input,
             redact.to_vec(),
+            observer,
         ))
     }
 
@@ -382,6 +399,7 @@ impl Gateway {
             &record,
             Arc::new(policy::input::shared_call_fields(&input)),
             &[],
+            None,
         )
     }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::GatewayError;
 use crate::audit::{AuditLog, NewEntry};
-use crate::config::{ComponentConfig, DriftAction, SupplyChainConfig};
+use crate::config::{ComponentConfig, ComponentSettings, DriftAction, SupplyChainConfig};
 use crate::policy::input::ToolDoc;
 use crate::runtime::component::default_component_name;
 use crate::runtime::{ComponentSpec, ExportedFunction, LoadedComponent, Runtime};
@@ -174,6 +174,8 @@ pub struct CatalogStore {
     component_env: RwLock<HashMap<String, Vec<(String, String)>>>,
     /// The `[env]` pool the policy's `env` obligation may grant from.
     env_pool: RwLock<BTreeMap<String, String>>,
+    /// Each component's `config` settings (`wasi:config/store`).
+    settings: RwLock<HashMap<String, Arc<ComponentSettings>>>,
     /// Where supply events are recorded.
     audit: AuditLog,
 }
@@ -194,6 +196,7 @@ impl CatalogStore {
             pins,
             component_env: RwLock::new(HashMap::new()),
             env_pool: RwLock::new(BTreeMap::new()),
+            settings: RwLock::new(HashMap::new()),
             audit,
         }
     }
@@ -234,12 +237,17 @@ impl CatalogStore {
 
     /// Sets the environment each component may be given: its `env` keys from the `[env]`
     /// table always, and any key of the table per call when the policy's `env` obligation
-    /// names it. A component naming a key the table lacks refuses to start.
+    /// names it. A component naming a key the table lacks refuses to start. Also takes each
+    /// component's `config` settings, which come from the same declarations.
     pub fn grant_env(
         &self,
         pool: &BTreeMap<String, String>,
         components: &[ComponentConfig],
     ) -> Result<(), GatewayError> {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = components
+            .iter()
+            .map(|config| (component_name(config), Arc::new(config.config.clone())))
+            .collect();
         let mut granted = HashMap::new();
         for config in components {
             let name = component_name(config);
@@ -261,6 +269,16 @@ impl CatalogStore {
             .unwrap_or_else(|e| e.into_inner()) = granted;
         *self.env_pool.write().unwrap_or_else(|e| e.into_inner()) = pool.clone();
         Ok(())
+    }
+
+    /// The settings a call of `component` may read (empty when it has none).
+    pub fn settings_for(&self, component: &str) -> Arc<ComponentSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(component)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The environment of one call of `component`: its configured variables plus those the

@@ -1,6 +1,8 @@
 //! The decisions made while a tool runs: every outgoing HTTP request, raw socket use and
-//! filesystem operation the host code intercepts is decided here by the policy (phases
-//! `http`, `socket`, `fs`) and recorded in the audit log.
+//! filesystem operation the host code intercepts, and every settings read, is decided here by
+//! the policy (phases `http`, `socket`, `fs`, `config`) and recorded in the audit log. The lines the tool logs
+//! (`wasi:logging`) are recorded beside them (phase `log`), written to the gateway's own log
+//! and handed to the call's [`LogObserver`] (the MCP session that made the call).
 //!
 //! Deciding must not wait for the disk — a tool reading ten files would otherwise pay ten
 //! fsyncs — so each record is queued in order as it is made, and [`InFlight::settle`] waits
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditSink, PendingAppend};
-use crate::host::guard::{HostGuard, HostRequest, HostVerdict};
+use crate::host::guard::{HostGuard, HostRequest, HostVerdict, LogLevel, ToolLog};
 use crate::policy::{self, Phase, PolicyStore};
 use crate::telemetry::Metrics;
 
@@ -30,8 +32,14 @@ pub struct InFlight {
     shared_input: Arc<Map<String, Value>>,
     /// The call decision's `redact` pointers: they mask the same arguments in every record.
     call_redact: Vec<String>,
+    /// Who else hears the tool's log lines, if anyone.
+    observer: Option<LogObserver>,
     state: Mutex<State>,
 }
+
+/// Hears the lines a running tool logs, after they are recorded (the MCP session that made
+/// the call forwards them to its client). Called while the tool runs: it must not block.
+pub type LogObserver = Arc<dyn Fn(&ToolLog) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -50,6 +58,8 @@ pub struct Tally {
     pub socket_denied: u32,
     pub fs_allowed: u32,
     pub fs_denied: u32,
+    pub config_allowed: u32,
+    pub config_denied: u32,
 }
 
 impl Tally {
@@ -61,6 +71,8 @@ impl Tally {
             (HostRequest::Socket(_), false) => &mut self.socket_denied,
             (HostRequest::Fs(_), true) => &mut self.fs_allowed,
             (HostRequest::Fs(_), false) => &mut self.fs_denied,
+            (HostRequest::Config(_), true) => &mut self.config_allowed,
+            (HostRequest::Config(_), false) => &mut self.config_denied,
         };
         *slot = slot.saturating_add(1);
     }
@@ -71,6 +83,7 @@ fn phase_of(request: &HostRequest) -> Phase {
         HostRequest::Http(_) => Phase::Http,
         HostRequest::Socket(_) => Phase::Socket,
         HostRequest::Fs(_) => Phase::Fs,
+        HostRequest::Config(_) => Phase::Config,
     }
 }
 
@@ -83,6 +96,7 @@ impl InFlight {
         record: CallRecord,
         shared_input: Arc<Map<String, Value>>,
         call_redact: Vec<String>,
+        observer: Option<LogObserver>,
     ) -> InFlight {
         InFlight {
             policy,
@@ -91,8 +105,41 @@ impl InFlight {
             record,
             shared_input,
             call_redact,
+            observer,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Queues one record that is not a decision; one that cannot be queued withholds the
+    /// call's result, as for decisions.
+    fn queue(&self, entry: crate::audit::NewEntry) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match self.audit.submit(entry) {
+            Ok(pending) => {
+                state.pending.push(pending);
+                true
+            }
+            Err(error) => {
+                tracing::error!(call_id = %self.record.call_id, %error, "cannot record a line the tool logged; the result will be withheld");
+                state.unrecorded.get_or_insert_with(|| error.to_string());
+                false
+            }
+        }
+    }
+
+    /// The argument values the call decision masks (its `redact` pointers into
+    /// `/arguments`): a tool that logs one must not put it in clear into the log.
+    fn masked_arguments(&self) -> Vec<String> {
+        let arguments = json!({"arguments": self.shared_input.get("arguments")});
+        let mut values = Vec::new();
+        for pointer in &self.call_redact {
+            collect_strings(arguments.pointer(pointer), &mut values);
+        }
+        values.sort();
+        values.dedup();
+        // Longest first, so that a value containing another is masked whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values
     }
 
     fn input_for(&self, request: &HostRequest) -> Value {
@@ -216,6 +263,37 @@ impl HostGuard for InFlight {
         verdict
     }
 
+    fn log(&self, mut record: ToolLog) {
+        if let ToolLog::Line(line) = &mut record {
+            for value in self.masked_arguments() {
+                line.context = line.context.replace(&value, super::REDACTED);
+                line.message = line.message.replace(&value, super::REDACTED);
+            }
+        }
+        emit_tool_log(&self.record.call_id, &self.record.tool, &record);
+        let (verdict, detail) = match &record {
+            ToolLog::Line(line) => (line.level.as_str(), json!(line)),
+            ToolLog::Dropped { lines, bytes } => (
+                "dropped",
+                json!({"dropped_lines": lines, "dropped_bytes": bytes}),
+            ),
+        };
+        let input = json!({
+            "phase": "log",
+            "time": now(),
+            "call": {"id": self.record.call_id},
+            "log": detail,
+        });
+        let entry = self
+            .record
+            .entry("log", verdict, input, self.policy.revision());
+        if self.queue(entry)
+            && let Some(observer) = &self.observer
+        {
+            observer(&record);
+        }
+    }
+
     fn refuse(&self, request: HostRequest, reason: String) -> HostVerdict {
         let input = self.input_for(&request);
         self.metrics
@@ -229,6 +307,48 @@ impl HostGuard for InFlight {
             &[],
             metrics,
         )
+    }
+}
+
+/// The strings in `value` (itself, or inside arrays and objects), at least 4 bytes long: a
+/// shorter one would mask unrelated text.
+fn collect_strings(value: Option<&Value>, into: &mut Vec<String>) {
+    match value {
+        Some(Value::String(s)) if s.len() >= 4 => into.push(s.clone()),
+        Some(Value::Array(items)) => items.iter().for_each(|v| collect_strings(Some(v), into)),
+        Some(Value::Object(map)) => map.values().for_each(|v| collect_strings(Some(v), into)),
+        _ => {}
+    }
+}
+
+/// Writes a tool's log line to the gateway's log under the target `gatehouse::tool`, at the
+/// line's level (`critical` as error).
+fn emit_tool_log(call_id: &str, tool: &str, record: &ToolLog) {
+    let line = match record {
+        ToolLog::Line(line) => line,
+        ToolLog::Dropped { lines, bytes } => {
+            tracing::warn!(target: "gatehouse::tool", %call_id, %tool, dropped_lines = lines, dropped_bytes = bytes, "tool logged past its bounds; lines dropped");
+            return;
+        }
+    };
+    let context = crate::support::logging::printable(&line.context);
+    let message = crate::support::logging::printable(&line.message);
+    match line.level {
+        LogLevel::Trace => {
+            tracing::trace!(target: "gatehouse::tool", %call_id, %tool, %context, "{message}")
+        }
+        LogLevel::Debug => {
+            tracing::debug!(target: "gatehouse::tool", %call_id, %tool, %context, "{message}")
+        }
+        LogLevel::Info => {
+            tracing::info!(target: "gatehouse::tool", %call_id, %tool, %context, "{message}")
+        }
+        LogLevel::Warn => {
+            tracing::warn!(target: "gatehouse::tool", %call_id, %tool, %context, "{message}")
+        }
+        LogLevel::Error | LogLevel::Critical => {
+            tracing::error!(target: "gatehouse::tool", %call_id, %tool, %context, level = line.level.as_str(), "{message}")
+        }
     }
 }
 

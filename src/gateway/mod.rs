@@ -27,6 +27,7 @@ use crate::audit::{AuditLog, AuditSink};
 use crate::auth::Caller;
 use crate::config::{ComponentConfig, Config, LimitsConfig};
 use crate::host::HostConfig;
+pub use crate::host::guard::{LogLevel, ToolLog, ToolLogLine};
 use crate::host::http::HttpSettings;
 use crate::policy::PolicyStore;
 use crate::runtime::{LoadError, LoadedComponent, Runtime, RuntimeError, RuntimeOptions};
@@ -38,7 +39,7 @@ pub use admission::{Admission, MAX_CALLS_PER_MINUTE, RATE_WINDOW, Ticket};
 pub use answer::REDACTED;
 pub use call::CallResult;
 pub use catalog::{Catalog, CatalogStore, ReloadReport, Tool, ToolDefinition, ToolHints, Withheld};
-pub use inflight::{InFlight, Tally};
+pub use inflight::{InFlight, LogObserver, Tally};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

@@ -15,12 +15,14 @@ use super::address::{Classification, classify};
 use crate::policy::Injection;
 
 /// One thing a tool asked the host to do, in the words of the policy input contract
-/// (policies/README.md): serialized as `input.request`, `input.socket` or `input.fs`.
+/// (policies/README.md): serialized as `input.request`, `input.socket`, `input.fs` or
+/// `input.config`.
 #[derive(Debug, Clone, Serialize)]
 pub enum HostRequest {
     Http(HttpRequestFacts),
     Socket(SocketAccess),
     Fs(FsAccess),
+    Config(ConfigRead),
 }
 
 impl HostRequest {
@@ -30,15 +32,17 @@ impl HostRequest {
             HostRequest::Http(_) => "http",
             HostRequest::Socket(_) => "socket",
             HostRequest::Fs(_) => "fs",
+            HostRequest::Config(_) => "config",
         }
     }
 
-    /// The input field that carries the request (`request`, `socket` or `fs`).
+    /// The input field that carries the request (`request`, `socket`, `fs` or `config`).
     pub fn input_field(&self) -> &'static str {
         match self {
             HostRequest::Http(_) => "request",
             HostRequest::Socket(_) => "socket",
             HostRequest::Fs(_) => "fs",
+            HostRequest::Config(_) => "config",
         }
     }
 
@@ -55,6 +59,10 @@ impl HostRequest {
                 access.protocol, access.operation, access.address, access.port
             ),
             HostRequest::Fs(access) => format!("{} {}", access.operation, access.path),
+            HostRequest::Config(read) => match &read.key {
+                Some(key) => format!("{} {key}", read.operation),
+                None => read.operation.to_owned(),
+            },
         }
     }
 
@@ -64,6 +72,7 @@ impl HostRequest {
             HostRequest::Http(facts) => serde_json::to_value(facts),
             HostRequest::Socket(access) => serde_json::to_value(access),
             HostRequest::Fs(access) => serde_json::to_value(access),
+            HostRequest::Config(read) => serde_json::to_value(read),
         };
         value.unwrap_or(serde_json::Value::Null)
     }
@@ -177,6 +186,22 @@ pub struct FsAccess {
     pub flags: Vec<&'static str>,
 }
 
+/// A read of the component's settings through `wasi:config/store` (`input.config`). Never
+/// the values: only which key, and which keys the component has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigRead {
+    /// `get` or `get-all`.
+    pub operation: &'static str,
+    /// The key `get` asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Whether the component has that key (for `get`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+    /// Every key configured for the component: what it may read at most.
+    pub keys: Vec<String>,
+}
+
 /// The answer to a [`HostRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostVerdict {
@@ -216,6 +241,53 @@ pub trait HostGuard: Send + Sync {
     /// Records a request the host refused by itself, whatever the policy says (a path out of
     /// its mount, a limit reached); returns the denial.
     fn refuse(&self, request: HostRequest, reason: String) -> HostVerdict;
+
+    /// Records what the tool logged through `wasi:logging` (already bounded by the host): it
+    /// is no decision, but part of the call's story. Must not block on the disk.
+    fn log(&self, record: ToolLog);
+}
+
+/// A `wasi:logging` level (the WIT enum's cases, lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
+    }
+}
+
+/// One line a tool logged: `{"level", "context", "message"}` in its audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolLogLine {
+    pub level: LogLevel,
+    /// The tool's own grouping (a logger or module name); may be empty.
+    pub context: String,
+    pub message: String,
+}
+
+/// What the host hands the guard about a tool's logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolLog {
+    /// A line within the call's bounds.
+    Line(ToolLogLine),
+    /// Once, at the end of a call that logged past its bounds: how much was dropped.
+    Dropped { lines: u64, bytes: u64 },
 }
 
 /// The guard of one call, shared by the call's store and its socket check.

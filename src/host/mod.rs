@@ -6,12 +6,18 @@
 //! our guarded `wasi:filesystem`, [`fs`]), outgoing HTTP through [`http::OutgoingHttpGuard`],
 //! and raw sockets only where the policy's `socket` phase allows an address. Name lookup over
 //! `wasi:sockets` stays closed: HTTP resolves names on the host, where they are checked.
+//! Beyond WASI 0.2, tools may log through `wasi:logging` ([`logging`]) and read their settings
+//! through `wasi:config/store` ([`config`], each read decided). The whole contract is
+//! `wit/` (world `gatehouse:tool/tool`).
 
 pub mod address;
+pub mod bindings;
+pub mod config;
 pub mod fs;
 pub mod guard;
 pub mod http;
 pub mod limits;
+pub mod logging;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,10 +29,12 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use config::{ComponentSettings, ConfigStore};
 use fs::{DescriptorPaths, GuardedFilesystem, MountConfig};
 use guard::{HostGuard, HostRequest, SharedGuard, SocketAccess};
 use http::{HttpSettings, OutgoingHttpGuard};
 use limits::CallLimiter;
+use logging::ToolLogger;
 
 use crate::secrets::Secrets;
 
@@ -48,6 +56,8 @@ pub struct CallHost {
     pub max_requests: u64,
     /// Environment variables granted to this call (by configuration and policy).
     pub env: Vec<(String, String)>,
+    /// The component's settings, read through `wasi:config/store`.
+    pub config: Arc<ComponentSettings>,
 }
 
 /// The data of one call's `Store`: WASI and wasi:http state plus the call's limits.
@@ -59,6 +69,10 @@ pub struct CallState {
     guard: SharedGuard,
     descriptor_paths: DescriptorPaths,
     pub(crate) limiter: CallLimiter,
+    /// The tool's `wasi:logging` lines, bounded per call.
+    pub(crate) log: ToolLogger,
+    /// The component's settings (`wasi:config/store`), each read decided.
+    pub(crate) config: ConfigStore,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     /// To mask brokered values in what the guest wrote, before the log or an error quotes it.
@@ -112,6 +126,8 @@ impl CallState {
                 host.http.clone(),
                 call.max_requests,
             ),
+            log: ToolLogger::new(call.guard.clone()),
+            config: ConfigStore::new(call.config, call.guard.clone()),
             guard: call.guard,
             descriptor_paths: DescriptorPaths::default(),
             limiter,

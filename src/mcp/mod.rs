@@ -11,6 +11,8 @@ pub mod jsonrpc;
 #[cfg(feature = "full")]
 pub mod http;
 #[cfg(feature = "full")]
+pub mod logging;
+#[cfg(feature = "full")]
 mod server;
 #[cfg(feature = "full")]
 pub mod sessions;

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool as McpTool,
@@ -10,6 +12,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::logging::SessionLevel;
 use crate::auth::{AuthenticatedPrincipal, Caller, ClientInfo, Transport};
 use crate::gateway::{CallResult, Gateway, Tool};
 
@@ -20,6 +23,8 @@ pub struct McpServer {
     transport: Transport,
     /// Principal for transports without per-request authentication (stdio).
     default_principal: AuthenticatedPrincipal,
+    /// The level set with `logging/setLevel`: tools' log lines at or above it are sent.
+    log_level: SessionLevel,
 }
 
 impl McpServer {
@@ -32,6 +37,7 @@ impl McpServer {
             gateway,
             transport,
             default_principal,
+            log_level: SessionLevel::default(),
         }
     }
 
@@ -112,16 +118,24 @@ pub fn to_mcp_result(result: CallResult) -> Result<CallToolResult, ErrorData> {
 }
 
 impl ServerHandler for McpServer {
+    // MCP logging is deprecated by SEP-2577 in rmcp, but the revisions clients speak today
+    // have it (mcp::logging).
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("gatehouse", env!("CARGO_PKG_VERSION")).with_title("Gatehouse"),
-            )
-            .with_instructions(
-                "Tools served by Gatehouse are WebAssembly components. Every call is checked by \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("gatehouse", env!("CARGO_PKG_VERSION")).with_title("Gatehouse"),
+        )
+        .with_instructions(
+            "Tools served by Gatehouse are WebAssembly components. Every call is checked by \
                  policy before it runs and recorded in an audit log; a refused or failed call \
                  comes back as a tool error whose text says why.",
-            )
+        )
     }
 
     async fn list_tools(
@@ -142,10 +156,27 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context);
+        let forwarder = self
+            .log_level
+            .forwarder(context.peer.clone(), &request.name);
+        let observer = forwarder.as_ref().map(|f| f.observer.clone());
         let result = self
             .gateway
-            .call(&caller, &request.name, request.arguments)
+            .call_observed(&caller, &request.name, request.arguments, observer)
             .await;
+        if let Some(forwarder) = forwarder {
+            forwarder.flush().await;
+        }
         to_mcp_result(result).map(Into::into)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log_level.set(request.level);
+        Ok(())
     }
 }

@@ -22,18 +22,21 @@ pub enum Phase {
     Fs,
     /// Each socket a running tool opens.
     Socket,
+    /// Each read of its settings a running tool makes (`wasi:config/store`).
+    Config,
     /// The result of a call, before it goes back to the agent.
     Result,
 }
 
 impl Phase {
     /// Every phase, in the order a call meets them.
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::List,
         Phase::Call,
         Phase::Http,
         Phase::Fs,
         Phase::Socket,
+        Phase::Config,
         Phase::Result,
     ];
 
@@ -45,6 +48,7 @@ impl Phase {
             Phase::Http => "http",
             Phase::Fs => "fs",
             Phase::Socket => "socket",
+            Phase::Config => "config",
             Phase::Result => "result",
         }
     }
@@ -71,7 +75,7 @@ impl fmt::Display for Phase {
 
 /// The name given is not one of the phases.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown phase {0:?}: expected one of list, call, http, fs, socket, result")]
+#[error("unknown phase {0:?}: expected one of list, call, http, fs, socket, config, result")]
 pub struct UnknownPhase(pub String);
 
 impl FromStr for Phase {

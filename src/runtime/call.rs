@@ -156,6 +156,8 @@ impl Runtime {
             Ok(Ok(result)) => Ok(result),
             Ok(Err((error, instantiating))) => Err(classify(&error, instantiating, limits, &store)),
         };
+        // Whatever the ending, the call's dropped log lines are reported before it is recorded.
+        store.data_mut().log.finish();
         log_guest_output(component, function, store.data());
         result
     }

@@ -186,7 +186,7 @@ pub(super) fn load(
         .map_err(|e| LoadError::Link {
             name: spec.name.to_owned(),
             message: format!(
-                "{e:#} (Gatehouse provides WASI 0.2 clocks, random, cli, filesystem, io and wasi:http outgoing requests)"
+                "{e:#} (Gatehouse provides the imports of the world gatehouse:tool/tool in its wit/ directory: WASI 0.2 clocks, random, cli, filesystem, sockets, io, wasi:http outgoing requests, wasi:logging and wasi:config)"
             ),
         })?;
     let imports = resolve.worlds[world]

@@ -90,12 +90,20 @@ impl Runtime {
 }
 
 /// wasmtime-wasi's WASI p2 and wasi:http, with `wasi:filesystem` replaced by our guarded
-/// implementation ([`crate::host::fs`]): every path a tool names is checked and decided.
+/// implementation ([`crate::host::fs`]): every path a tool names is checked and decided. Plus
+/// our own `wasi:logging` and `wasi:config/store` ([`crate::host::logging`],
+/// [`crate::host::config`]). Together: the `wit/` contract.
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+    use crate::host::bindings::wasi::config::store;
+    use crate::host::bindings::wasi::logging::logging;
+    use crate::host::config::Config as ConfigData;
+    use crate::host::logging::Logging;
     use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    logging::add_to_linker::<CallState, Logging>(&mut linker, |state| &mut state.log)?;
+    store::add_to_linker::<CallState, ConfigData>(&mut linker, |state| &mut state.config)?;
     linker.allow_shadowing(true);
     types::add_to_linker::<CallState, GuardedFs>(&mut linker, CallState::guarded_filesystem)?;
     preopens::add_to_linker::<CallState, GuardedFs>(&mut linker, CallState::guarded_filesystem)?;

@@ -9,7 +9,15 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The names of the test components, in `tests/components/`.
-pub const COMPONENTS: [&str; 6] = ["types", "fetch", "files", "echo", "misbehave", "escape"];
+pub const COMPONENTS: [&str; 7] = [
+    "types",
+    "fetch",
+    "files",
+    "echo",
+    "misbehave",
+    "escape",
+    "contract",
+];
 
 /// The `XDG_STATE_HOME` of the gateways the tests start as processes, under `target/`: their
 /// audit keys (created on first start) never go to the user's home.

@@ -21,7 +21,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parents[2]
-COMPONENT_NAMES = ("types", "fetch", "files", "echo", "misbehave", "escape")
+COMPONENT_NAMES = ("types", "fetch", "files", "echo", "misbehave", "escape", "contract")
 
 
 @pytest.fixture(scope="session")
@@ -174,19 +174,19 @@ def http_gateway(binary: Path, args: list[str], env: dict[str, str] | None = Non
         gateway.stop()
 
 
-def client_for(transport: str, binary: Path, args: list[str]):
+def client_for(transport: str, binary: Path, args: list[str], **options):
     """An MCP client (the official Python SDK) connected over `transport`, as an async
-    context manager yielding the client."""
+    context manager yielding the client; `options` go to `Client` (e.g. `logging_callback`)."""
 
     @contextlib.asynccontextmanager
     async def connect():
         if transport == "stdio":
             params = StdioServerParameters(command=str(binary), args=args, env={"RUST_LOG": "warn", "PATH": os.environ["PATH"]})
-            async with Client(params, read_timeout_seconds=60) as client:
+            async with Client(params, read_timeout_seconds=60, **options) as client:
                 yield client
         else:
             with http_gateway(binary, args) as gateway:
-                async with Client(gateway.url, read_timeout_seconds=60) as client:
+                async with Client(gateway.url, read_timeout_seconds=60, **options) as client:
                     yield client
 
     return connect()
