@@ -259,13 +259,11 @@ impl Config {
         if let Some(dir) = &mut self.cache.dir {
             resolve(dir);
         }
-        if let Some(jwks) = self
-            .auth
-            .jwt
-            .as_mut()
-            .and_then(|jwt| jwt.jwks_file.as_mut())
-        {
-            resolve(jwks);
+        if let Some(jwt) = &mut self.auth.jwt {
+            [&mut jwt.jwks_file, &mut jwt.jwks_ca_file]
+                .into_iter()
+                .flatten()
+                .for_each(resolve);
         }
         for file in self.secrets.values_mut().filter_map(|s| s.file.as_mut()) {
             resolve(file);
@@ -430,6 +428,9 @@ mod tests {
 
         [auth.jwt]
         jwks_file = "keys/jwks.json"
+        jwks_url = "https://idp.example/.well-known/jwks.json"
+        jwks_ca_file = "keys/idp-ca.pem"
+        jwks_refresh_seconds = 60
         issuer = "https://idp.example"
         audience = "gatehouse"
         principal_claim = "email"

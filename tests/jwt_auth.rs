@@ -1,22 +1,28 @@
 //! Callers identified by bearer JWTs over streamable HTTP: a real gateway (bundled policy, the
 //! `echo` test component, a real SQLite audit log) serves on 127.0.0.1, and the tests mint
-//! tokens with RSA, EC P-256 and Ed25519 keys they generate, published in a JWKS file.
+//! tokens with RSA, EC P-256 and Ed25519 keys they generate, published in a JWKS file or by an
+//! HTTPS JWKS endpoint the test serves on 127.0.0.1.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use gatehouse::audit::{AuditReader, EntryFilter};
-use gatehouse::auth::{ApiKeyConfig, JwtSettings, JwtValidator};
+use gatehouse::auth::{
+    ApiKeyConfig, JwksUrl, JwtSettings, JwtValidator, REFRESH_SECONDS, TokenError,
+    UNKNOWN_KEY_COOLDOWN,
+};
 use gatehouse::config::{ComponentConfig, Config};
 use gatehouse::gateway::Gateway;
 use gatehouse::mcp::http::HttpOptions;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
 const ISSUER: &str = "https://idp.test";
@@ -89,13 +95,26 @@ fn claims(sub: &str, extra: Value) -> Value {
     claims
 }
 
-fn write_jwks(path: &Path, keys: &[&SigningKey]) {
+/// The settings every test uses but for where the keys are.
+fn jwt_settings() -> JwtSettings {
+    JwtSettings {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        ..JwtSettings::default()
+    }
+}
+
+fn jwks_document(keys: &[&SigningKey]) -> Vec<u8> {
     let set = JwkSet {
         keys: keys.iter().map(|k| k.jwk.clone()).collect(),
     };
+    serde_json::to_vec(&set).unwrap()
+}
+
+fn write_jwks(path: &Path, keys: &[&SigningKey]) {
     // Replaced by a rename, as a deployment tool would, so no reader sees half a file.
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, serde_json::to_vec(&set).unwrap()).unwrap();
+    std::fs::write(&temporary, jwks_document(keys)).unwrap();
     std::fs::rename(&temporary, path).unwrap();
 }
 
@@ -115,10 +134,24 @@ impl Drop for Served {
 }
 
 impl Served {
+    /// Keys from a JWKS file.
     async fn start(keys: &[&SigningKey], allow_anonymous: bool) -> Served {
         let dir = tempfile::tempdir().unwrap();
+        write_jwks(&dir.path().join("jwks.json"), keys);
+        let settings = JwtSettings {
+            jwks_file: Some(dir.path().join("jwks.json")),
+            ..jwt_settings()
+        };
+        let validator = JwtValidator::new(&settings).await.unwrap();
+        Served::with_validator(dir, validator, allow_anonymous).await
+    }
+
+    async fn with_validator(
+        dir: tempfile::TempDir,
+        validator: JwtValidator,
+        allow_anonymous: bool,
+    ) -> Served {
         let root = dir.path();
-        write_jwks(&root.join("jwks.json"), keys);
         let data = json!({
             "settings": {"mode": "dev"},
             "principals": {"key-holder": {"tools": []}},
@@ -134,12 +167,6 @@ impl Served {
         config.audit.path = Some(root.join("audit.db"));
         config.cache.dir = Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
         let gateway = Arc::new(Gateway::from_config(&config).unwrap());
-        let settings = JwtSettings {
-            jwks_file: Some(root.join("jwks.json")),
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            ..JwtSettings::default()
-        };
         let options = HttpOptions {
             extra_hosts: Vec::new(),
             api_keys: vec![ApiKeyConfig {
@@ -147,7 +174,7 @@ impl Served {
                 key_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(API_KEY)),
             }],
             allow_anonymous,
-            jwt: Some(JwtValidator::new(&settings).unwrap()),
+            jwt: Some(validator),
             max_argument_bytes: 1 << 20,
             metrics: None,
             metrics_auth: false,
@@ -505,5 +532,306 @@ async fn the_protected_resource_metadata_names_the_issuer_without_authentication
             served.url
         )),
         "{challenge}"
+    );
+}
+
+// Keys from a JWKS URL: an identity provider's endpoint served over HTTPS on 127.0.0.1.
+
+/// A JWKS endpoint over HTTPS with a certificate the test makes for 127.0.0.1, counting the
+/// requests it answers. It answers whatever `publish` or `respond` set last.
+struct JwksServer {
+    url: String,
+    certificate_pem: String,
+    body: Arc<Mutex<Vec<u8>>>,
+    requests: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+    listening: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.listening.abort();
+    }
+}
+
+impl JwksServer {
+    async fn start(keys: &[&SigningKey]) -> JwksServer {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+            .unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let body = Arc::new(Mutex::new(jwks_document(keys)));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let failing = Arc::new(AtomicBool::new(false));
+        let listening = tokio::spawn({
+            let (body, requests, failing) = (body.clone(), requests.clone(), failing.clone());
+            async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (acceptor, body, requests) =
+                        (acceptor.clone(), body.clone(), requests.clone());
+                    let failing = failing.load(Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            answer(stream, &body, &requests, failing).await;
+                        }
+                    });
+                }
+            }
+        });
+        JwksServer {
+            url,
+            certificate_pem: certified.cert.pem(),
+            body,
+            requests,
+            failing,
+            listening,
+        }
+    }
+
+    fn publish(&self, keys: &[&SigningKey]) {
+        self.respond(jwks_document(keys));
+    }
+
+    fn respond(&self, body: Vec<u8>) {
+        *self.body.lock().unwrap() = body;
+    }
+
+    /// Answers 503 from now on.
+    fn fail(&self) {
+        self.failing.store(true, Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening: connections are refused from now on.
+    async fn go_down(&self) {
+        self.listening.abort();
+        while !self.listening.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Settings fetching this server's keys, trusting only its certificate (written to `dir`).
+    fn settings(&self, dir: &Path) -> JwtSettings {
+        let ca_file = dir.join("idp-ca.pem");
+        std::fs::write(&ca_file, &self.certificate_pem).unwrap();
+        JwtSettings {
+            jwks_url: Some(JwksUrl::try_from(self.url.clone()).unwrap()),
+            jwks_ca_file: Some(ca_file),
+            ..jwt_settings()
+        }
+    }
+}
+
+/// Reads one request head and answers the current body (or 503 when `failing`), closing the
+/// connection.
+async fn answer(
+    mut stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    body: &Mutex<Vec<u8>>,
+    requests: &AtomicUsize,
+    failing: bool,
+) {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    requests.fetch_add(1, Ordering::SeqCst);
+    let (status, body) = if failing {
+        ("503 Service Unavailable", Vec::new())
+    } else {
+        ("200 OK", body.lock().unwrap().clone())
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let _ = stream.write_all(&response).await;
+    let _ = stream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_a_jwks_url_serve_and_a_rotated_key_is_fetched_on_its_first_token() {
+    let old = SigningKey::new("2026-old", Algorithm::RS256);
+    let new = SigningKey::new("2026-new", Algorithm::EdDSA);
+    let idp = JwksServer::start(&[&old]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let validator = JwtValidator::new(&idp.settings(dir.path())).await.unwrap();
+    assert_eq!(idp.requests(), 1, "fetched once at start");
+    let served = Served::with_validator(dir, validator, false).await;
+    let old_token = old.sign(&claims("u", json!({})));
+    assert!(!served.listed_tools(&old_token).await.is_empty());
+    assert_eq!(idp.requests(), 1, "a known key needs no fetch");
+
+    // The provider rotates: the first token of the new key makes the gateway fetch again.
+    idp.publish(&[&new]);
+    let new_token = new.sign(&claims("u", json!({})));
+    assert!(!served.listed_tools(&new_token).await.is_empty());
+    assert_eq!(idp.requests(), 2);
+    // The fetched set is the provider's word: the key it dropped no longer verifies.
+    expect_reason(&served.refusal(&old_token).await, "unknown key");
+    assert_eq!(idp.requests(), 2, "within the cooldown, no fetch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_kids_costs_the_provider_one_fetch() {
+    let key = SigningKey::new("ec", Algorithm::ES256);
+    let stranger = SigningKey::new("unused", Algorithm::ES256);
+    let idp = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let validator = JwtValidator::new(&idp.settings(dir.path())).await.unwrap();
+    // Each token names a kid of its own, as an attacker's would.
+    let forged = |i: usize| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(format!("random-{i}"));
+        jsonwebtoken::encode(&header, &claims("u", json!({})), &stranger.encoding).unwrap()
+    };
+    let burst: Vec<_> = (0..64)
+        .map(|i| {
+            let (validator, token) = (validator.clone(), forged(i));
+            tokio::spawn(async move { validator.validate(&token).await })
+        })
+        .collect();
+    for refused in burst {
+        assert_eq!(refused.await.unwrap().unwrap_err(), TokenError::UnknownKey);
+    }
+    for i in 64..128 {
+        let refused = validator.validate(&forged(i)).await;
+        assert_eq!(refused.unwrap_err(), TokenError::UnknownKey);
+    }
+    assert!(
+        UNKNOWN_KEY_COOLDOWN >= Duration::from_secs(5),
+        "the test ran within the cooldown"
+    );
+    assert_eq!(idp.requests(), 2, "the start's fetch and one for the flood");
+    let token = key.sign(&claims("u", json!({})));
+    assert_eq!(validator.validate(&token).await.unwrap().principal, "u");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_refreshed_on_schedule_and_kept_while_the_provider_is_down() {
+    let old = SigningKey::new("old", Algorithm::RS256);
+    let new = SigningKey::new("new", Algorithm::ES256);
+    let idp = JwksServer::start(&[&old]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = JwtSettings {
+        jwks_refresh_seconds: Some(*REFRESH_SECONDS.start()),
+        ..idp.settings(dir.path())
+    };
+    let validator = JwtValidator::new(&settings).await.unwrap();
+    let old_token = old.sign(&claims("u", json!({})));
+    let new_token = new.sign(&claims("u", json!({})));
+    assert!(validator.validate(&old_token).await.is_ok());
+
+    // No token asks for the new key: only the scheduled refresh can retire the old one.
+    idp.publish(&[&new]);
+    let deadline = Instant::now() + Duration::from_secs(*REFRESH_SECONDS.start() * 3);
+    while validator.validate(&old_token).await.is_ok() {
+        assert!(Instant::now() < deadline, "no scheduled refresh");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The scheduled fetch, and one for the refused token's kid, unknown since.
+    assert_eq!(idp.requests(), 3);
+    assert!(validator.validate(&new_token).await.is_ok());
+
+    // Failing: the next scheduled refresh gets a 503, and the last good keys keep working.
+    idp.fail();
+    let deadline = Instant::now() + Duration::from_secs(*REFRESH_SECONDS.start() * 3);
+    while idp.requests() == 3 {
+        assert!(Instant::now() < deadline, "no scheduled refresh");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(validator.validate(&new_token).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_does_not_start_without_its_providers_keys() {
+    let key = SigningKey::new("ec", Algorithm::ES256);
+    let idp = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = idp.settings(dir.path());
+    let failure = |settings: JwtSettings| async move {
+        JwtValidator::new(&settings).await.unwrap_err().to_string()
+    };
+
+    // Without the provider's CA, its certificate is not trusted (the WebPKI roots are).
+    let untrusted = failure(JwtSettings {
+        jwks_ca_file: None,
+        ..settings.clone()
+    })
+    .await;
+    assert!(untrusted.contains(&idp.url), "{untrusted}");
+    assert!(untrusted.contains("certificate"), "{untrusted}");
+
+    // An oversized answer is refused.
+    let mut oversized = jwks_document(&[&key]);
+    oversized.resize(gatehouse::auth::MAX_JWKS_BYTES + 1, b' ');
+    idp.respond(oversized);
+    let too_large = failure(settings.clone()).await;
+    assert!(too_large.contains("larger than"), "{too_large}");
+    assert!(too_large.contains(&idp.url), "{too_large}");
+
+    idp.respond(b"<html>login</html>".to_vec());
+    let not_jwks = failure(settings.clone()).await;
+    assert!(not_jwks.contains("not a JWKS document"), "{not_jwks}");
+
+    idp.go_down().await;
+    let down = failure(settings).await;
+    assert!(down.contains(&idp.url), "{down}");
+    assert!(down.contains("does not start"), "{down}");
+}
+
+#[test]
+fn a_jwks_url_must_be_https_and_the_only_key_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gatehouse.toml");
+    let load = |jwt: &str| {
+        let text = format!("[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n{jwt}");
+        std::fs::write(&file, text).unwrap();
+        Config::load(&file).map(|config| config.auth.jwt.unwrap())
+    };
+    let plain = load("jwks_url = \"http://idp.test/jwks.json\"").unwrap_err();
+    assert!(
+        plain.to_string().contains("must be an https:// URL"),
+        "{plain}"
+    );
+    let settings = load("jwks_url = \"https://idp.test/jwks.json\"\njwks_refresh_seconds = 60");
+    assert_eq!(
+        settings.unwrap().jwks_url.unwrap().to_string(),
+        "https://idp.test/jwks.json"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let both = load("jwks_url = \"https://idp.test/jwks.json\"\njwks_file = \"jwks.json\"");
+    let error = runtime
+        .block_on(JwtValidator::new(&both.unwrap()))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("exactly one of jwks_file"),
+        "{error}"
     );
 }

@@ -1,5 +1,7 @@
 //! JWT bearer tokens (OAuth 2.1 access tokens) from the organisation's identity provider,
-//! checked against the public keys of a JWKS file that is reloaded when it changes.
+//! checked against the provider's public keys: a JWKS file reloaded when it changes, or a JWKS
+//! https URL fetched at start and refreshed (periodically, and on an unknown `kid` at a bounded
+//! rate): [`super::jwks`].
 //!
 //! The JOSE work (signature, `exp`/`nbf`, `iss`, `aud`) is `jsonwebtoken`'s; this module
 //! decides which key and which algorithm may be used, so that no token chooses them itself:
@@ -8,18 +10,17 @@
 //! and `none` cannot be configured, so a token signed with HS256 over a published public key
 //! (key confusion) never verifies.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine as _;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::jwks::{Key, KeyLocation, KeySource};
+use super::jwks_url::{JwksUrl, REFRESH_SECONDS};
 use super::{AuthMethod, AuthenticatedPrincipal};
-use crate::support::watch::{FileWatcher, watch_files};
 
 /// `[auth.jwt]`: where the keys are and what a token must say.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -27,6 +28,13 @@ use crate::support::watch::{FileWatcher, watch_files};
 pub struct JwtSettings {
     /// A JWKS document (`{"keys": [...]}`) holding the identity provider's public keys.
     pub jwks_file: Option<PathBuf>,
+    /// Or the https URL the identity provider publishes it at.
+    pub jwks_url: Option<JwksUrl>,
+    /// With `jwks_url`: the only CA certificates (PEM) trusted for it, instead of the WebPKI
+    /// roots; for a private identity provider.
+    pub jwks_ca_file: Option<PathBuf>,
+    /// With `jwks_url`: how often the keys are fetched again (default 300).
+    pub jwks_refresh_seconds: Option<u64>,
     /// The required `iss`.
     pub issuer: String,
     /// The required `aud` (one of the token's audiences).
@@ -43,6 +51,9 @@ impl Default for JwtSettings {
     fn default() -> Self {
         JwtSettings {
             jwks_file: None,
+            jwks_url: None,
+            jwks_ca_file: None,
+            jwks_refresh_seconds: None,
             issuer: String::new(),
             audience: String::new(),
             principal_claim: "sub".to_owned(),
@@ -68,8 +79,26 @@ pub enum JwtConfigError {
     Algorithm(String),
     #[error("[auth.jwt] leeway_seconds = {0} is more than the {MAX_LEEWAY_SECONDS} allowed")]
     Leeway(u64),
+    #[error(
+        "[auth.jwt] needs exactly one of jwks_file = \"path/to/jwks.json\" and jwks_url = \"https://…\""
+    )]
+    KeySource,
+    #[error("[auth.jwt] jwks_ca_file and jwks_refresh_seconds only apply with jwks_url")]
+    UrlOnly,
+    #[error(
+        "[auth.jwt] jwks_refresh_seconds = {0} is outside {min}..={max}",
+        min = REFRESH_SECONDS.start(),
+        max = REFRESH_SECONDS.end()
+    )]
+    Refresh(u64),
     #[error("cannot read the JWKS file {}: {detail}", path.display())]
-    Jwks { path: PathBuf, detail: String },
+    JwksFile { path: PathBuf, detail: String },
+    #[error(
+        "cannot fetch the JWKS from {url}: {detail} (the gateway does not start without its identity provider's keys: check the URL, the network and jwks_ca_file)"
+    )]
+    JwksUrl { url: String, detail: String },
+    #[error("cannot use jwks_ca_file {}: {detail}", path.display())]
+    CaFile { path: PathBuf, detail: String },
     #[error(transparent)]
     Watch(#[from] crate::support::watch::WatchError),
 }
@@ -102,19 +131,11 @@ pub enum TokenError {
     NoPrincipal,
 }
 
-/// One usable public key of the JWKS.
-struct Key {
-    decoding: DecodingKey,
-    /// The JWK's own `alg`, when it pins one.
-    algorithm: Option<Algorithm>,
-}
-
-/// Validates bearer JWTs. Cheap to clone; clones share the key set and its watcher.
+/// Validates bearer JWTs. Cheap to clone; clones share the key set and what keeps it current.
 #[derive(Clone)]
 pub struct JwtValidator {
-    keys: Arc<RwLock<Arc<HashMap<String, Key>>>>,
+    keys: Arc<KeySource>,
     settings: Arc<Checks>,
-    _watcher: Option<Arc<FileWatcher>>,
 }
 
 /// The parts of the settings each validation reads.
@@ -135,31 +156,16 @@ impl std::fmt::Debug for JwtValidator {
 }
 
 impl JwtValidator {
-    /// Loads the JWKS file and watches it: a replaced file takes effect within a moment, and
-    /// keys no longer in it stop verifying. A file that becomes unreadable or invalid empties
-    /// the key set (every token is refused) until it is fixed: fail closed.
-    pub fn new(settings: &JwtSettings) -> Result<JwtValidator, JwtConfigError> {
+    /// Reads the JWKS file and watches it, or fetches the JWKS URL and refreshes it; fails if
+    /// the settings are unusable or the first read or fetch fails. A file that becomes
+    /// unreadable or invalid later empties the key set (every token is refused) until it is
+    /// fixed; a URL whose refresh fails keeps the last good keys.
+    pub async fn new(settings: &JwtSettings) -> Result<JwtValidator, JwtConfigError> {
         let checks = Checks::from_settings(settings)?;
-        let path = settings
-            .jwks_file
-            .clone()
-            .ok_or(JwtConfigError::Missing("jwks_file = \"path/to/jwks.json\""))?;
-        let keys = Arc::new(RwLock::new(Arc::new(load_jwks(&path)?)));
-        let watcher = watch_files("jwks-watch", vec![path.clone()], {
-            let keys = keys.clone();
-            move || {
-                let loaded = load_jwks(&path).unwrap_or_else(|error| {
-                    tracing::error!(%error, "JWKS reload failed: refusing every JWT until the file is fixed");
-                    HashMap::new()
-                });
-                tracing::info!(keys = loaded.len(), path = %path.display(), "JWKS reloaded");
-                *keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
-            }
-        })?;
+        let keys = KeySource::open(KeyLocation::of(settings)?).await?;
         Ok(JwtValidator {
-            keys,
+            keys: Arc::new(keys),
             settings: Arc::new(checks),
-            _watcher: Some(Arc::new(watcher)),
         })
     }
 
@@ -169,16 +175,28 @@ impl JwtValidator {
     }
 
     /// Verifies `token` and names its principal. The claims returned are the whole verified
-    /// claim set.
-    pub fn validate(&self, token: &str) -> Result<AuthenticatedPrincipal, TokenError> {
-        let checks = &*self.settings;
+    /// claim set. Awaits a refresh of the keys only for a `kid` not among them.
+    pub async fn validate(&self, token: &str) -> Result<AuthenticatedPrincipal, TokenError> {
         let (algorithm, kid) = read_header(token)?;
-        if !checks.algorithms.contains(&algorithm) {
+        if !self.settings.algorithms.contains(&algorithm) {
             return Err(TokenError::AlgorithmNotAllowed);
         }
         let kid = kid.ok_or(TokenError::UnknownKey)?;
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut keys = self.keys.keys();
+        if !keys.contains_key(&kid) {
+            keys = self.keys.after_unknown_key().await;
+        }
         let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+        self.verify(token, algorithm, key)
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+        algorithm: Algorithm,
+        key: &Key,
+    ) -> Result<AuthenticatedPrincipal, TokenError> {
+        let checks = &*self.settings;
         // The algorithm must suit the key: its family, and the JWK's own `alg` if it has one.
         if key.decoding.family() != algorithm.family()
             || key.algorithm.is_some_and(|pinned| pinned != algorithm)
@@ -249,7 +267,7 @@ impl Checks {
 }
 
 /// `name` as an asymmetric signature algorithm; `None` for HMAC, `none` and unknown names.
-fn asymmetric_algorithm(name: &str) -> Option<Algorithm> {
+pub(super) fn asymmetric_algorithm(name: &str) -> Option<Algorithm> {
     let algorithm: Algorithm = name.parse().ok()?;
     (algorithm.family() != jsonwebtoken::AlgorithmFamily::Hmac).then_some(algorithm)
 }
@@ -301,51 +319,6 @@ fn token_error(kind: &ErrorKind) -> TokenError {
         }
         _ => TokenError::Malformed,
     }
-}
-
-/// The asymmetric keys of the JWKS at `path`, by `kid`. Keys without a `kid`, symmetric keys
-/// and keys `jsonwebtoken` cannot use are skipped (and logged): a token can only name a key
-/// by its `kid`.
-fn load_jwks(path: &Path) -> Result<HashMap<String, Key>, JwtConfigError> {
-    let error = |detail: String| JwtConfigError::Jwks {
-        path: path.to_owned(),
-        detail,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-    let set: JwkSet = serde_json::from_str(&text)
-        .map_err(|e| error(format!("not a JWKS document ({{\"keys\": [...]}}): {e}")))?;
-    let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else {
-            tracing::warn!(path = %path.display(), "JWKS key without `kid` ignored");
-            continue;
-        };
-        match usable_key(jwk) {
-            Ok(key) => {
-                keys.insert(kid, key);
-            }
-            Err(reason) => tracing::warn!(%kid, reason, path = %path.display(), "JWKS key ignored"),
-        }
-    }
-    Ok(keys)
-}
-
-fn usable_key(jwk: &Jwk) -> Result<Key, &'static str> {
-    let decoding = DecodingKey::from_jwk(jwk).map_err(|_| "not a usable public key")?;
-    if decoding.family() == jsonwebtoken::AlgorithmFamily::Hmac {
-        return Err("symmetric keys are never accepted");
-    }
-    let algorithm = match jwk.common.key_algorithm {
-        None => None,
-        Some(pinned) => Some(
-            // `KeyAlgorithm`'s Display is the JWA name (`RS256`, `EdDSA`).
-            asymmetric_algorithm(&pinned.to_string()).ok_or("its `alg` is not accepted")?,
-        ),
-    };
-    Ok(Key {
-        decoding,
-        algorithm,
-    })
 }
 
 #[cfg(test)]

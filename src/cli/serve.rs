@@ -266,13 +266,14 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                 extra_hosts: config.server.allowed_hosts.clone(),
                 api_keys: config.api_keys.clone(),
                 allow_anonymous: config.server.allow_anonymous,
-                jwt: config
-                    .auth
-                    .jwt
-                    .as_ref()
-                    .map(JwtValidator::new)
-                    .transpose()
-                    .context("[auth.jwt] cannot be used")?,
+                jwt: match &config.auth.jwt {
+                    Some(settings) => Some(
+                        JwtValidator::new(settings)
+                            .await
+                            .context("[auth.jwt] cannot be used")?,
+                    ),
+                    None => None,
+                },
                 max_argument_bytes: usize::try_from(config.limits.max_argument_bytes)
                     .unwrap_or(usize::MAX),
                 metrics: config

@@ -76,14 +76,17 @@ struct Refusal {
 }
 
 impl Authenticator {
-    fn identify(&self, header: Option<Option<&str>>) -> Result<AuthenticatedPrincipal, Refusal> {
+    async fn identify(
+        &self,
+        header: Option<Option<&str>>,
+    ) -> Result<AuthenticatedPrincipal, Refusal> {
         let bearer = header
             .flatten()
             .and_then(|value| value.strip_prefix("Bearer "));
         if let (Some(jwt), Some(token)) = (&self.jwt, bearer.map(str::trim))
             && looks_like_jwt(token)
         {
-            return jwt.validate(token).map_err(|error| Refusal {
+            return jwt.validate(token).await.map_err(|error| Refusal {
                 auth: AuthMethod::Jwt,
                 reason: error.to_string(),
                 invalid_token: true,
@@ -131,7 +134,7 @@ async fn authenticate(
         .headers()
         .get(http::header::AUTHORIZATION)
         .map(|value| value.to_str().ok());
-    let refusal = match auth.identify(header) {
+    let refusal = match auth.identify(header).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             return next.run(request).await;
