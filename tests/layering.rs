@@ -73,7 +73,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["policy", "audit", "wit_json", "secrets", "support"],
     ),
     ("supply", &["audit", "wit_json", "support"]),
-    ("policy", &["auth", "wit_json", "secrets", "support", "telemetry"]),
+    (
+        "policy",
+        &["auth", "wit_json", "secrets", "support", "telemetry"],
+    ),
     ("audit", &["support", "telemetry"]),
     ("wit_json", &[]),
     ("auth", &["support"]),

@@ -4,10 +4,13 @@
 //! [`MAX_LOG_BYTES`] bytes, lines are dropped and counted, and one `Dropped` record says how
 //! many when the call ends.
 
+use std::sync::Arc;
+
 use wasmtime::component::HasData;
 
 use super::bindings::wasi::logging::logging::{Host, Level};
 use super::guard::{LogLevel, SharedGuard, ToolLog, ToolLogLine};
+use crate::secrets::Secrets;
 
 /// Lines a call may log.
 pub const MAX_LOG_LINES: u64 = 100;
@@ -21,6 +24,8 @@ const MAX_CONTEXT_BYTES: usize = 256;
 /// One call's logger: hands lines to the guard while the call is within its bounds.
 pub struct ToolLogger {
     guard: SharedGuard,
+    /// Brokered values are masked in every line, as in the tool's other output.
+    secrets: Arc<Secrets>,
     lines: u64,
     bytes: u64,
     dropped_lines: u64,
@@ -35,9 +40,10 @@ impl HasData for Logging {
 }
 
 impl ToolLogger {
-    pub fn new(guard: SharedGuard) -> ToolLogger {
+    pub fn new(guard: SharedGuard, secrets: Arc<Secrets>) -> ToolLogger {
         ToolLogger {
             guard,
+            secrets,
             lines: 0,
             bytes: 0,
             dropped_lines: 0,
@@ -48,6 +54,11 @@ impl ToolLogger {
     /// Takes one line: kept (truncated to its per-line bounds) while the call's budget lasts,
     /// otherwise dropped and counted.
     pub fn write(&mut self, level: LogLevel, context: String, message: String) {
+        let mask = |text: String| match self.secrets.mask_text(&text) {
+            Some((masked, _)) => masked,
+            None => text,
+        };
+        let (context, message) = (mask(context), mask(message));
         let (context, cut_context) = truncate(context, MAX_CONTEXT_BYTES);
         let (message, cut_message) = truncate(message, MAX_LINE_BYTES);
         self.dropped_bytes += (cut_context + cut_message) as u64;
@@ -137,7 +148,7 @@ mod tests {
     #[test]
     fn lines_past_the_count_bound_are_dropped_and_reported_once() {
         let recorder = Arc::new(Recorder::default());
-        let mut logger = ToolLogger::new(recorder.clone());
+        let mut logger = ToolLogger::new(recorder.clone(), Arc::default());
         for i in 0..MAX_LOG_LINES + 5 {
             logger.write(LogLevel::Info, "ctx".into(), format!("line {i:03}"));
         }
@@ -157,7 +168,7 @@ mod tests {
     #[test]
     fn long_lines_are_cut_and_the_byte_bound_holds() {
         let recorder = Arc::new(Recorder::default());
-        let mut logger = ToolLogger::new(recorder.clone());
+        let mut logger = ToolLogger::new(recorder.clone(), Arc::default());
         // "é" is two bytes: the cut must land on a character boundary.
         logger.write(LogLevel::Warn, String::new(), "é".repeat(MAX_LINE_BYTES));
         let mut kept_bytes = 0;

@@ -126,7 +126,7 @@ impl CallState {
                 host.http.clone(),
                 call.max_requests,
             ),
-            log: ToolLogger::new(call.guard.clone()),
+            log: ToolLogger::new(call.guard.clone(), host.http.secrets.clone()),
             config: ConfigStore::new(call.config, call.guard.clone()),
             guard: call.guard,
             descriptor_paths: DescriptorPaths::default(),
