@@ -21,7 +21,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse::auth::{Caller, Transport};
+use gatehouse::auth::Caller;
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::Gateway;
 use gatehouse::host::CallHost;
@@ -107,14 +107,7 @@ fn main() {
                 assert!(result.is_ok(), "{result:?}");
             })
         });
-        let caller = Caller {
-            principal: "local".into(),
-            authenticated: true,
-            transport: Transport::Cli,
-            client: None,
-            auth: gatehouse::auth::AuthMethod::Cli,
-            claims: Default::default(),
-        };
+        let caller = Caller::operator("local");
         let on = measure(|| {
             runtime.block_on(async {
                 let guard = gateway.guard_for(&caller, &tool, arguments.clone());

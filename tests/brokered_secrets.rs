@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
-use gatehouse::auth::{AuthMethod, Caller, Transport};
+use gatehouse::auth::Caller;
 use gatehouse::config::{Config, SecretSource};
 use gatehouse::gateway::{CallResult, Gateway};
 use serde_json::{Value, json};
@@ -125,14 +125,7 @@ impl Broker {
 
     /// Fetches `url` through the `fetch` tool; returns the tool's result as JSON and the call id.
     async fn fetch(&self, url: &str) -> (Value, String) {
-        let caller = Caller {
-            principal: "local".into(),
-            authenticated: true,
-            transport: Transport::Cli,
-            client: None,
-            auth: AuthMethod::Cli,
-            claims: Default::default(),
-        };
+        let caller = Caller::operator("local");
         let arguments = json!({"url": url}).as_object().cloned();
         let result = match self.gateway.call(&caller, "fetch_fetch", arguments).await {
             CallResult::Completed {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
-use gatehouse::auth::{Caller, Transport};
+use gatehouse::auth::Caller;
 use gatehouse::config::{Config, LimitsConfig};
 use gatehouse::gateway::{CallResult, Gateway, LogObserver, ToolLog};
 use gatehouse::host::HostConfig;
@@ -128,14 +128,7 @@ impl Served {
         arguments: Value,
         observer: Option<LogObserver>,
     ) -> (String, String) {
-        let caller = Caller {
-            principal: "local".into(),
-            authenticated: true,
-            transport: Transport::Cli,
-            client: None,
-            auth: gatehouse::auth::AuthMethod::Cli,
-            claims: Default::default(),
-        };
+        let caller = Caller::operator("local");
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object")
         };

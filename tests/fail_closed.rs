@@ -14,7 +14,7 @@ use gatehouse::audit::{
     AuditError, AuditLog, AuditReader, AuditSink, EntryFilter, NewEntry, PendingAppend,
     VerifyOptions, read_checkpoint_file, verify,
 };
-use gatehouse::auth::{Caller, Transport};
+use gatehouse::auth::Caller;
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::{CallResult, Gateway};
 use serde_json::{Value, json};
@@ -175,14 +175,7 @@ impl Served {
 }
 
 fn caller() -> Caller {
-    Caller {
-        principal: "local".into(),
-        authenticated: true,
-        transport: Transport::Cli,
-        client: None,
-        auth: gatehouse::auth::AuthMethod::Cli,
-        claims: Default::default(),
-    }
+    Caller::operator("local")
 }
 
 /// Asserts the answer is withheld with an error naming the audit failure, and that the agent

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
-use gatehouse::auth::{Caller, Transport};
+use gatehouse::auth::Caller;
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::{CallResult, Gateway};
 use serde_json::{Value, json};
@@ -72,14 +72,7 @@ impl Sandbox {
 
     /// Calls `tool` as the local operator; returns the text the agent gets and the call id.
     async fn call(&self, tool: &str, arguments: Value) -> (String, String) {
-        let caller = Caller {
-            principal: "local".into(),
-            authenticated: true,
-            transport: Transport::Cli,
-            client: None,
-            auth: gatehouse::auth::AuthMethod::Cli,
-            claims: Default::default(),
-        };
+        let caller = Caller::operator("local");
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object")
         };

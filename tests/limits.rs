@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
-use gatehouse::auth::{Caller, Transport};
+use gatehouse::auth::Caller;
 use gatehouse::config::Config;
 use gatehouse::gateway::{CallResult, Gateway};
 use serde_json::{Value, json};
@@ -90,14 +90,7 @@ impl Gate {
     /// Calls `tool` as `principal`; returns the text the agent gets, prefixed with `failed: `
     /// when the call was stopped by a limit and with `denied: ` when it was not run.
     async fn call(&self, principal: &str, tool: &str, arguments: Value) -> String {
-        let caller = Caller {
-            principal: principal.into(),
-            authenticated: true,
-            transport: Transport::Cli,
-            client: None,
-            auth: gatehouse::auth::AuthMethod::Cli,
-            claims: Default::default(),
-        };
+        let caller = Caller::operator(principal);
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object")
         };

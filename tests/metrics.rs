@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gatehouse::audit::{AuditReader, EntryFilter};
-use gatehouse::auth::{ApiKeyConfig, AuthMethod, Caller, Transport};
+use gatehouse::auth::{ApiKeyConfig, Caller};
 use gatehouse::config::{Config, MountConfig};
 use gatehouse::gateway::{CallResult, Gateway};
 use gatehouse::mcp::http::HttpOptions;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -96,14 +96,7 @@ impl Gate {
     }
 
     async fn call(&self, principal: &str, tool: &str, arguments: Value) -> CallResult {
-        let caller = Caller {
-            principal: principal.into(),
-            authenticated: true,
-            transport: Transport::Cli,
-            client: None,
-            auth: AuthMethod::Cli,
-            claims: Map::new(),
-        };
+        let caller = Caller::operator(principal);
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object")
         };

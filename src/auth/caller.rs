@@ -54,4 +54,16 @@ pub struct Caller {
 
 impl Caller {
     pub const ANONYMOUS: &'static str = "anonymous";
+
+    /// The operator at the command line (`gatehouse call`), trusted as `principal`.
+    pub fn operator(principal: impl Into<String>) -> Caller {
+        Caller {
+            principal: principal.into(),
+            authenticated: true,
+            transport: Transport::Cli,
+            client: None,
+            auth: AuthMethod::Cli,
+            claims: Map::new(),
+        }
+    }
 }

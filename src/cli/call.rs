@@ -11,7 +11,7 @@ use wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::Val;
 
 use super::{GovernanceArgs, HostArgs};
-use crate::auth::{AuthMethod, Caller, Transport};
+use crate::auth::Caller;
 use crate::gateway::{CallResult, Gateway, Tool};
 use crate::wit_json::wave;
 
@@ -44,14 +44,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         super::serve::load_config(None, &[args.path.display().to_string()], &args.host)?;
     args.governance.apply(&mut config);
     let gateway = Gateway::from_config(&config)?;
-    let caller = Caller {
-        principal: config.server.stdio_principal.clone(),
-        authenticated: true,
-        transport: Transport::Cli,
-        client: None,
-        auth: AuthMethod::Cli,
-        claims: Default::default(),
-    };
+    let caller = Caller::operator(config.server.stdio_principal.clone());
     let runtime = super::tokio_runtime()?;
     let (tool, result) = match &args.json {
         Some(json) => {
