@@ -146,13 +146,61 @@ fn mask_strings(value: &mut Value, mask: &mut impl FnMut(&mut String)) {
         Value::String(text) => mask(text),
         Value::Array(items) => items.iter_mut().for_each(|item| mask_strings(item, mask)),
         Value::Object(object) => {
-            let entries = std::mem::take(object);
-            for (mut key, mut item) in entries {
-                mask(&mut key);
-                mask_strings(&mut item, mask);
-                object.insert(key, item);
+            object
+                .values_mut()
+                .for_each(|item| mask_strings(item, mask));
+            // Keys are rebuilt only when one of them changes, keeping the order.
+            let keys: Vec<String> = object.keys().cloned().collect();
+            let mut masked_keys = keys.clone();
+            masked_keys.iter_mut().for_each(&mut *mask);
+            if masked_keys != keys {
+                let entries = std::mem::take(object);
+                object.extend(
+                    masked_keys
+                        .into_iter()
+                        .zip(entries.into_iter().map(|(_, v)| v)),
+                );
             }
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokered_values_are_masked_in_values_keys_and_text_keeping_order() {
+        let token = "ghp_0123456789abcdef";
+        let secrets = Secrets::from_values([("github", token)]).unwrap();
+        let result = CallResult::Completed {
+            structured: Some(
+                serde_json::json!({"result": {"a": 1, token: [format!("x {token}")], "z": 2}}),
+            ),
+            text: format!("echo {token}"),
+            is_error: false,
+        };
+        let (masked, found) = mask_secrets(result, &secrets);
+        assert_eq!(found, ["github"]);
+        let CallResult::Completed {
+            structured, text, ..
+        } = masked
+        else {
+            panic!("still completed")
+        };
+        let stars = "*".repeat(token.len());
+        assert_eq!(text, format!("echo {stars}"));
+        let keys: Vec<_> = structured.as_ref().unwrap()["result"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["a", stars.as_str(), "z"]);
+        assert_eq!(
+            structured.unwrap()["result"][&stars][0],
+            format!("x {stars}")
+        );
     }
 }

@@ -214,7 +214,12 @@ impl Secrets {
     /// `text` with every brokered value masked, or `None` when it holds none. Values are ASCII,
     /// so masking keeps the text valid UTF-8.
     pub fn mask_text(&self, text: &str) -> Option<(String, Vec<&str>)> {
-        if self.is_empty() {
+        // Most text holds no secret: look before copying it.
+        if !self
+            .entries
+            .iter()
+            .any(|e| contains(text.as_bytes(), &e.value.0))
+        {
             return None;
         }
         let mut bytes = text.as_bytes().to_vec();
