@@ -18,7 +18,11 @@ tool := {
 	"component": {"name": "files", "digest": digest, "source": "components/files.wasm"},
 }
 
+# A session in which nothing was decided yet (input.session).
+session := {"id": "s-0193a1b2-0000-7000-8000-000000000001", "started": "2026-11-22T03:00:00.000Z", "labels": [], "decisions": 0, "history": []}
+
 call_input := {
+	"session": session,
 	"phase": "call",
 	"time": "2026-11-22T03:04:05.123Z",
 	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
@@ -29,6 +33,7 @@ call_input := {
 }
 
 list_input := {
+	"session": session,
 	"phase": "list",
 	"time": "2026-11-22T03:04:05.123Z",
 	"caller": caller,
@@ -36,6 +41,7 @@ list_input := {
 }
 
 http_input := {
+	"session": session,
 	"phase": "http",
 	"time": "2026-11-22T03:04:05.123Z",
 	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
@@ -57,6 +63,7 @@ http_input := {
 }
 
 fs_input := {
+	"session": session,
 	"phase": "fs",
 	"time": "2026-11-22T03:04:05.123Z",
 	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
@@ -67,6 +74,7 @@ fs_input := {
 }
 
 config_input := {
+	"session": session,
 	"phase": "config",
 	"time": "2026-11-22T03:04:05.123Z",
 	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},
@@ -77,6 +85,7 @@ config_input := {
 }
 
 result_input := {
+	"session": session,
 	"phase": "result",
 	"time": "2026-11-22T03:04:05.123Z",
 	"call": {"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},

@@ -82,3 +82,17 @@ deny contains msg if {
 	not lib.cleaned_writable(target)
 	msg := sprintf("%v source %q is not under a writable prefix (fs.writable)", [input.fs.operation, target])
 }
+
+# --- what the session remembers -------------------------------------------------------------
+# A read under fs.sensitive_prefixes labels the caller's session "read_sensitive" (only when
+# the read is allowed: a refused one read nothing). The http phase then keeps that session's
+# requests to http.trusted_hosts, whatever tool makes them (policies/README.md, "Sessions").
+sensitive_prefixes := object.get(data.fs, "sensitive_prefixes", [])
+
+labels contains "read_sensitive" if {
+	input.fs.access == "read"
+	allow
+	count(deny) == 0
+	some prefix in sensitive_prefixes
+	lib.cleaned_under(cleaned, lib.clean_path(prefix))
+}

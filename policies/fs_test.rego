@@ -74,3 +74,30 @@ test_hard_link_needs_a_writable_source if {
 test_symlink_to_a_readable_place_is_allowed_in_a_writable_one if {
 	allowed(op({"path": "/tmp/work/link", "access": "write", "operation": "symlink-at", "target": "/data/report.csv"}))
 }
+
+# --- session labels -------------------------------------------------------------------------
+
+sensitive := object.union(fixtures.fs, {"sensitive_prefixes": ["/data/secrets"]})
+
+labels(doc) := l if {
+	l := fs.labels with input as doc with data.fs as sensitive
+}
+
+test_an_allowed_read_under_a_sensitive_prefix_labels_the_session if {
+	labels(op({"path": "/data/secrets/token"})) == {"read_sensitive"}
+	labels(op({"path": "/data/x/../secrets"})) == {"read_sensitive"}
+}
+
+test_other_reads_writes_and_refused_reads_attach_no_label if {
+	count(labels(op({"path": "/data/secretsauce"}))) == 0
+	count(labels(op({"path": "/data/report.csv"}))) == 0
+	count(labels(op({"path": "/tmp/work/secrets", "access": "write"}))) == 0
+
+	# Outside fs.allowed_prefixes: denied, so nothing was read.
+	refused := object.union(sensitive, {"sensitive_prefixes": ["/etc"]})
+	count(fs.labels) == 0 with input as op({"path": "/etc/shadow"}) with data.fs as refused
+}
+
+test_shipped_data_marks_nothing_sensitive if {
+	count(fs.labels) == 0 with input as op({"path": "/data/secrets/token"})
+}

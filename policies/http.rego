@@ -91,3 +91,26 @@ credential_applies(credential) if {
 injected_headers := [c.headers | some c in credentials; credential_applies(c)]
 
 inject := {"headers": object.union_n(injected_headers)} if count(injected_headers) > 0
+
+# --- what the session remembers -------------------------------------------------------------
+# Once a tool of the session read a file under fs.sensitive_prefixes (gatehouse.fs labelled the
+# session "read_sensitive"), its requests may go only to the hosts in http.trusted_hosts (exact,
+# lower-case names): an agent steered by a prompt injection cannot carry what it read anywhere
+# else, through this tool or the next.
+trusted_hosts := object.get(data.http, "trusted_hosts", [])
+
+# The sensitive reads still in the session's history, oldest first.
+sensitive_reads := [sprintf("%v (%v)", [item.target, item.tool]) |
+	some item in input.session.history
+	"read_sensitive" in item.labels
+]
+
+earlier_read := sensitive_reads[0] if count(sensitive_reads) > 0
+
+else := "a file under fs.sensitive_prefixes (no longer in the session's history)"
+
+deny contains msg if {
+	"read_sensitive" in input.session.labels
+	not input.request.host in trusted_hosts
+	msg := sprintf("no request to %q from this session: it read %v, so only http.trusted_hosts may be contacted", [input.request.host, earlier_read])
+}

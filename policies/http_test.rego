@@ -162,3 +162,36 @@ test_credentials_for_one_host_combine if {
 		"x-tenant-key": "{{secret.tenant}}",
 	}}
 }
+
+# --- sessions that read something sensitive ------------------------------------------------
+
+read_secret := {
+	"call": "0193a1b2-0000-7000-8000-00000000000a", "time": "2026-11-22T03:04:00.000Z",
+	"phase": "fs", "tool": "files_read_file", "verdict": "allow",
+	"operation": "read", "target": "/data/secrets/token", "labels": ["read_sensitive"],
+}
+
+after(history, labels, changes) := fixtures.patch(request(changes), {"session": object.union(fixtures.session, {"labels": labels, "history": history, "decisions": count(history)})})
+
+trusting(hosts) := object.union(fixtures.http, {"trusted_hosts": hosts})
+
+test_after_a_sensitive_read_only_trusted_hosts_may_be_contacted if {
+	doc := after([read_secret], ["read_sensitive"], {})
+	not allowed(doc)
+	"no request to \"api.example.com\" from this session: it read /data/secrets/token (files_read_file), so only http.trusted_hosts may be contacted" in reasons(doc)
+
+	trusted := trusting(["api.example.com"])
+	http.allow with input as doc with data.http as trusted
+	count(http.deny) == 0 with input as doc with data.http as trusted
+}
+
+test_a_read_that_left_the_history_is_still_remembered_by_its_label if {
+	doc := after([], ["read_sensitive"], {})
+	"no request to \"api.example.com\" from this session: it read a file under fs.sensitive_prefixes (no longer in the session's history), so only http.trusted_hosts may be contacted" in reasons(doc)
+}
+
+test_a_session_without_the_label_is_not_restricted if {
+	other := object.union(read_secret, {"labels": []})
+	allowed(after([other], ["something_else"], {}))
+	allowed(request({}))
+}

@@ -174,6 +174,10 @@ pub struct LimitsConfig {
     pub fuel: u64,
     /// Outgoing HTTP requests one call may make.
     pub max_requests: u64,
+    /// Decisions of a session that every later decision's input carries
+    /// (`input.session.history`, the most recent last); at most 1024, 0 keeps none. Labels
+    /// are kept whatever this says.
+    pub session_history: usize,
 }
 
 impl Default for LimitsConfig {
@@ -189,6 +193,7 @@ impl Default for LimitsConfig {
             max_concurrent_per_principal: 0,
             fuel: 1_000_000_000_000,
             max_requests: 64,
+            session_history: 64,
         }
     }
 }
@@ -418,6 +423,7 @@ mod tests {
         max_concurrent_per_principal = 12
         fuel = 13
         max_requests = 14
+        session_history = 32
 
         [cache]
         dir = "cache"

@@ -134,7 +134,13 @@ impl Served {
         };
         let result = self
             .gateway
-            .call_observed(&caller, tool, Some(arguments), observer)
+            .call_in_session(
+                &caller,
+                &self.gateway.open_session(),
+                tool,
+                Some(arguments),
+                observer,
+            )
             .await;
         let text = match result {
             CallResult::Completed { text, .. } => text,

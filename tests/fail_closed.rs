@@ -302,8 +302,20 @@ async fn an_outcome_that_cannot_be_committed_withholds_the_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listing_that_cannot_be_recorded_shows_nothing() {
     let served = Served::new();
-    assert!(!served.gateway.tools(&caller()).await.is_empty());
+    assert!(
+        !served
+            .gateway
+            .tools(&caller(), &served.gateway.open_session())
+            .await
+            .is_empty()
+    );
     served.sink.fail("list", Stage::Commit);
-    assert!(served.gateway.tools(&caller()).await.is_empty());
+    assert!(
+        served
+            .gateway
+            .tools(&caller(), &served.gateway.open_session())
+            .await
+            .is_empty()
+    );
     served.serves_again_and_log_is_intact().await;
 }

@@ -33,6 +33,9 @@ pub struct EntryFilter {
     pub phase: Option<String>,
     pub verdict: Option<String>,
     pub call_id: Option<String>,
+    /// The session a decision was made in (`input.session.id`); read from each row's input,
+    /// so narrow by time or caller too on a large log.
+    pub session: Option<String>,
     /// Case-insensitive substring of any reason.
     pub text: Option<String>,
     /// Only entries with a larger seq (for following a log).
@@ -201,6 +204,12 @@ impl AuditReader {
         }
         if let Some(v) = &filter.text {
             add("instr(lower(reasons), lower(?)) > 0", Box::new(v.clone()));
+        }
+        if let Some(v) = &filter.session {
+            add(
+                "json_extract(input, '$.session.id') = ?",
+                Box::new(v.clone()),
+            );
         }
         let keys: Vec<(KeyKind, &str)> =
             blocks::keys_of(filter.principal.as_deref(), filter.tool.as_deref()).collect();

@@ -147,6 +147,9 @@ pub struct FilterArgs {
     /// Call id.
     #[arg(long = "call")]
     call_id: Option<String>,
+    /// Session id (`s-…`, `input.session.id`): every decision made in one MCP session.
+    #[arg(long)]
+    session: Option<String>,
     /// Case-insensitive text to find in the reasons.
     #[arg(long)]
     text: Option<String>,
@@ -326,6 +329,7 @@ impl FilterArgs {
             phase: self.phase.clone(),
             verdict: self.verdict.clone(),
             call_id: self.call_id.clone(),
+            session: self.session.clone(),
             text: self.text.clone(),
             ..Default::default()
         })

@@ -594,13 +594,22 @@ fn check_call(caller: &Caller, tool: &ToolDoc, arguments: Option<Map<String, Val
     }
     assert_eq!(arguments, expected_arguments);
     let time = "2026-11-22T06:00:00.000Z";
-    let input = policy::input::call_input("call-1", time, caller, tool, arguments.clone());
+    let session =
+        json!({"id": "s-1", "started": time, "labels": [], "history": [], "decisions": 0});
+    let input = policy::input::call_input(
+        "call-1",
+        time,
+        caller,
+        session.clone(),
+        tool,
+        arguments.clone(),
+    );
     assert_eq!(input["arguments"], arguments);
     assert_eq!(input["caller"]["principal"], json!(caller.principal));
     assert_eq!(input["tool"]["name"], json!(tool.name));
-    let again = policy::input::call_input("call-1", time, caller, tool, arguments);
+    let again = policy::input::call_input("call-1", time, caller, session.clone(), tool, arguments);
     assert_eq!(input, again, "the same call built two different inputs");
-    let list = policy::input::list_input(time, caller, tool);
+    let list = policy::input::list_input(time, caller, session, tool);
     assert_eq!(list["tool"], input["tool"]);
 
     let mut entry = NewEntry::new(

@@ -23,7 +23,7 @@ use super::admission::Ticket;
 use super::answer::{RESULT_VALUE, mask_answer, mask_secrets, shape_result};
 use super::inflight::{self, InFlight, LogObserver, Tally};
 use super::record::{CallRecord, now};
-use super::{Gateway, Tool};
+use super::{Gateway, Session, Tool};
 use crate::audit::{NewEntry, PendingAppend};
 use crate::auth::Caller;
 use crate::host::CallHost;
@@ -53,6 +53,14 @@ pub enum CallResult {
     Unrecorded(String),
     /// The function was started but stopped: a trap or a limit.
     Failed(CallError),
+}
+
+/// A call's arguments as the policy sees them (the object, `{}` when absent), and the
+/// parameter values they convert to, or why they do not: the call is decided and recorded
+/// either way, so auditors see bad attempts too.
+struct Arguments {
+    json: Value,
+    params: Result<Vec<Val>, String>,
 }
 
 /// An allowed call that passed every check and may run.
@@ -97,20 +105,23 @@ impl Ending {
 }
 
 impl Gateway {
-    /// Calls a tool with JSON arguments, as an agent does.
+    /// Calls a tool with JSON arguments, as an agent does, in a session of its own.
     pub async fn call(
         &self,
         caller: &Caller,
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> CallResult {
-        self.call_observed(caller, tool_name, arguments, None).await
+        self.call_in_session(caller, &self.open_session(), tool_name, arguments, None)
+            .await
     }
 
-    /// [`Gateway::call`], with `observer` hearing each line the tool logs once it is recorded.
-    pub async fn call_observed(
+    /// [`Gateway::call`] within `session` (whose earlier decisions its policy decisions read),
+    /// with `observer` hearing each line the tool logs once it is recorded.
+    pub async fn call_in_session(
         &self,
         caller: &Caller,
+        session: &Arc<Session>,
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
         observer: Option<LogObserver>,
@@ -129,13 +140,13 @@ impl Gateway {
         };
         // The transports bound the request size (`limits.max_argument_bytes`), and the policy
         // store bounds its input, so the arguments are not measured again here.
-        let (arguments, params) =
-            policy::input::call_arguments(&tool.function().signature, arguments);
-        self.run(caller, &tool, arguments, params, observer).await
+        let (json, params) = policy::input::call_arguments(&tool.function().signature, arguments);
+        self.run(caller, session, &tool, Arguments { json, params }, observer)
+            .await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
-    /// call` with WAVE arguments); the policy sees them as JSON.
+    /// call` with WAVE arguments), in a session of its own; the policy sees them as JSON.
     pub async fn call_values(&self, caller: &Caller, tool: &Tool, params: Vec<Val>) -> CallResult {
         let signature = &tool.function().signature;
         let arguments = signature
@@ -148,22 +159,24 @@ impl Gateway {
             .collect::<Result<Map<String, Value>, _>>();
         match arguments {
             Ok(arguments) => {
-                self.run(caller, tool, Value::Object(arguments), Ok(params), None)
+                let arguments = Arguments {
+                    json: Value::Object(arguments),
+                    params: Ok(params),
+                };
+                self.run(caller, &self.open_session(), tool, arguments, None)
                     .await
             }
             Err(error) => CallResult::InvalidArguments(error.to_string()),
         }
     }
 
-    /// Steps 1–6 of the pipeline, measured. `params` is the converted arguments, or why they
-    /// did not convert: the call is decided and recorded either way, so auditors see bad
-    /// attempts too.
+    /// Steps 1–6 of the pipeline, measured.
     async fn run(
         &self,
         caller: &Caller,
+        session: &Arc<Session>,
         tool: &Tool,
-        arguments: Value,
-        params: Result<Vec<Val>, String>,
+        arguments: Arguments,
         observer: Option<LogObserver>,
     ) -> CallResult {
         let started = Instant::now();
@@ -173,7 +186,7 @@ impl Gateway {
             ran_for: None,
         };
         let result = self
-            .pipeline(caller, tool, arguments, params, observer, &mut meter)
+            .pipeline(caller, session, tool, arguments, observer, &mut meter)
             .await;
         self.measure(tool, &meter, started.elapsed(), &result);
         result
@@ -207,18 +220,19 @@ impl Gateway {
     async fn pipeline(
         &self,
         caller: &Caller,
+        session: &Arc<Session>,
         tool: &Tool,
-        arguments: Value,
-        params: Result<Vec<Val>, String>,
+        arguments: Arguments,
         observer: Option<LogObserver>,
         meter: &mut Meter,
     ) -> CallResult {
         // 1. The policy input.
-        let (record, input) = open_call(caller, tool, arguments);
+        let (record, input) = open_call(caller, session, tool, arguments.json);
 
-        // 2. The `call` decision; an allowed call over a rate or concurrency limit is
-        // recorded as denied, with the limit.
-        let decision = self.policy.decide(Phase::Call, &input);
+        // 2. The `call` decision, remembered by the session; an allowed call over a rate or
+        // concurrency limit is recorded as denied, with the limit.
+        let mut decision = self.policy.decide(Phase::Call, &input);
+        record.remember(&mut decision, None, None);
         let admission = decision.is_allowed().then(|| {
             let rate = decision.limits.calls_per_minute;
             self.admission
@@ -245,7 +259,7 @@ impl Gateway {
                 "the audit log cannot record this call ({error}); calls are refused until it can"
             ));
         }
-        let cleared = match self.clear(&record, caller, &decision, admission, params) {
+        let cleared = match self.clear(&record, caller, &decision, admission, arguments.params) {
             Ok(cleared) => cleared,
             Err(result) => {
                 return self
@@ -394,7 +408,7 @@ impl Gateway {
     /// host requests decided by this gateway's policy and recorded in its audit log. For
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
-        let (record, input) = open_call(caller, tool, arguments);
+        let (record, input) = open_call(caller, &self.open_session(), tool, arguments);
         self.in_flight(
             &record,
             Arc::new(policy::input::shared_call_fields(&input)),
@@ -434,10 +448,12 @@ impl Gateway {
             shared_input,
             "result",
             &now(),
+            record.session.document(),
             "result",
             serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
         );
-        let decision = self.policy.decide(Phase::Result, &input);
+        let mut decision = self.policy.decide(Phase::Result, &input);
+        record.remember(&mut decision, None, None);
         self.metrics.decided(
             Phase::Result.as_str(),
             decision.is_allowed(),
@@ -572,12 +588,18 @@ impl Gateway {
 }
 
 /// Step 1: a new call's record (its id, caller, tool) and its `call` policy input.
-fn open_call(caller: &Caller, tool: &Tool, arguments: Value) -> (CallRecord, Value) {
-    let record = CallRecord::new(caller, tool);
+fn open_call(
+    caller: &Caller,
+    session: &Arc<Session>,
+    tool: &Tool,
+    arguments: Value,
+) -> (CallRecord, Value) {
+    let record = CallRecord::new(caller, session.clone(), tool);
     let input = policy::input::call_input(
         &record.call_id,
         &now(),
         caller,
+        session.document(),
         &tool.policy_doc(),
         arguments,
     );

@@ -27,6 +27,7 @@ pub struct InFlight {
     policy: PolicyStore,
     audit: Arc<dyn AuditSink>,
     metrics: Metrics,
+    /// The call, and the session every decision reads and is remembered in.
     record: CallRecord,
     /// `call`, `caller`, `tool` and `arguments`: the part of the input every phase shares.
     shared_input: Arc<Map<String, Value>>,
@@ -147,6 +148,7 @@ impl InFlight {
             &self.shared_input,
             request.phase(),
             &now(),
+            self.record.session.document(),
             request.input_field(),
             request.to_json(),
         )
@@ -236,7 +238,10 @@ impl HostGuard for InFlight {
     fn decide(&self, request: HostRequest) -> HostVerdict {
         let started = Instant::now();
         let input = self.input_for(&request);
-        let decision = self.policy.decide(phase_of(&request), &input);
+        let mut decision = self.policy.decide(phase_of(&request), &input);
+        let (operation, target) = request.subject();
+        self.record
+            .remember(&mut decision, Some(&operation), target.as_deref());
         let verdict = HostVerdict {
             allowed: decision.is_allowed(),
             reasons: decision.reasons.clone(),
@@ -296,6 +301,9 @@ impl HostGuard for InFlight {
 
     fn refuse(&self, request: HostRequest, reason: String) -> HostVerdict {
         let input = self.input_for(&request);
+        let (operation, target) = request.subject();
+        self.record
+            .remember_refusal(phase_of(&request), Some(&operation), target.as_deref());
         self.metrics
             .host_refused(request.phase(), &self.record.tool);
         let metrics = json!({"refused_by": "host"});

@@ -18,6 +18,7 @@ pub mod catalog;
 mod inflight;
 mod listing;
 mod record;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use answer::REDACTED;
 pub use call::CallResult;
 pub use catalog::{Catalog, CatalogStore, ReloadReport, Tool, ToolDefinition, ToolHints, Withheld};
 pub use inflight::{InFlight, LogObserver, Tally};
+pub use session::{PrincipalSessions, Session};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -76,6 +78,8 @@ pub struct Gateway {
     slots: Semaphore,
     /// Per-principal rate and concurrency, per-component concurrency.
     admission: Admission,
+    /// The sessions of requests that come without one (MCP over HTTP from 2026-07-28 on).
+    principal_sessions: PrincipalSessions,
     metrics: Metrics,
 }
 
@@ -84,6 +88,7 @@ impl Gateway {
     /// component the configuration names. Any failure refuses to start.
     pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
         Admission::validate(&config.limits).map_err(GatewayError::Config)?;
+        session::validate_history(config.limits.session_history).map_err(GatewayError::Config)?;
         // Before anything is opened: a missing or exposed secret refuses to start.
         let secrets = Secrets::load(&config.secrets)?;
         secrets.check_not_in_env(&config.env)?;
@@ -160,6 +165,10 @@ impl Gateway {
             runtime,
             slots: Semaphore::new(config.limits.max_concurrent_calls as usize),
             admission: Admission::new(&config.limits),
+            principal_sessions: PrincipalSessions::new(
+                config.limits.session_history,
+                metrics.clone(),
+            ),
             limits: config.limits.clone(),
             policy,
             sink: Arc::new(audit.clone()),
@@ -180,6 +189,17 @@ impl Gateway {
                 Err(error)
             }
         }
+    }
+
+    /// A new session (an MCP session, a stdio connection): what its policy decisions
+    /// remember of one another.
+    pub fn open_session(&self) -> Arc<Session> {
+        Session::new(self.limits.session_history, &self.metrics)
+    }
+
+    /// The session of `principal`'s requests that arrive outside any transport session.
+    pub fn principal_session(&self, principal: &str) -> Arc<Session> {
+        self.principal_sessions.session_of(principal)
     }
 
     /// See [`CatalogStore::grant_env`].

@@ -66,6 +66,28 @@ impl HostRequest {
         }
     }
 
+    /// What was asked, in two words for a session's history: the operation (HTTP method,
+    /// `read` or `write`, socket operation, settings operation) and its object (host, path,
+    /// `address:port`, key).
+    pub fn subject(&self) -> (String, Option<String>) {
+        match self {
+            HostRequest::Http(facts) => (facts.method.clone(), Some(facts.host.clone())),
+            HostRequest::Socket(access) => (
+                access.operation.to_owned(),
+                Some(SocketAddr::new(access.address, access.port).to_string()),
+            ),
+            HostRequest::Fs(access) => (
+                match access.access {
+                    Access::Read => "read",
+                    Access::Write => "write",
+                }
+                .to_owned(),
+                Some(access.path.clone()),
+            ),
+            HostRequest::Config(read) => (read.operation.to_owned(), read.key.clone()),
+        }
+    }
+
     /// The request as the JSON document the policy reads.
     pub fn to_json(&self) -> serde_json::Value {
         let value = match self {

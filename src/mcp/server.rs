@@ -1,6 +1,6 @@
 //! The rmcp `ServerHandler`: one MCP session's view of the gateway.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 #[allow(deprecated)]
 use rmcp::model::SetLevelRequestParams;
@@ -13,8 +13,9 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::logging::SessionLevel;
+use super::sessions::SESSION_HEADER;
 use crate::auth::{AuthenticatedPrincipal, Caller, ClientInfo, Transport};
-use crate::gateway::{CallResult, Gateway, Tool};
+use crate::gateway::{CallResult, Gateway, Session, Tool};
 
 /// One MCP session's view of the gateway.
 #[derive(Clone)]
@@ -25,6 +26,10 @@ pub struct McpServer {
     default_principal: AuthenticatedPrincipal,
     /// The level set with `logging/setLevel`: tools' log lines at or above it are sent.
     log_level: SessionLevel,
+    /// What the policy remembers of this session, made at its first use (rmcp also builds
+    /// servers it only asks for a tool's schema); dropped with the last clone of this server,
+    /// when rmcp ends the session (closed, idle timeout) or the stdio connection ends.
+    session: Arc<OnceLock<Arc<Session>>>,
 }
 
 impl McpServer {
@@ -34,6 +39,7 @@ impl McpServer {
         default_principal: AuthenticatedPrincipal,
     ) -> Self {
         McpServer {
+            session: Arc::default(),
             gateway,
             transport,
             default_principal,
@@ -58,6 +64,24 @@ impl McpServer {
             auth: principal.auth,
             claims: principal.claims.clone(),
         }
+    }
+}
+
+impl McpServer {
+    /// The session a request belongs to: this connection's or transport session's, or, for a
+    /// request over HTTP without an `Mcp-Session-Id` (protocol 2026-07-28 and later has none),
+    /// its principal's.
+    fn session(&self, context: &RequestContext<RoleServer>, caller: &Caller) -> Arc<Session> {
+        let session_less = context
+            .extensions
+            .get::<::http::request::Parts>()
+            .is_some_and(|parts| !parts.headers.contains_key(SESSION_HEADER));
+        if session_less {
+            return self.gateway.principal_session(&caller.principal);
+        }
+        self.session
+            .get_or_init(|| self.gateway.open_session())
+            .clone()
     }
 }
 
@@ -144,7 +168,8 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = self.caller(&context);
-        let tools = self.gateway.tools(&caller).await;
+        let session = self.session(&context, &caller);
+        let tools = self.gateway.tools(&caller, &session).await;
         Ok(ListToolsResult::with_all_items(
             tools.iter().map(describe_tool).collect(),
         ))
@@ -156,13 +181,20 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context);
+        let session = self.session(&context, &caller);
         let forwarder = self
             .log_level
             .forwarder(context.peer.clone(), &request.name);
         let observer = forwarder.as_ref().map(|f| f.observer.clone());
         let result = self
             .gateway
-            .call_observed(&caller, &request.name, request.arguments, observer)
+            .call_in_session(
+                &caller,
+                &session,
+                &request.name,
+                request.arguments,
+                observer,
+            )
             .await;
         if let Some(forwarder) = forwarder {
             forwarder.flush().await;

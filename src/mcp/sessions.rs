@@ -31,7 +31,7 @@ use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use crate::auth::AuthenticatedPrincipal;
 
 /// The header that names a session (case-insensitive in HTTP).
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 
 /// Which principal opened each live session.
 #[derive(Debug, Default)]

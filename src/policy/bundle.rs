@@ -208,6 +208,7 @@ impl BundleSource {
                 declared.redact |= has("redact");
                 declared.env |= has("env");
                 declared.inject |= has("inject");
+                declared.labels |= has("labels");
                 if declared.inject && phase != Phase::Http {
                     return Err(PolicyError::InjectOutsideHttp {
                         file: file.clone(),
@@ -244,6 +245,7 @@ fn decision_module(phases: &BTreeMap<Phase, DeclaredRules>) -> String {
             ("redact", declared.redact),
             ("env", declared.env),
             ("inject", declared.inject),
+            ("labels", declared.labels),
         ] {
             if present {
                 module.push_str(&format!(
@@ -265,6 +267,7 @@ pub struct DeclaredRules {
     pub redact: bool,
     pub env: bool,
     pub inject: bool,
+    pub labels: bool,
 }
 
 /// A prepared engine and what its phase packages declare.

@@ -123,6 +123,11 @@ pub struct Decision {
     /// The `inject` obligation (phase `http` only).
     #[serde(default, skip_serializing_if = "Injection::is_empty")]
     pub inject: Injection,
+    /// The `labels` obligation: marks the policy attaches to the caller's session, whatever
+    /// the verdict (a denied attempt can be worth remembering too); later decisions of the
+    /// session read them in `input.session.labels`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     /// The revision of the bundle that made the decision.
     pub revision: String,
     /// Wall-clock time the evaluation took, in microseconds.
@@ -154,11 +159,23 @@ impl Decision {
             redact: REDACT_ON_ERROR.iter().map(|p| (*p).to_owned()).collect(),
             env: Vec::new(),
             inject: Injection::default(),
+            labels: Vec::new(),
             revision: revision.to_string(),
             eval_micros,
         }
     }
+
+    /// Turns this decision into a deny for `reason` (a limit the gateway enforces after the
+    /// policy answered). Obligations that only an allowed action uses are dropped with it.
+    pub fn deny_for(&mut self, reason: String) {
+        self.verdict = Verdict::Deny;
+        self.reasons.push(reason);
+        self.inject = Injection::default();
+    }
 }
+
+/// The longest session label a policy may attach, in bytes.
+pub const MAX_LABEL_BYTES: usize = 64;
 
 /// What the log masks when an evaluation fails: every input value a caller or a tool controls.
 /// The policy's own `redact` is lost with its evaluation, and a caller can make it fail on
@@ -181,6 +198,7 @@ pub struct RuleValues {
     pub redact: Option<Value>,
     pub env: Option<Value>,
     pub inject: Option<Value>,
+    pub labels: Option<Value>,
 }
 
 impl RuleValues {
@@ -208,65 +226,22 @@ impl RuleValues {
             }
         };
 
-        let deny = match self
-            .deny
-            .as_ref()
-            .map(|v| strings(v, &format!("{package}.deny")))
-        {
-            None => Vec::new(),
-            Some(Ok(messages)) => messages,
-            Some(Err(message)) => {
-                error(message);
-                Vec::new()
-            }
-        };
-
-        let limits = match self.limits.as_ref().map(|v| limits(v, &package)) {
-            None => Limits::default(),
-            Some(Ok(limits)) => limits,
-            Some(Err(message)) => {
-                error(message);
-                Limits::default()
-            }
-        };
-
-        let redact = match self
-            .redact
-            .as_ref()
-            .map(|v| json_pointers(v, &format!("{package}.redact")))
-        {
-            None => Vec::new(),
-            Some(Ok(pointers)) => pointers,
-            Some(Err(message)) => {
-                error(message);
-                Vec::new()
-            }
-        };
-
-        let env = match self
-            .env
-            .as_ref()
-            .map(|v| strings(v, &format!("{package}.env")))
-        {
-            None => Vec::new(),
-            Some(Ok(names)) => names,
-            Some(Err(message)) => {
-                error(message);
-                Vec::new()
-            }
-        };
-
-        let inject = match self.inject.as_ref().map(|v| injection(v, &package)) {
-            None => Injection::default(),
-            Some(Ok(inject)) => inject,
-            Some(Err(message)) => {
-                error(message);
-                Injection::default()
-            }
-        };
+        let errors = &mut errors;
+        let deny = obligation(self.deny.as_ref(), errors, |v| {
+            strings(v, &format!("{package}.deny"))
+        });
+        let limits = obligation(self.limits.as_ref(), errors, |v| limits(v, &package));
+        let redact = obligation(self.redact.as_ref(), errors, |v| {
+            json_pointers(v, &format!("{package}.redact"))
+        });
+        let env = obligation(self.env.as_ref(), errors, |v| {
+            strings(v, &format!("{package}.env"))
+        });
+        let inject = obligation(self.inject.as_ref(), errors, |v| injection(v, &package));
+        let labels = obligation(self.labels.as_ref(), errors, |v| labels(v, &package));
 
         let allowed = allow == Some(true) && deny.is_empty() && errors.is_empty();
-        let mut reasons = errors;
+        let mut reasons = std::mem::take(errors);
         reasons.extend(deny);
         if !allowed && reasons.is_empty() {
             let why = if allow.is_none() {
@@ -302,8 +277,27 @@ impl RuleValues {
             } else {
                 Injection::default()
             },
+            labels,
             revision: revision.to_string(),
             eval_micros,
+        }
+    }
+}
+
+/// The parsed value of a declared rule, or its default when the bundle does not declare it. A
+/// malformed value is a policy error pushed to `errors` (which denies the decision), and the
+/// default stands in for it.
+fn obligation<T: Default>(
+    value: Option<&Value>,
+    errors: &mut Vec<String>,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> T {
+    match value.map(parse) {
+        None => T::default(),
+        Some(Ok(parsed)) => parsed,
+        Some(Err(message)) => {
+            errors.push(format!("{POLICY_ERROR}: {message}"));
+            T::default()
         }
     }
 }
@@ -443,6 +437,27 @@ fn injection(value: &Value, package: &str) -> Result<Injection, String> {
         }
     }
     Ok(inject)
+}
+
+/// Session labels: short names (letters, digits, `_`, `-`, `.`, `:`), so that they read well in
+/// a reason and cannot smuggle a value (a path, a token) into every later input of the session.
+fn labels(value: &Value, package: &str) -> Result<Vec<String>, String> {
+    let rule = format!("{package}.labels");
+    let mut labels = strings(value, &rule)?;
+    if let Some(bad) = labels.iter().find(|label| {
+        label.is_empty()
+            || label.len() > MAX_LABEL_BYTES
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+    }) {
+        return Err(format!(
+            "{rule} must hold names of 1 to {MAX_LABEL_BYTES} letters, digits, '_', '-', '.' or ':', got {bad:?}"
+        ));
+    }
+    labels.sort();
+    labels.dedup();
+    Ok(labels)
 }
 
 /// A short rendering of a value for error messages: its JSON when small, else its type.
@@ -731,6 +746,52 @@ mod tests {
                 .contains_key("inject"),
             "an empty inject is not recorded"
         );
+    }
+
+    #[test]
+    fn labels_are_short_names_kept_whatever_the_verdict() {
+        let labelled = |labels: Value, deny: &[&str]| {
+            decide(RuleValues {
+                allow: Some(Value::Bool(true)),
+                deny: Some(set(deny)),
+                labels: Some(labels),
+                ..Default::default()
+            })
+        };
+        let allowed = labelled(set(&["read_sensitive", "tier:2", "a.b-c"]), &[]);
+        assert!(allowed.is_allowed());
+        assert_eq!(allowed.labels, ["a.b-c", "read_sensitive", "tier:2"]);
+        let denied = labelled(set(&["tried_exfiltration"]), &["no"]);
+        assert!(!denied.is_allowed());
+        assert_eq!(
+            denied.labels,
+            ["tried_exfiltration"],
+            "a deny may label too"
+        );
+        assert!(labelled(Value::Undefined, &[]).labels.is_empty());
+
+        for (bad, why) in [
+            (set(&["/secrets/token"]), "\"/secrets/token\""),
+            (set(&[""]), "\"\""),
+            (
+                set(&[&"x".repeat(MAX_LABEL_BYTES + 1)]),
+                "must hold names of 1 to 64",
+            ),
+            (
+                Value::from("read_sensitive"),
+                "must be a set of strings, got string",
+            ),
+        ] {
+            let decision = labelled(bad, &[]);
+            assert!(!decision.is_allowed());
+            assert!(decision.labels.is_empty());
+            assert!(
+                decision.reasons[0].starts_with("policy error: gatehouse.call.labels")
+                    && decision.reasons[0].contains(why),
+                "{:?}",
+                decision.reasons
+            );
+        }
     }
 
     #[test]

@@ -58,11 +58,13 @@ pub fn call_arguments(
     (Value::Object(arguments), params)
 }
 
-/// The input of phase `call`. `time` is RFC 3339 (UTC, milliseconds).
+/// The input of phase `call`. `time` is RFC 3339 (UTC, milliseconds); `session` is the
+/// caller's session as it stands before this decision (`input.session`).
 pub fn call_input(
     call_id: &str,
     time: &str,
     caller: &Caller,
+    session: Value,
     tool: &ToolDoc,
     arguments: Value,
 ) -> Value {
@@ -71,18 +73,20 @@ pub fn call_input(
         "time": time,
         "call": {"id": call_id},
         "caller": caller,
+        "session": session,
         "tool": tool.to_json(),
         "arguments": arguments,
     })
 }
 
 /// The input of phase `list`, one per tool.
-pub fn list_input(time: &str, caller: &Caller, tool: &ToolDoc) -> Value {
-    json!({"phase": "list", "time": time, "caller": caller, "tool": tool.to_json()})
+pub fn list_input(time: &str, caller: &Caller, session: Value, tool: &ToolDoc) -> Value {
+    json!({"phase": "list", "time": time, "caller": caller, "session": session, "tool": tool.to_json()})
 }
 
 /// The fields of a call's input that every later phase of the same call carries (`call`,
-/// `caller`, `tool`, `arguments`), taken once per call.
+/// `caller`, `tool`, `arguments`), taken once per call. The session is not among them: it
+/// changes while the call runs (a file read may label it before the next request is decided).
 pub fn shared_call_fields(call_input: &Value) -> Map<String, Value> {
     ["call", "caller", "tool", "arguments"]
         .into_iter()
@@ -91,17 +95,20 @@ pub fn shared_call_fields(call_input: &Value) -> Map<String, Value> {
 }
 
 /// The input of a phase decided during or after a call (`http`, `socket`, `fs`, `result`): the
-/// call's shared fields plus the phase, the time and the phase's own document under `field`.
+/// call's shared fields plus the phase, the time, the session as it stands now and the phase's
+/// own document under `field`.
 pub fn phase_input(
     shared: &Map<String, Value>,
     phase: &str,
     time: &str,
+    session: Value,
     field: &str,
     document: Value,
 ) -> Value {
     let mut input = shared.clone();
     input.insert("phase".into(), json!(phase));
     input.insert("time".into(), json!(time));
+    input.insert("session".into(), session);
     input.insert(field.into(), document);
     Value::Object(input)
 }

@@ -410,6 +410,7 @@ impl ServingBundle {
             redact: value_of("redact", declared.redact),
             env: value_of("env", declared.env),
             inject: value_of("inject", declared.inject),
+            labels: value_of("labels", declared.labels),
         };
         Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
     }

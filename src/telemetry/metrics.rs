@@ -118,6 +118,7 @@ struct Inner {
     run_seconds: Histograms<ToolLabel>,
     evaluation_seconds: Histograms<PhaseLabel>,
     in_flight: Gauge,
+    sessions: Gauge,
     components: Gauge,
     tools: Gauge,
     reloads: Family<ReloadLabels, Counter>,
@@ -173,6 +174,7 @@ impl Metrics {
                 evaluation_seconds as fn() -> Histogram,
             ),
             in_flight: Gauge::default(),
+            sessions: Gauge::default(),
             components: Gauge::default(),
             tools: Gauge::default(),
             reloads: policy.reloads.clone(),
@@ -200,9 +202,14 @@ impl Metrics {
 
     /// Counts a call as running until the returned guard is dropped (also when the call's
     /// future is dropped unfinished).
-    pub fn call_started(&self) -> InFlightCall {
-        self.inner.in_flight.inc();
-        InFlightCall(self.inner.in_flight.clone())
+    pub fn call_started(&self) -> Held {
+        Held::new(&self.inner.in_flight)
+    }
+
+    /// Counts a session (MCP session, stdio connection, CLI call) as open until the returned
+    /// guard is dropped with the session's state.
+    pub fn session_opened(&self) -> Held {
+        Held::new(&self.inner.sessions)
     }
 
     /// Counts a finished call, its duration and its tool's run time.
@@ -350,6 +357,11 @@ impl Inner {
             self.in_flight.clone(),
         );
         r.register(
+            "sessions_open",
+            "Sessions whose state the gateway holds (MCP sessions, stdio connections, CLI calls)",
+            self.sessions.clone(),
+        );
+        r.register(
             "components_loaded",
             "Components being served",
             self.components.clone(),
@@ -376,11 +388,19 @@ impl Inner {
     }
 }
 
-/// Keeps a call counted in `gatehouse_calls_in_flight` while it lives.
+/// Keeps something counted in a gauge while it lives (a call in `gatehouse_calls_in_flight`, a
+/// session in `gatehouse_sessions_open`).
 #[derive(Debug)]
-pub struct InFlightCall(Gauge);
+pub struct Held(Gauge);
 
-impl Drop for InFlightCall {
+impl Held {
+    fn new(gauge: &Gauge) -> Held {
+        gauge.inc();
+        Held(gauge.clone())
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         self.0.dec();
     }

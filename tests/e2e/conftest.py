@@ -67,38 +67,49 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("compile-cache")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """A tiny web server for tools to reach: /hello answers, anything else is 404."""
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler: answers with `reply`, logs nothing."""
 
-    def do_GET(self):  # noqa: N802 (the stdlib's naming)
-        if self.path == "/hello":
-            body = b"hello from the test server"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("X-Test", "yes")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *_args):
         pass
 
 
-@pytest.fixture
-def web():
-    """A real HTTP server on 127.0.0.1 with an ephemeral port; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+class _Handler(QuietHandler):
+    """A tiny web server for tools to reach: /hello answers, anything else is 404."""
+
+    def do_GET(self):  # noqa: N802 (the stdlib's naming)
+        if self.path == "/hello":
+            self.reply(200, b"hello from the test server", {"Content-Type": "text/plain", "X-Test": "yes"})
+        else:
+            self.reply(404)
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]):
+    """A real HTTP server on 127.0.0.1 with an ephemeral port, answering with `handler`;
+    yields the port and stops the server on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def web():
+    """The tiny web server (`/hello`); yields its base URL."""
+    with local_http_server(_Handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 ALLOW_ALL_POLICY = REPO / "tests" / "policies" / "allow-all"

@@ -6,21 +6,19 @@ audit log and the gateway's debug log never hold it."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import REPO, audit_rows, http_gateway, serve_args
+from conftest import REPO, QuietHandler, audit_rows, http_gateway, local_http_server, serve_args
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "ghp_e2eBrokeredToken0123456789"
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(QuietHandler):
     """Echoes the request's Authorization header in a response header and in the body."""
 
     seen: list[str | None] = []
@@ -28,28 +26,15 @@ class _Echo(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (the stdlib's naming)
         auth = self.headers.get("Authorization")
         type(self).seen.append(auth)
-        body = json.dumps({"authorization": auth}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Echo-Authorization", auth or "none")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args):
-        pass
+        self.reply(200, json.dumps({"authorization": auth}).encode(),
+                   {"Content-Type": "application/json", "X-Echo-Authorization": auth or "none"})
 
 
 @pytest.fixture
 def echo():
     _Echo.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_Echo) as port:
+        yield port
 
 
 async def fetch(url: str, target: str):
