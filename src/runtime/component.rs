@@ -416,3 +416,38 @@ impl LoadedComponent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the one interface the world `w` in `wit` exports is componentize-py's set-up.
+    fn is_init(wit: &str) -> bool {
+        let mut resolve = Resolve::default();
+        resolve.push_str("test.wit", wit).unwrap();
+        let (_, world) = resolve.worlds.iter().next().unwrap();
+        let (key, item) = world.exports.iter().next().unwrap();
+        let WorldItem::Interface { id, .. } = item else {
+            panic!("not an interface export")
+        };
+        is_componentize_py_init(key, &resolve.interfaces[*id])
+    }
+
+    #[test]
+    fn only_componentize_pys_set_up_export_is_held_back() {
+        // The shape componentize-py 0.25 exports (its symbols record shortened).
+        assert!(is_init(
+            "package a:b; world w { export exports: interface { \
+             init: func(app-name: string, symbols: list<string>, stub-wasi: bool); } }"
+        ));
+        // An author's own `init`s stay tools.
+        for wit in [
+            "package a:b; world w { export exports: interface { init: func(name: string); } }",
+            "package a:b; world w { export setup: interface { init: func(app-name: string); } }",
+            "package a:b; world w { export exports: interface { \
+             init: func(app-name: string); run: func(); } }",
+        ] {
+            assert!(!is_init(wit), "{wit}");
+        }
+    }
+}
