@@ -190,7 +190,7 @@ impl Lang {
                  | `requirements.txt`, `build.sh` | the toolchain (componentize-py) and the build |\n",
                 "```sh\npython3 -m venv .venv && .venv/bin/pip install -r requirements.txt   # once\n\
                  PATH=\"$PWD/.venv/bin:$PATH\" ./build.sh   # componentize-py; writes {{name}}.wasm\n```\n\n\
-                 The component carries CPython: about 18 MB, and the gateway takes several seconds \
+                 The component carries CPython: about 18 MB, and the gateway takes tens of seconds \
                  to compile it the first time it loads it (then it is cached).",
             ),
             Lang::Js => (
@@ -200,7 +200,7 @@ impl Lang {
                 "Needs Node.js 22 or later.\n\n\
                  ```sh\nnpm install     # once\nnpm run build   # componentize-js; writes {{name}}.wasm\n```\n\n\
                  The component carries a JavaScript engine: about 12–15 MB, and the gateway takes \
-                 several seconds to compile it the first time it loads it (then it is cached). \
+                 tens of seconds to compile it the first time it loads it (then it is cached). \
                  `fetch` works and goes out through `wasi:http`, decided by the policy.",
             ),
         }
@@ -213,9 +213,9 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
             let dir = tool.parent.join(&tool.name);
             write_tool(&tool.name, tool.lang, &dir)?;
             println!(
-                "wrote {} ({:?} tool `{}`); see {}",
+                "wrote {} ({} tool `{}`); see {}",
                 dir.display(),
-                tool.lang,
+                tool.lang.readme().0,
                 tool.name,
                 dir.join("README.md").display()
             );
