@@ -4,7 +4,7 @@
 //! A tour in the order of a call (`README.md`, "The call path"):
 //!
 //! - [`cli`]: the `gatehouse` command and its subcommands (`serve`, `call`, `tools`, `policy`,
-//!   `audit`, `component`, `bench`);
+//!   `audit`, `component`, `bench`, `new`);
 //! - [`mcp`]: the MCP protocol (rmcp) over stdio and streamable HTTP, sessions, and the first
 //!   look at untrusted JSON-RPC ([`mcp::jsonrpc`]);
 //! - [`auth`]: who is calling — the caller every decision and audit entry carries;

@@ -4,6 +4,7 @@ pub mod audit;
 mod bench;
 mod call;
 mod component;
+mod new;
 pub mod policy;
 mod serve;
 mod tools;
@@ -44,6 +45,8 @@ pub enum Command {
     Component(component::ComponentArgs),
     /// Drive a running gateway's streamable HTTP endpoint with concurrent MCP clients.
     Bench(bench::BenchArgs),
+    /// Start a tool project (Rust, Python or JavaScript) that builds and serves as it is.
+    New(new::NewArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -141,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => Ok(audit::run(args)),
         Command::Component(args) => component::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::New(args) => new::run(args),
     };
     match outcome {
         Ok(code) => code,

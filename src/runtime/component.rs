@@ -3,7 +3,9 @@
 //! The tool list comes from the component's own WIT (decoded with `wit-parser`, including the
 //! doc comments the toolchain embedded), so names, parameter names and descriptions are the
 //! author's. Exports of `wasi:` interfaces (`wasi:cli/run`, `wasi:http/incoming-handler`) are
-//! entry points a toolchain adds, not tools, and are never offered.
+//! entry points a toolchain adds, not tools, and are never offered; so is the interface
+//! `exports` with its one function `init(app-name, symbols, …)` that componentize-py adds to
+//! every Python component to set up its interpreter at build time.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -253,6 +255,10 @@ fn discover_tools(
                     tracing::debug!(component = spec.name, export = %qualified, "not a tool: WASI entry point");
                     continue;
                 }
+                if is_componentize_py_init(key, interface) {
+                    tracing::debug!(component = spec.name, export = %qualified, "not a tool: componentize-py's runtime set-up");
+                    continue;
+                }
                 let short = match key {
                     WorldKey::Name(name) => name.clone(),
                     WorldKey::Interface(_) => {
@@ -303,6 +309,19 @@ fn display_export(f: &ExportedFunction) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// componentize-py's set-up export: an inline interface `exports` whose only function is
+/// `init`, taking the application's name first (`app-name`). The build runs it once, before
+/// the interpreter's state is snapshotted; an agent calling it would reinitialise the tool.
+fn is_componentize_py_init(key: &WorldKey, interface: &wit_parser::Interface) -> bool {
+    matches!(key, WorldKey::Name(name) if name == "exports")
+        && interface.functions.len() == 1
+        && interface.functions.get("init").is_some_and(|init| {
+            init.params
+                .first()
+                .is_some_and(|param| param.name == "app-name")
+        })
+}
+
 fn offer(
     spec: &ComponentSpec<'_>,
     resolve: &Resolve,
@@ -394,6 +413,41 @@ impl LoadedComponent {
         match item {
             ComponentItem::ComponentFunc(func) => Some(func),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the one interface the world `w` in `wit` exports is componentize-py's set-up.
+    fn is_init(wit: &str) -> bool {
+        let mut resolve = Resolve::default();
+        resolve.push_str("test.wit", wit).unwrap();
+        let (_, world) = resolve.worlds.iter().next().unwrap();
+        let (key, item) = world.exports.iter().next().unwrap();
+        let WorldItem::Interface { id, .. } = item else {
+            panic!("not an interface export")
+        };
+        is_componentize_py_init(key, &resolve.interfaces[*id])
+    }
+
+    #[test]
+    fn only_componentize_pys_set_up_export_is_held_back() {
+        // The shape componentize-py 0.25 exports (its symbols record shortened).
+        assert!(is_init(
+            "package a:b; world w { export exports: interface { \
+             init: func(app-name: string, symbols: list<string>, stub-wasi: bool); } }"
+        ));
+        // An author's own `init`s stay tools.
+        for wit in [
+            "package a:b; world w { export exports: interface { init: func(name: string); } }",
+            "package a:b; world w { export setup: interface { init: func(app-name: string); } }",
+            "package a:b; world w { export exports: interface { \
+             init: func(app-name: string); run: func(); } }",
+        ] {
+            assert!(!is_init(wit), "{wit}");
         }
     }
 }

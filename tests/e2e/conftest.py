@@ -16,12 +16,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENT_NAMES = ("types", "fetch", "files", "echo", "misbehave", "escape", "contract")
+# Written in Python (componentize-py) and JavaScript (componentize-js); tests/components/README.md.
+POLYGLOT_NAMES = ("py-files", "js-fetch")
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +59,8 @@ def components() -> dict[str, Path]:
     subprocess.run([REPO / "scripts" / "build-components"], check=True, capture_output=True)
     out = REPO / "target" / "components" / "wasm32-wasip2" / "release"
     paths = {name: out / f"{name}.wasm" for name in COMPONENT_NAMES}
+    polyglot = REPO / "target" / "components" / "polyglot"
+    paths |= {name: polyglot / f"{name}.wasm" for name in POLYGLOT_NAMES}
     for name, path in paths.items():
         assert path.is_file(), f"component {name} was not built at {path}"
     return paths
@@ -65,6 +70,27 @@ def components() -> dict[str, Path]:
 def cache_dir(tmp_path_factory) -> Path:
     """One compiled-component cache for the session, so each component compiles once."""
     return tmp_path_factory.mktemp("compile-cache")
+
+
+def precompile(gatehouse: Path, wasm: Path, cache: Path):
+    """Compiles `wasm` into the compile cache `cache` with `gatehouse tools`, which has no
+    deadline: a Python or JavaScript component takes wasmtime tens of seconds in a debug
+    build, longer than an MCP client waits for a gateway that compiles at start."""
+    done = subprocess.run([gatehouse, "tools", wasm, "--cache-dir", cache], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def polyglot_cache(gatehouse, components) -> Path:
+    """A compile cache kept between runs (target/components/compile-cache) with the Python and
+    JavaScript components compiled in: an entry is reused while the component and the engine
+    configuration are unchanged (the gateway checks both), so only the first run pays."""
+    cache = REPO / "target" / "components" / "compile-cache"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    for name in POLYGLOT_NAMES:
+        precompile(gatehouse, components[name], cache)
+    return cache
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -83,10 +109,14 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 class _Handler(QuietHandler):
-    """A tiny web server for tools to reach: /hello answers, anything else is 404."""
+    """A tiny web server for tools to reach: /hello answers, /redirect?to=URL redirects there
+    (302), anything else is 404. The server records the path of every request it gets."""
 
     def do_GET(self):  # noqa: N802 (the stdlib's naming)
-        if self.path == "/hello":
+        self.server.paths.append(self.path)
+        if self.path.startswith("/redirect?to="):
+            self.reply(302, headers={"Location": unquote(self.path.removeprefix("/redirect?to="))})
+        elif self.path == "/hello":
             self.reply(200, b"hello from the test server", {"Content-Type": "text/plain", "X-Test": "yes"})
         else:
             self.reply(404)
@@ -95,21 +125,37 @@ class _Handler(QuietHandler):
 @contextlib.contextmanager
 def local_http_server(handler: type[BaseHTTPRequestHandler]):
     """A real HTTP server on 127.0.0.1 with an ephemeral port, answering with `handler`;
-    yields the port and stops the server on exit."""
+    yields the server (its `server_address[1]` is the port; `paths` lists what `_Handler` was
+    asked for) and stops it on exit."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.paths = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield server.server_address[1]
+        yield server
     finally:
         server.shutdown()
         server.server_close()
 
 
+class WebServer:
+    """The test's web server: its base URL and the paths it was asked for, in order."""
+
+    def __init__(self, url: str, paths: list[str]):
+        self.url = url
+        self.paths = paths
+
+
 @pytest.fixture
-def web():
-    """The tiny web server (`/hello`); yields its base URL."""
-    with local_http_server(_Handler) as port:
-        yield f"http://127.0.0.1:{port}"
+def web_server():
+    """The tiny web server (`_Handler`) on 127.0.0.1."""
+    with local_http_server(_Handler) as server:
+        yield WebServer(f"http://127.0.0.1:{server.server_address[1]}", server.paths)
+
+
+@pytest.fixture
+def web(web_server):
+    """The base URL of a real HTTP server on 127.0.0.1 (`web_server`)."""
+    return web_server.url
 
 
 ALLOW_ALL_POLICY = REPO / "tests" / "policies" / "allow-all"

@@ -33,8 +33,8 @@ class _Echo(QuietHandler):
 @pytest.fixture
 def echo():
     _Echo.seen = []
-    with local_http_server(_Echo) as port:
-        yield port
+    with local_http_server(_Echo) as server:
+        yield server.server_address[1]
 
 
 async def fetch(url: str, target: str):

@@ -35,8 +35,8 @@ class _Counter(QuietHandler):
 @pytest.fixture
 def server():
     _Counter.paths = []
-    with local_http_server(_Counter) as port:
-        yield port
+    with local_http_server(_Counter) as server:
+        yield server.server_address[1]
 
 
 @pytest.fixture
