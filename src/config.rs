@@ -118,6 +118,35 @@ impl ComponentConfig {
         }
     }
 
+    /// A component given on the command line: a URL (`https://`, `oci://`, …) if it has a
+    /// scheme, else a path.
+    pub fn from_location(name: Option<String>, location: &str) -> Self {
+        if location.contains("://") {
+            ComponentConfig {
+                name,
+                url: Some(location.to_owned()),
+                ..Default::default()
+            }
+        } else {
+            ComponentConfig::from_path(name, PathBuf::from(location))
+        }
+    }
+
+    /// The component's name: as given, else from its file (or URL) name; for an OCI reference,
+    /// its repository's last segment (`oci://ghcr.io/acme/echo:1.0` is `echo`).
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let location = self.location();
+            let last = location.rsplit('/').next().unwrap_or(&location);
+            let last = if location.starts_with("oci://") {
+                last.split(['@', ':']).next().unwrap_or(last)
+            } else {
+                last
+            };
+            crate::runtime::component::default_component_name(Path::new(last))
+        })
+    }
+
     /// Where the component comes from, as written (path or URL), for names and messages.
     pub fn location(&self) -> String {
         ComponentSource::from(self).location()
@@ -465,6 +494,7 @@ mod tests {
         max_download_bytes = 17
         download_timeout_secs = 18
         ca_file = "ca.pem"
+        oci_http_registries = ["registry.internal:5000"]
 
         [metrics]
         enabled = false

@@ -1,4 +1,4 @@
-//! `gatehouse component verify|inspect|accept`: the supply-chain checks from the command line.
+//! `gatehouse component verify|inspect|accept|push`: the supply chain from the command line.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::{Config, SignatureConfig, SupplyChainConfig};
+use crate::supply::oci::OciReference;
 use crate::supply::source::Origin;
 use crate::supply::{Fetcher, PinStore, Requirement, inspect, signature};
 
@@ -26,6 +27,20 @@ pub enum ComponentCommand {
     /// Accept the changed definition of a withheld tool (NAME is a tool or a component name);
     /// a running gateway picks the acceptance up from the pin file.
     Accept(AcceptArgs),
+    /// Publish a component to an OCI registry as a Wasm artifact (`application/wasm` layer);
+    /// prints the digest reference a gateway should pin.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The component file.
+    pub file: PathBuf,
+    /// Where to publish it: `oci://REGISTRY/REPOSITORY:TAG`.
+    pub reference: String,
+    /// The gateway's config, for `[supply_chain]` (ca_file, oci_http_registries, timeout).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// The signature requirement, as flags.
@@ -78,7 +93,7 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The component (path, or https:// URL).
+    /// The component (path, https:// URL or oci:// reference).
     pub path: String,
     #[command(flatten)]
     pub requirement: RequirementArgs,
@@ -104,7 +119,34 @@ pub fn run(args: ComponentArgs) -> anyhow::Result<ExitCode> {
         ComponentCommand::Verify(args) => verify(args),
         ComponentCommand::Inspect(args) => inspect_component(args),
         ComponentCommand::Accept(args) => accept(args),
+        ComponentCommand::Push(args) => push(args),
     }
+}
+
+fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let reference = OciReference::parse(&args.reference).map_err(anyhow::Error::msg)?;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read component {}", args.file.display()))?;
+    // Refuse what the gateway would refuse to load, before it is published.
+    inspect::world(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a component: {e}", args.file.display()))?;
+    let supply = match &args.config {
+        Some(file) => Config::load(file)?.supply_chain,
+        None => SupplyChainConfig::default(),
+    };
+    let registries = Fetcher::new(&supply, None)
+        .registries()
+        .map_err(anyhow::Error::msg)?;
+    let manifest = registries
+        .push(&reference, &bytes)
+        .map_err(|e| anyhow::anyhow!("{reference}: {e}"))?;
+    println!("pushed {} to {reference}", args.file.display());
+    println!(
+        "  component digest: {}",
+        crate::supply::sha256_digest(&bytes)
+    );
+    println!("  pin it as:        {}", reference.at_digest(&manifest));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fetch(path: &str, sha256: Option<&str>) -> anyhow::Result<(Origin, crate::supply::Fetched)> {
@@ -178,6 +220,7 @@ fn inspect_component(args: InspectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let report = serde_json::json!({
             "source": origin.to_string(),
+            "resolved": fetched.resolved,
             "digest": fetched.digest,
             "size_bytes": fetched.bytes.len(),
             "signature": signature,
@@ -187,6 +230,9 @@ fn inspect_component(args: InspectArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("component {origin}");
+    if let Some(resolved) = &fetched.resolved {
+        println!("  resolved:  {resolved}");
+    }
     println!("  digest:    {}", fetched.digest);
     println!("  size:      {} bytes", fetched.bytes.len());
     println!("  signature: {signature}");

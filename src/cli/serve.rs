@@ -23,8 +23,9 @@ pub struct ServeArgs {
     /// A gatehouse.toml; the flags below add to it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// A component to serve: PATH or NAME=PATH (repeatable).
-    #[arg(long = "component", value_name = "[NAME=]PATH")]
+    /// A component to serve: a path, an https:// URL or an oci:// reference, optionally as
+    /// NAME=… (repeatable).
+    #[arg(long = "component", value_name = "[NAME=]PATH|URL")]
     pub components: Vec<String>,
     /// Serve streamable HTTP on this address (endpoint /mcp) instead of stdio.
     #[arg(long, value_name = "ADDR")]
@@ -46,13 +47,13 @@ pub(super) fn load_config(
         None => Config::default(),
     };
     for spec in components {
-        let (name, path) = match spec.split_once('=') {
-            Some((name, path)) => (Some(name.to_owned()), path),
-            None => (None, spec.as_str()),
+        let (name, location) = match spec.split_once('=') {
+            Some((name, location)) if !name.contains("://") => (Some(name.to_owned()), location),
+            _ => (None, spec.as_str()),
         };
         config
             .components
-            .push(ComponentConfig::from_path(name, PathBuf::from(path)));
+            .push(ComponentConfig::from_location(name, location));
     }
     host.apply(&mut config);
     Ok(config)

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use crate::gateway::{Gateway, Tool};
 use crate::mcp::describe_tool;
 use crate::runtime::ComponentSpec;
-use crate::runtime::component::default_component_name;
+use crate::supply::Fetcher;
 
 #[derive(Debug, Args)]
 pub struct ToolsArgs {
-    /// The component file (.wasm).
+    /// The component: a file (.wasm), an https:// URL or an oci:// reference.
     pub path: PathBuf,
     /// Print the MCP tool definitions as JSON instead of a readable listing.
     #[arg(long)]
@@ -29,14 +29,27 @@ pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
     // Listing runs nothing, so it needs neither policy nor audit log: every tool is shown.
     let runtime = Gateway::runtime_for(&config)?;
     let spec = &config.components[0];
-    let path = spec.path.clone().unwrap_or_default();
-    let name = default_component_name(&path);
+    // A URL or an OCI reference is fetched and checked as the gateway would (no signature is
+    // required: listing runs nothing).
+    let prepared = spec
+        .url
+        .as_ref()
+        .map(|_| {
+            let fetcher = Fetcher::new(&config.supply_chain, config.cache.resolved_dir());
+            crate::supply::prepare(spec, &config.supply_chain, &fetcher)
+        })
+        .transpose()?;
+    let path = match &prepared {
+        Some(prepared) => prepared.local_path.clone(),
+        None => spec.path.clone().unwrap_or_default(),
+    };
+    let name = spec.name();
     let component = Arc::new(runtime.load(&ComponentSpec {
         name: &name,
         path: &path,
         expected_digest: None,
         exclude: &[],
-        prepared: None,
+        prepared: prepared.as_ref(),
     })?);
     let tools: Vec<_> = Tool::all(&component)
         .map(|tool| describe_tool(&tool))

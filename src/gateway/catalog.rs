@@ -14,7 +14,6 @@ use super::GatewayError;
 use crate::audit::{AuditLog, NewEntry};
 use crate::config::{ComponentConfig, ComponentSettings, DriftAction, SupplyChainConfig};
 use crate::policy::input::ToolDoc;
-use crate::runtime::component::default_component_name;
 use crate::runtime::{ComponentSpec, ExportedFunction, LoadedComponent, Runtime};
 use crate::supply::Fetcher;
 use crate::supply::pins::{PinCheck, PinStore, definition_hash};
@@ -246,11 +245,11 @@ impl CatalogStore {
     ) -> Result<(), GatewayError> {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = components
             .iter()
-            .map(|config| (component_name(config), Arc::new(config.config.clone())))
+            .map(|config| (config.name(), Arc::new(config.config.clone())))
             .collect();
         let mut granted = HashMap::new();
         for config in components {
-            let name = component_name(config);
+            let name = config.name();
             let vars = config
                 .env
                 .iter()
@@ -320,7 +319,7 @@ impl CatalogStore {
         others: &[Arc<LoadedComponent>],
     ) -> Result<LoadedComponent, GatewayError> {
         let location = config.location();
-        let name = component_name(config);
+        let name = config.name();
         let result = (|| {
             if others.iter().any(|c| c.name == name) {
                 return Err(GatewayError::DuplicateComponent(name.clone()));
@@ -486,7 +485,7 @@ impl CatalogStore {
                 Err(error) => {
                     report.refused.push(error.to_string());
                     // Keep the version already served under the name this entry would have.
-                    let name = component_name(config);
+                    let name = config.name();
                     if let Some(previous) = current.components.iter().find(|c| c.name == name)
                         && !loaded.iter().any(|c| c.name == name)
                     {
@@ -560,14 +559,4 @@ impl CatalogStore {
         self.replace(catalog);
         Ok(released)
     }
-}
-
-/// A configured component's name: as given, else from its file (or URL) name.
-fn component_name(config: &ComponentConfig) -> String {
-    config.name.clone().unwrap_or_else(|| {
-        let location = config.location();
-        default_component_name(std::path::Path::new(
-            location.rsplit('/').next().unwrap_or(&location),
-        ))
-    })
 }

@@ -2,11 +2,12 @@
 //! and whether the tools it offers are still the ones an operator saw.
 //!
 //! Loading a component goes through [`prepare`] before the runtime ever sees its bytes:
-//! fetch (file or URL, size-capped) → digest check → signature check. The bytes that were
+//! fetch (file, URL or OCI registry, size-capped) → digest check → signature check. The bytes that were
 //! checked are the bytes that are compiled: nothing is re-read from disk in between.
 //! What is and is not verified is documented in `docs/SUPPLY-CHAIN.md`.
 
 pub mod inspect;
+pub mod oci;
 pub mod pins;
 pub mod settings;
 pub mod signature;

@@ -27,6 +27,9 @@ pub struct SupplyChainConfig {
     pub download_timeout_secs: u64,
     /// Extra PEM CA certificates trusted for component downloads (a private mirror).
     pub ca_file: Option<PathBuf>,
+    /// OCI registries (`host:port`) reached over plain http although they are not on loopback
+    /// (a registry inside a trusted network); every other `oci://` registry needs https.
+    pub oci_http_registries: Vec<String>,
 }
 
 impl Default for SupplyChainConfig {
@@ -39,6 +42,7 @@ impl Default for SupplyChainConfig {
             max_download_bytes: 64 << 20,
             download_timeout_secs: 30,
             ca_file: None,
+            oci_http_registries: Vec::new(),
         }
     }
 }

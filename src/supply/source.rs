@@ -1,14 +1,16 @@
-//! Getting a component's bytes: from a file, or downloaded from a URL with a size cap and a
-//! timeout, its digest checked before anything else looks at it, and cached by digest.
+//! Getting a component's bytes: from a file, downloaded from a URL or pulled from an OCI
+//! registry (`oci`) with a size cap and a timeout, its digest checked before anything else
+//! looks at it, and cached by digest.
 //!
 //! `https://` is the only scheme for real downloads; `http://` is accepted only for loopback
-//! addresses (tests, a local mirror). `oci://` is not supported: see `docs/SUPPLY-CHAIN.md`.
+//! addresses (tests, a local mirror).
 
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::oci::{OciReference, Registries};
 use super::{ComponentSource, SignatureError, SupplyChainConfig, sha256_digest};
 
 /// Where some bytes come from.
@@ -16,6 +18,7 @@ use super::{ComponentSource, SignatureError, SupplyChainConfig, sha256_digest};
 pub enum Origin {
     File(PathBuf),
     Url(reqwest::Url),
+    Oci(OciReference),
 }
 
 impl std::fmt::Display for Origin {
@@ -23,6 +26,7 @@ impl std::fmt::Display for Origin {
         match self {
             Origin::File(path) => write!(f, "{}", path.display()),
             Origin::Url(url) => write!(f, "{url}"),
+            Origin::Oci(reference) => write!(f, "{reference}"),
         }
     }
 }
@@ -48,6 +52,9 @@ impl Origin {
     }
 
     fn parse_url(text: &str) -> Result<Origin, String> {
+        if text.starts_with("oci://") {
+            return OciReference::parse(text).map(Origin::Oci);
+        }
         let url = reqwest::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
         check_url(&url)?;
         Ok(Origin::Url(url))
@@ -73,6 +80,11 @@ impl Origin {
                 url.set_path(&format!("{}.sigstore.json", url.path()));
                 Origin::Url(url)
             }
+            Origin::Oci(reference) => {
+                return Err(format!(
+                    "{reference}: a signature stored in the registry is not read yet; give the component's `bundle` (a path or an https:// URL)"
+                ));
+            }
         })
     }
 }
@@ -94,9 +106,6 @@ fn check_url(url: &reqwest::Url) -> Result<(), String> {
                 ))
             }
         }
-        "oci" => Err(format!(
-            "{url}: oci:// references are not supported (see docs/SUPPLY-CHAIN.md); download the component and give its path or an https:// URL"
-        )),
         other => Err(format!("{url}: unsupported URL scheme {other:?}")),
     }
 }
@@ -110,6 +119,8 @@ pub enum SourceError {
     },
     #[error("cannot download component {url}: {message}")]
     Download { url: String, message: String },
+    #[error("cannot pull component {reference}: {message}")]
+    Pull { reference: String, message: String },
     #[error(
         "component {location}: digest mismatch: expected {expected}, got {actual}; refusing to load"
     )]
@@ -127,6 +138,8 @@ pub struct Fetched {
     pub digest: String,
     /// The file they were read from, or the cache file a download was stored in.
     pub local_path: PathBuf,
+    /// For a pull from a registry: the reference at the manifest digest it resolved to.
+    pub resolved: Option<String>,
 }
 
 /// Reads files and downloads URLs within the configured limits.
@@ -136,6 +149,7 @@ pub struct Fetcher {
     timeout: Duration,
     ca_file: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    oci_http_registries: Vec<String>,
 }
 
 impl Fetcher {
@@ -145,17 +159,43 @@ impl Fetcher {
             timeout: Duration::from_secs(config.download_timeout_secs),
             ca_file: config.ca_file.clone(),
             cache_dir: cache_dir.map(|d| d.join("downloads")),
+            oci_http_registries: config.oci_http_registries.clone(),
         }
+    }
+
+    /// How this fetcher reaches OCI registries.
+    pub fn registries(&self) -> Result<Registries, String> {
+        let ca_pem = self
+            .ca_file
+            .as_ref()
+            .map(|file| {
+                std::fs::read(file)
+                    .map_err(|e| format!("cannot read ca_file {}: {e}", file.display()))
+            })
+            .transpose()?;
+        Ok(Registries {
+            http: self.oci_http_registries.clone(),
+            ca_pem,
+            timeout: self.timeout,
+        })
     }
 
     /// The component's bytes, refused unless they match `expected` (`sha256:<hex>`) if given.
     pub fn fetch(&self, origin: &Origin, expected: Option<&str>) -> Result<Fetched, SourceError> {
         let expected = expected.map(normalize_digest);
-        if let (Origin::Url(_), Some(expected)) = (origin, &expected)
+        // A tag is resolved on every load, even when its pinned bytes are cached: that is how a
+        // tag moved to another component is noticed.
+        let immutable = match origin {
+            Origin::File(_) => false,
+            Origin::Url(_) => true,
+            Origin::Oci(reference) => reference.is_digest(),
+        };
+        if let (true, Some(expected)) = (immutable, &expected)
             && let Some(cached) = self.cached(expected)
         {
             return Ok(cached);
         }
+        let mut resolved = None;
         let (bytes, local_path) = match origin {
             Origin::File(path) => {
                 let bytes = std::fs::read(path).map_err(|error| SourceError::Read {
@@ -173,25 +213,43 @@ impl Fetcher {
                     })?;
                 (bytes, PathBuf::new())
             }
+            Origin::Oci(reference) => {
+                let pulled = self
+                    .registries()
+                    .and_then(|registries| registries.pull(reference, self.max_bytes))
+                    .map_err(|message| SourceError::Pull {
+                        reference: reference.to_string(),
+                        message,
+                    })?;
+                let at = reference.at_digest(&pulled.manifest_digest);
+                tracing::info!(%reference, resolved = %at, "pulled a component from its registry");
+                resolved = Some(at.to_string());
+                (pulled.bytes, PathBuf::new())
+            }
         };
         let digest = sha256_digest(&bytes);
         if let Some(expected) = expected
             && expected != digest
         {
+            let location = match &resolved {
+                Some(resolved) => format!("{origin} (which now resolves to {resolved})"),
+                None => origin.to_string(),
+            };
             return Err(SourceError::DigestMismatch {
-                location: origin.to_string(),
+                location,
                 expected,
                 actual: digest,
             });
         }
         let local_path = match origin {
             Origin::File(_) => local_path,
-            Origin::Url(_) => self.store(&digest, &bytes).unwrap_or_default(),
+            Origin::Url(_) | Origin::Oci(_) => self.store(&digest, &bytes).unwrap_or_default(),
         };
         Ok(Fetched {
             bytes,
             digest,
             local_path,
+            resolved,
         })
     }
 
@@ -226,6 +284,12 @@ impl Fetcher {
                     }
                 }
             }),
+            Origin::Oci(reference) => Err(SignatureError::Fetch {
+                location: reference.to_string(),
+                message:
+                    "a signature bundle is read from a path or an https:// URL, not from a registry"
+                        .into(),
+            }),
         }
     }
 
@@ -237,6 +301,7 @@ impl Fetcher {
             bytes,
             digest: digest.to_owned(),
             local_path: path,
+            resolved: None,
         })
     }
 
