@@ -493,7 +493,7 @@ fn plain(v: &Value) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -584,7 +584,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
-fn write_table(
+pub(super) fn write_table(
     out: &mut impl Write,
     headers: Option<&[&str]>,
     rows: &[Vec<String>],

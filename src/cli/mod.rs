@@ -5,6 +5,7 @@ mod bench;
 mod call;
 mod component;
 pub mod policy;
+mod replay;
 mod serve;
 mod tools;
 
