@@ -150,7 +150,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 }
 
 /// An audit entry as replay sees it: the phase, verdict and reasons recorded, the input with
-/// whether it holds redacted values, and who refused if not the policy.
+/// whether it differs from what the policy saw (values redacted by keyed digests, URL
+/// credentials masked), and who refused if not the policy.
 impl From<Entry> for Recorded {
     fn from(entry: Entry) -> Recorded {
         let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
@@ -158,7 +159,8 @@ impl From<Entry> for Recorded {
             seq: entry.seq,
             principal: text(entry.caller.get("principal")),
             refused_by: text(entry.metrics.get("refused_by")),
-            redacted: crate::audit::holds_redacted(&entry.input),
+            redacted: crate::audit::holds_redacted(&entry.input)
+                || crate::support::userinfo::holds_masked_userinfo(&entry.input),
             time: entry.time,
             call_id: entry.call_id,
             phase: entry.phase,

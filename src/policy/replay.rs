@@ -42,7 +42,8 @@ pub struct Recorded {
     /// `allow` or `deny`.
     pub verdict: String,
     pub reasons: Vec<String>,
-    /// Whether values of the input were redacted when recorded (replaced by keyed digests).
+    /// Whether values of the input were redacted when recorded (replaced by keyed digests, or
+    /// a URL's credentials masked): the policy saw them, the replay does not.
     pub redacted: bool,
     /// Set when something other than the policy refused the operation (the host's own checks
     /// record `"refused_by": "host"`): there is no policy decision to replay.
