@@ -90,7 +90,8 @@ pub fn run(args: PolicyArgs) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Each cause once: a bundle's errors quote their source in their own message.
+            eprintln!("error: {}", super::describe(&error));
             ExitCode::from(2)
         }
     }
