@@ -18,7 +18,7 @@
 //!   every operation a tool makes, and the limits a store enforces;
 //! - [`supply`]: where a component comes from, its digest pins, signatures, definition drift;
 //! - [`policy`]: Rego decisions (regorus), the input documents of each phase, bundles, reload,
-//!   the `policy test` runner;
+//!   the `policy test` runner and decision replay;
 //! - [`audit`]: the append-only, signed, Merkle-tree audit log, its reader and verifier;
 //! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
 //! - [`support`]: plumbing several layers share (file trust, URL credential masking, file

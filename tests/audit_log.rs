@@ -959,6 +959,28 @@ fn caller_and_tool_queries_find_every_entry_across_blocks() {
             },
             Box::new(|_| false),
         ),
+        // Any of several phases (what `policy replay` reads), with a tool and a bound.
+        (
+            EntryFilter {
+                phases: vec!["http".into(), "fs".into()],
+                tool: Some("tool1".into()),
+                after_seq: Some(700),
+                ..Default::default()
+            },
+            Box::new(|e| {
+                ["http", "fs"].contains(&e.phase.as_str())
+                    && e.tool.as_deref() == Some("tool1")
+                    && e.seq > 700
+            }),
+        ),
+        (
+            EntryFilter {
+                phases: vec!["call".into(), "fs".into()],
+                phase: Some("fs".into()),
+                ..Default::default()
+            },
+            Box::new(|e| e.phase == "fs"),
+        ),
     ];
     for (filter, wanted) in cases {
         let expected: Vec<u64> = all.iter().filter(|e| wanted(e)).map(|e| e.seq).collect();

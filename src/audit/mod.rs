@@ -39,7 +39,7 @@ pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
 pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
-pub use redact::RedactionKey;
+pub use redact::{RedactionKey, holds_redacted};
 pub use settings::AuditLogConfig;
 pub use sink::AuditSink;
 pub use state::{

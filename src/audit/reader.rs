@@ -31,6 +31,8 @@ pub struct EntryFilter {
     pub principal: Option<String>,
     pub tool: Option<String>,
     pub phase: Option<String>,
+    /// Any of these phases (empty: any phase); with `phase` as well, both must hold.
+    pub phases: Vec<String>,
     pub verdict: Option<String>,
     pub call_id: Option<String>,
     /// The session a decision was made in (`input.session.id`); read from each row's input,
@@ -210,6 +212,16 @@ impl AuditReader {
                 "json_extract(input, '$.session.id') = ?",
                 Box::new(v.clone()),
             );
+        }
+        let any_phase;
+        if !filter.phases.is_empty() {
+            // `+phase`: a list of phases usually covers most of the log, which the rowid scan
+            // reads in seq order; through the phase index SQLite would sort every row first.
+            any_phase = format!("+phase IN ({})", vec!["?"; filter.phases.len()].join(", "));
+            clauses.push(&any_phase);
+            for phase in &filter.phases {
+                args.push(Box::new(phase.clone()));
+            }
         }
         let keys: Vec<(KeyKind, &str)> =
             blocks::keys_of(filter.principal.as_deref(), filter.tool.as_deref()).collect();

@@ -128,6 +128,17 @@ impl RedactionKey {
     }
 }
 
+/// Whether any value in `value` (itself, or at any depth) is a redaction marker: an input read
+/// back from the log holds digests there, not what the policy saw.
+pub fn holds_redacted(value: &Value) -> bool {
+    is_redacted(value)
+        || match value {
+            Value::Array(items) => items.iter().any(holds_redacted),
+            Value::Object(members) => members.values().any(holds_redacted),
+            _ => false,
+        }
+}
+
 /// Whether a value is already a redaction marker (redacting twice would hash the hash).
 fn is_redacted(v: &Value) -> bool {
     v.as_object().is_some_and(|m| {

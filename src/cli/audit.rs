@@ -497,7 +497,7 @@ fn plain(v: &Value) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -588,7 +588,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
-fn write_table(
+pub(super) fn write_table(
     out: &mut impl Write,
     headers: Option<&[&str]>,
     rows: &[Vec<String>],

@@ -6,6 +6,7 @@ mod call;
 mod component;
 mod new;
 pub mod policy;
+mod replay;
 mod serve;
 mod tools;
 

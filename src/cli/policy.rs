@@ -1,4 +1,4 @@
-//! `gatehouse policy test` and `gatehouse policy eval`: the Rego workbench.
+//! `gatehouse policy test`, `eval` and `replay`: the Rego workbench.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -26,6 +26,10 @@ pub enum PolicyCommand {
     Test(TestArgs),
     /// Decide one input and print the decision as JSON.
     Eval(EvalArgs),
+    /// Decide the decisions recorded in an audit log again with another bundle and report
+    /// those that would change (allow→deny, deny→allow, other reasons), with counts by tool
+    /// and caller. The log is opened read-only.
+    Replay(super::replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,17 +78,20 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value_t = Evaluator::Interpreter)]
     pub evaluator: Evaluator,
 }
-/// Runs a `policy` subcommand. Exit codes: 0 success, 1 a test failed, 2 the bundle or the
-/// input could not be loaded.
+/// Runs a `policy` subcommand. Exit codes: 0 success, 1 a test failed (or, with `replay
+/// --fail-on-change`, a decision would change), 2 the bundle, the input or the log could not
+/// be loaded.
 pub fn run(args: PolicyArgs) -> ExitCode {
     let outcome = match args.command {
         PolicyCommand::Test(args) => test(args),
         PolicyCommand::Eval(args) => eval(args),
+        PolicyCommand::Replay(args) => super::replay::run(args),
     };
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Each cause once: a bundle's errors quote their source in their own message.
+            eprintln!("error: {}", super::describe(&error));
             ExitCode::from(2)
         }
     }

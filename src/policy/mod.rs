@@ -32,6 +32,8 @@ mod phase;
 #[cfg(feature = "full")]
 mod pool;
 #[cfg(feature = "full")]
+pub mod replay;
+#[cfg(feature = "full")]
 mod settings;
 #[cfg(feature = "full")]
 mod store;

@@ -64,6 +64,17 @@ pub fn mask_userinfo_in(value: &mut Value) {
     }
 }
 
+/// Whether a string of `value` holds a URL whose userinfo [`mask_userinfo_in`] masked: what
+/// was recorded is then not what the policy saw.
+pub fn holds_masked_userinfo(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains(&format!("://{MASK}@")),
+        Value::Array(items) => items.iter().any(holds_masked_userinfo),
+        Value::Object(map) => map.values().any(holds_masked_userinfo),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +114,9 @@ mod tests {
             value,
             json!({"url": "https://***@h/", "list": ["x", "ssh://***@h"], "n": 1})
         );
+        assert!(holds_masked_userinfo(&value));
+        assert!(!holds_masked_userinfo(
+            &json!({"url": "https://h/", "who": "***@h"})
+        ));
     }
 }

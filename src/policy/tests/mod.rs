@@ -11,6 +11,7 @@ mod decisions;
 mod evaluator;
 mod loading;
 mod reloading;
+mod replaying;
 mod runner;
 mod sharing;
 
