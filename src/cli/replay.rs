@@ -3,7 +3,7 @@
 //! commands open it; the replay itself is [`crate::policy::replay`].
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -111,10 +111,14 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         jobs: args.jobs.unwrap_or(ReplayOptions::default().jobs).max(1),
         max_listed: (args.limit > 0).then_some(args.limit),
     };
+    let reading_history = phases_reading_history(&args.policies, &args.policy_data)?;
     let started = Instant::now();
     let report = replay::replay(&store, &options, |decide| {
         reader.for_each(&filter, |entry| {
-            decide(Recorded::from(entry));
+            let history_matters = reading_history.reads(&entry.phase);
+            let mut recorded = Recorded::from(entry);
+            recorded.redacted |= history_matters && session_history_left_out(&recorded.input);
+            decide(recorded);
             Ok(())
         })
     })?;
@@ -151,8 +155,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 
 /// An audit entry as replay sees it: the phase, verdict and reasons recorded, the input with
 /// whether it differs from what the policy saw (values redacted by keyed digests, URL
-/// credentials masked, a session's history, which entries do not repeat), and who refused if
-/// not the policy.
+/// credentials masked), and who refused if not the policy.
 impl From<Entry> for Recorded {
     fn from(entry: Entry) -> Recorded {
         let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
@@ -161,8 +164,7 @@ impl From<Entry> for Recorded {
             principal: text(entry.caller.get("principal")),
             refused_by: text(entry.metrics.get("refused_by")),
             redacted: crate::audit::holds_redacted(&entry.input)
-                || crate::support::userinfo::holds_masked_userinfo(&entry.input)
-                || session_history_left_out(&entry.input),
+                || crate::support::userinfo::holds_masked_userinfo(&entry.input),
             time: entry.time,
             call_id: entry.call_id,
             phase: entry.phase,
@@ -172,6 +174,46 @@ impl From<Entry> for Recorded {
             reasons: entry.reasons,
         }
     }
+}
+
+/// Which phases of a bundle may read `input.session.history`, which audit entries do not hold
+/// (the session's earlier entries are its history). Textual, so it errs towards "may read": a
+/// phase package whose files mention `history`, or every phase if a helper package does.
+struct HistoryReaders {
+    every_phase: bool,
+    phases: std::collections::BTreeSet<String>,
+}
+
+impl HistoryReaders {
+    fn reads(&self, phase: &str) -> bool {
+        self.every_phase || self.phases.contains(phase)
+    }
+}
+
+fn phases_reading_history(dir: &Path, data: &[PathBuf]) -> Result<HistoryReaders> {
+    let bundle = crate::policy::BundleSource::read(dir, data)?;
+    let mut readers = HistoryReaders {
+        every_phase: false,
+        phases: Default::default(),
+    };
+    for file in bundle.files.iter().filter(|f| !f.is_test()) {
+        if !file.contents.contains("history") {
+            continue;
+        }
+        let package = file
+            .contents
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("package "))
+            .unwrap_or_default()
+            .trim();
+        match package.strip_prefix("gatehouse.") {
+            Some(phase) => {
+                readers.phases.insert(phase.to_owned());
+            }
+            None => readers.every_phase = true,
+        }
+    }
+    Ok(readers)
 }
 
 /// Whether the policy saw a session history that the entry does not hold: its session had
@@ -326,5 +368,46 @@ fn emit(text: &str) -> Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_history_is_missed_only_where_a_phase_may_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "call.rego",
+            "package gatehouse.call\n\ndefault allow := true\n",
+        );
+        write(
+            "http.rego",
+            "package gatehouse.http\n\ndeny contains \"x\" if { count(input.session.history) > 3 }\n\ndefault allow := true\n",
+        );
+        write(
+            "http_test.rego",
+            "package gatehouse.http_test\n\n# history\ntest_x if { true }\n",
+        );
+        let readers = phases_reading_history(dir.path(), &[]).unwrap();
+        assert!(readers.reads("http") && !readers.reads("call") && !readers.reads("fs"));
+
+        write(
+            "lib.rego",
+            "package lib\n\nlong(s) := count(s.history) > 3\n",
+        );
+        assert!(phases_reading_history(dir.path(), &[]).unwrap().reads("fs"));
+
+        let first = serde_json::json!({"session": {"id": "s-1", "decisions": 0}});
+        let later = serde_json::json!({"session": {"id": "s-1", "decisions": 2}});
+        let whole = serde_json::json!({"session": {"id": "s-1", "decisions": 2, "history": []}});
+        assert!(!session_history_left_out(&first));
+        assert!(session_history_left_out(&later));
+        assert!(!session_history_left_out(&whole));
+        assert!(!session_history_left_out(
+            &serde_json::json!({"phase": "call"})
+        ));
     }
 }
