@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
 use gatehouse::auth::Caller;
 use gatehouse::config::{Config, LimitsConfig};
-use gatehouse::gateway::{CallResult, Gateway, LogObserver, ToolLog};
+use gatehouse::gateway::{CallContext, CallResult, Gateway, LogObserver, ToolLog};
 use gatehouse::host::HostConfig;
 use gatehouse::host::logging::MAX_LOG_LINES;
 use gatehouse::runtime::{ComponentSpec, LoadError, Runtime, RuntimeOptions};
@@ -134,7 +134,15 @@ impl Served {
         };
         let result = self
             .gateway
-            .call_observed(&caller, tool, Some(arguments), observer)
+            .call_with(
+                &caller,
+                tool,
+                Some(arguments),
+                CallContext {
+                    observer,
+                    ..CallContext::default()
+                },
+            )
             .await;
         let text = match result {
             CallResult::Completed { text, .. } => text,

@@ -10,6 +10,8 @@
 //! 5. policy phase `result` on what the tool returned (it may withhold or mask it);
 //! 6. commit the outcome once every in-flight record is committed, then answer the agent.
 //!
+//! Each step has a span in the call's trace (`telemetry::trace`), a child of the call's span.
+//!
 //! Every failure on this path denies: a policy error is a deny (the policy store guarantees
 //! it), an audit write failure refuses the call or withholds the result.
 
@@ -30,6 +32,7 @@ use crate::host::CallHost;
 use crate::policy::{self, Decision, Phase};
 use crate::runtime::{CallError, CallLimits};
 use crate::telemetry::metrics::CallMeasure;
+use crate::telemetry::trace::{self, TraceParent};
 use crate::wit_json;
 
 /// What an agent gets back from a call.
@@ -55,6 +58,15 @@ pub enum CallResult {
     Failed(CallError),
 }
 
+/// What a transport knows about a call besides who makes it, of which tool, with what.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// Hears each line the tool logs once it is recorded (the MCP session that made the call).
+    pub observer: Option<LogObserver>,
+    /// The agent's trace (a W3C `traceparent`), which the call's span joins.
+    pub trace_parent: Option<TraceParent>,
+}
+
 /// An allowed call that passed every check and may run.
 struct Cleared {
     params: Vec<Val>,
@@ -76,11 +88,13 @@ struct Ending {
     result_record: Option<PendingAppend>,
 }
 
-/// What the metrics learn of a call as it goes through the pipeline.
+/// What the metrics and the trace learn of a call as it goes through the pipeline.
 struct Meter {
     /// The call verdict as recorded (`none` until decided).
     verdict: &'static str,
     ran_for: Option<Duration>,
+    /// The call's span, once the call has a record.
+    span: tracing::Span,
 }
 
 impl Ending {
@@ -104,16 +118,18 @@ impl Gateway {
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> CallResult {
-        self.call_observed(caller, tool_name, arguments, None).await
+        self.call_with(caller, tool_name, arguments, CallContext::default())
+            .await
     }
 
-    /// [`Gateway::call`], with `observer` hearing each line the tool logs once it is recorded.
-    pub async fn call_observed(
+    /// [`Gateway::call`], with what the transport knows of the call: who hears the tool's log
+    /// lines, which trace the call joins.
+    pub async fn call_with(
         &self,
         caller: &Caller,
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
-        observer: Option<LogObserver>,
+        context: CallContext,
     ) -> CallResult {
         // The tool holds its component's `Arc`: a reload during the call does not affect it.
         let Some(tool) = self.tool(tool_name) else {
@@ -131,7 +147,7 @@ impl Gateway {
         // store bounds its input, so the arguments are not measured again here.
         let (arguments, params) =
             policy::input::call_arguments(&tool.function().signature, arguments);
-        self.run(caller, &tool, arguments, params, observer).await
+        self.run(caller, &tool, arguments, params, context).await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
@@ -148,7 +164,8 @@ impl Gateway {
             .collect::<Result<Map<String, Value>, _>>();
         match arguments {
             Ok(arguments) => {
-                self.run(caller, tool, Value::Object(arguments), Ok(params), None)
+                let context = CallContext::default();
+                self.run(caller, tool, Value::Object(arguments), Ok(params), context)
                     .await
             }
             Err(error) => CallResult::InvalidArguments(error.to_string()),
@@ -164,16 +181,17 @@ impl Gateway {
         tool: &Tool,
         arguments: Value,
         params: Result<Vec<Val>, String>,
-        observer: Option<LogObserver>,
+        context: CallContext,
     ) -> CallResult {
         let started = Instant::now();
         let _running = self.metrics.call_started();
         let mut meter = Meter {
             verdict: "none",
             ran_for: None,
+            span: tracing::Span::none(),
         };
         let result = self
-            .pipeline(caller, tool, arguments, params, observer, &mut meter)
+            .pipeline(caller, tool, arguments, params, context, &mut meter)
             .await;
         self.measure(tool, &meter, started.elapsed(), &result);
         result
@@ -195,10 +213,13 @@ impl Gateway {
                 _ => {}
             }
         }
+        let outcome = outcome_label(result);
+        let failed = matches!(result, CallResult::Failed(_) | CallResult::Unrecorded(_));
+        trace::record_outcome(&meter.span, meter.verdict, outcome, failed);
         self.metrics.call_finished(CallMeasure {
             tool: Some(tool.name()),
             verdict: meter.verdict,
-            outcome: outcome_label(result),
+            outcome,
             took,
             ran_for: meter.ran_for,
         });
@@ -210,14 +231,16 @@ impl Gateway {
         tool: &Tool,
         arguments: Value,
         params: Result<Vec<Val>, String>,
-        observer: Option<LogObserver>,
+        context: CallContext,
         meter: &mut Meter,
     ) -> CallResult {
         // 1. The policy input.
-        let (record, input) = open_call(caller, tool, arguments);
+        let (record, input) = open_call(caller, tool, arguments, context.trace_parent.as_ref());
+        meter.span = record.span.clone();
 
         // 2. The `call` decision; an allowed call over a rate or concurrency limit is
         // recorded as denied, with the limit.
+        let deciding = trace::decision_span(&record.span, Phase::Call.as_str());
         let decision = self.policy.decide(Phase::Call, &input);
         let admission = decision.is_allowed().then(|| {
             let rate = decision.limits.calls_per_minute;
@@ -232,6 +255,8 @@ impl Gateway {
         let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
         let allowed = decision.is_allowed() && refusal.is_none();
         meter.verdict = if allowed { "allow" } else { "deny" };
+        trace::record_verdict(&deciding, meter.verdict);
+        drop(deciding);
         self.metrics.decided(
             Phase::Call.as_str(),
             allowed,
@@ -239,7 +264,10 @@ impl Gateway {
             Duration::from_micros(decision.eval_micros),
         );
         let verdict = verdict_entry(&record, input, &decision, refusal);
-        if let Err(error) = self.sink.append(verdict).await {
+        let committing = trace::commit_span(&record.span, "verdict", 1);
+        let committed = self.sink.append(verdict).await;
+        drop(committing);
+        if let Err(error) = committed {
             tracing::error!(call_id = %record.call_id, %error, "cannot record the call verdict; refusing the call");
             return CallResult::Unrecorded(format!(
                 "the audit log cannot record this call ({error}); calls are refused until it can"
@@ -261,7 +289,14 @@ impl Gateway {
             .await
             .expect("the call semaphore is never closed");
         let ending = self
-            .execute(&record, tool, &decision, shared_input, &cleared, observer)
+            .execute(
+                &record,
+                tool,
+                &decision,
+                shared_input,
+                &cleared,
+                context.observer,
+            )
             .await;
         meter.ran_for = ending.ran_for;
 
@@ -322,6 +357,7 @@ impl Gateway {
             env: self.catalog.env_for(&tool.component.name, &decision.env),
             config: self.catalog.settings_for(&tool.component.name),
         };
+        let running = trace::run_span(&record.span, &tool.component.name);
         let started = Instant::now();
         let returned = self
             .runtime
@@ -341,6 +377,7 @@ impl Gateway {
                 }
                 result
             });
+        drop(running);
         let (result, result_record) = match returned {
             Ok(result) => self.check_result(record, &shared_input, &decision.redact, result),
             Err(error) => (CallResult::Failed(error), None),
@@ -394,7 +431,7 @@ impl Gateway {
     /// host requests decided by this gateway's policy and recorded in its audit log. For
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
-        let (record, input) = open_call(caller, tool, arguments);
+        let (record, input) = open_call(caller, tool, arguments, None);
         self.in_flight(
             &record,
             Arc::new(policy::input::shared_call_fields(&input)),
@@ -437,7 +474,10 @@ impl Gateway {
             "result",
             serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
         );
+        let deciding = trace::decision_span(&record.span, Phase::Result.as_str());
         let decision = self.policy.decide(Phase::Result, &input);
+        trace::record_verdict(&deciding, decision.verdict.as_str());
+        drop(deciding);
         self.metrics.decided(
             Phase::Result.as_str(),
             decision.is_allowed(),
@@ -539,6 +579,8 @@ impl Gateway {
         });
         // The outcome is queued behind the call's in-flight records and its result decision;
         // all of them must commit, in one group commit when the writer can.
+        let entries = pending.len() + usize::from(result_record.is_some()) + 1;
+        let committing = trace::commit_span(&record.span, "outcome", entries);
         let outcome = self.sink.submit(entry);
         let result_failure = match result_record {
             Some(pending) => pending.committed().await.err().map(|e| e.to_string()),
@@ -552,6 +594,7 @@ impl Gateway {
             }
             Err(error) => Some(error.to_string()),
         };
+        drop(committing);
         if let Some(error) = result_failure {
             tracing::error!(%call_id, %error, "cannot record the result decision; withholding the result");
             return unrecorded_result(&error);
@@ -571,9 +614,14 @@ impl Gateway {
     }
 }
 
-/// Step 1: a new call's record (its id, caller, tool) and its `call` policy input.
-fn open_call(caller: &Caller, tool: &Tool, arguments: Value) -> (CallRecord, Value) {
-    let record = CallRecord::new(caller, tool);
+/// Step 1: a new call's record (its id, caller, tool, span) and its `call` policy input.
+fn open_call(
+    caller: &Caller,
+    tool: &Tool,
+    arguments: Value,
+    parent: Option<&TraceParent>,
+) -> (CallRecord, Value) {
+    let record = CallRecord::new(caller, tool, parent);
     let input = policy::input::call_input(
         &record.call_id,
         &now(),
