@@ -25,9 +25,9 @@ use opentelemetry_sdk::trace::{
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::{Layer, Registry};
 
+use super::MAX_QUEUED_SPANS;
 use super::TelemetrySettings;
 use super::metrics::TraceMetrics;
-use super::settings::MAX_QUEUED_SPANS;
 use super::trace::TARGET;
 
 /// How long stopping may wait for the last batch to reach the collector.

@@ -16,4 +16,4 @@ mod settings;
 pub mod trace;
 
 pub use metrics::{AuditMetrics, Metrics, PolicyMetrics, TraceMetrics, UNKNOWN_TOOL};
-pub use settings::{MetricsSettings, OtlpEndpoint, TelemetrySettings};
+pub use settings::{MAX_QUEUED_SPANS, MetricsSettings, OtlpEndpoint, TelemetrySettings};
