@@ -4,7 +4,7 @@
 //! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
 //! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
 //! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`],
-//! `[metrics]` to [`crate::telemetry`].
+//! `[metrics]` and `[telemetry]` to [`crate::telemetry`].
 //! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
 //! to no one module below it: the listener (`[server]`), the component list, the per-call
 //! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
@@ -29,7 +29,7 @@ pub use crate::runtime::cache::CacheConfig;
 pub use crate::secrets::{SecretSource, SecretsConfig};
 use crate::supply::ComponentSource;
 pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
-pub use crate::telemetry::MetricsSettings;
+pub use crate::telemetry::{MetricsSettings, TelemetrySettings};
 
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +47,7 @@ pub struct Config {
     pub audit: AuditLogConfig,
     pub supply_chain: SupplyChainConfig,
     pub metrics: MetricsSettings,
+    pub telemetry: TelemetrySettings,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     pub env: std::collections::BTreeMap<String, String>,
@@ -501,6 +502,10 @@ mod tests {
         listen = "127.0.0.1:9464"
         auth = true
 
+        [telemetry]
+        otlp_endpoint = "http://127.0.0.1:4318"
+        max_queued_spans = 19
+
         [env]
         TOKEN = "t"
 
@@ -570,6 +575,7 @@ mod tests {
             "[supply_chain.signature]",
             "[secrets.github]\nenv = \"X\"",
             "[metrics]",
+            "[telemetry]",
         ] {
             std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
             let err = Config::load(&file).unwrap_err().to_string();

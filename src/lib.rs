@@ -23,7 +23,8 @@
 //! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
 //! - [`support`]: plumbing several layers share (file trust, URL credential masking, file
 //!   watching, logging, the allocator);
-//! - [`telemetry`]: Prometheus metrics, recorded by the layers and served at `/metrics`;
+//! - [`telemetry`]: Prometheus metrics, recorded by the layers and served at `/metrics`, and
+//!   the OpenTelemetry spans of each call, exported over OTLP;
 //! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
 //!
 //! Each module imports only the modules below it in this table (`tests/layering.rs` fails the
@@ -46,7 +47,8 @@
 //!
 //! Without the `full` feature (on by default) only the pure parts are built: `wit_json`,
 //! `auth`, `audit`, `mcp::jsonrpc`, `policy::input`, `support`'s file trust and masking,
-//! `telemetry`'s metrics (without their endpoint), and `fuzzing`. That is what `fuzz/` links.
+//! `telemetry`'s metrics (without their endpoint and the traces), and `fuzzing`. That is what
+//! `fuzz/` links.
 
 pub mod audit;
 pub mod auth;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use gatehouse::audit::{AuditReader, Entry, EntryFilter};
 use gatehouse::auth::Caller;
 use gatehouse::config::{Config, LimitsConfig};
-use gatehouse::gateway::{CallResult, Gateway, LogObserver, ToolLog};
+use gatehouse::gateway::{CallContext, CallResult, Gateway, LogObserver, ToolLog};
 use gatehouse::host::HostConfig;
 use gatehouse::host::logging::MAX_LOG_LINES;
 use gatehouse::runtime::{ComponentSpec, LoadError, Runtime, RuntimeOptions};
@@ -134,12 +134,14 @@ impl Served {
         };
         let result = self
             .gateway
-            .call_in_session(
+            .call_with(
                 &caller,
-                &self.gateway.open_session(),
                 tool,
                 Some(arguments),
-                observer,
+                CallContext {
+                    observer,
+                    ..CallContext::default()
+                },
             )
             .await;
         let text = match result {

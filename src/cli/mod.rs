@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, MountConfig};
 use crate::support::logging::{self, LogFormat};
+use crate::telemetry::export::Traces;
 
 /// Gatehouse: serve WebAssembly components to AI agents as MCP tools, behind Rego policies and
 /// an append-only audit log.
@@ -136,9 +137,12 @@ pub fn main() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "error",
     };
-    logging::init(cli.log_format, default_level);
+    // `serve` starts its logging once it has read the config, which may ask for traces.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging(cli.log_format, default_level, None);
+    }
     let outcome = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args, cli.log_format),
         Command::Tools(args) => tools::run(args),
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
@@ -154,6 +158,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Installs the log (and, with `traces`, the export of the call spans).
+fn init_logging(format: LogFormat, default_level: &str, traces: Option<&Traces>) {
+    logging::init(
+        format,
+        default_level,
+        logging::Traces {
+            target: crate::telemetry::trace::TARGET,
+            layer: traces.map(Traces::layer),
+        },
+    );
 }
 
 /// The error and its causes, skipping a cause whose text the message already contains (many

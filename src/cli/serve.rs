@@ -17,6 +17,9 @@ use crate::gateway::Gateway;
 use crate::mcp::McpServer;
 use crate::mcp::http::HttpOptions;
 use crate::runtime::cache::CompileSource;
+use crate::support::logging::LogFormat;
+use crate::telemetry::Metrics;
+use crate::telemetry::export::Traces;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -59,8 +62,12 @@ pub(super) fn load_config(
     Ok(config)
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let mut config = load_config(args.config.as_ref(), &args.components, &args.host)?;
+    // Traces start before the log, whose subscriber carries their layer.
+    let metrics = Metrics::new();
+    let traces = Traces::start(&config.telemetry, metrics.traces())?;
+    super::init_logging(log_format, "info", traces.as_ref());
     args.governance.apply(&mut config);
     if args.http.is_some() {
         config.server.http = args.http;
@@ -69,12 +76,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no components to serve: pass --component PATH or --config FILE");
     }
     let runtime = super::tokio_runtime()?;
-    runtime.block_on(serve(config, args))?;
+    let served = runtime.block_on(serve(config, args, metrics));
+    // Outside the runtime: sending the last spans blocks.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::from_config(&config)?);
+async fn serve(config: Config, args: ServeArgs, metrics: Metrics) -> anyhow::Result<()> {
+    let gateway = Arc::new(Gateway::from_config_measured(&config, metrics)?);
     // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass.
     let _watcher = gateway
         .policy()
@@ -443,6 +455,10 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
         None => "  audit checkpoints UNSIGNED: they prove internal consistency only (give \
                  --audit-key-dir or --audit-key)\n"
             .to_owned(),
+    });
+    banner.push_str(&match &config.telemetry.otlp_endpoint {
+        Some(endpoint) => format!("  traces: OTLP to {}\n", endpoint.traces_url()),
+        None => "  traces: off ([telemetry] otlp_endpoint)\n".to_owned(),
     });
     banner.push_str(&format!(
         "  mounts: {}\n  outgoing HTTP and file access: decided per request by the policy (phases http, fs, socket)\n",

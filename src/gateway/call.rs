@@ -10,6 +10,8 @@
 //! 5. policy phase `result` on what the tool returned (it may withhold or mask it);
 //! 6. commit the outcome once every in-flight record is committed, then answer the agent.
 //!
+//! Each step has a span in the call's trace (`telemetry::trace`), a child of the call's span.
+//!
 //! Every failure on this path denies: a policy error is a deny (the policy store guarantees
 //! it), an audit write failure refuses the call or withholds the result.
 
@@ -30,6 +32,7 @@ use crate::host::CallHost;
 use crate::policy::{self, Decision, Phase};
 use crate::runtime::{CallError, CallLimits};
 use crate::telemetry::metrics::CallMeasure;
+use crate::telemetry::trace::{self, TraceParent};
 use crate::wit_json;
 
 /// What an agent gets back from a call.
@@ -53,6 +56,18 @@ pub enum CallResult {
     Unrecorded(String),
     /// The function was started but stopped: a trap or a limit.
     Failed(CallError),
+}
+
+/// What a transport knows about a call besides who makes it, of which tool, with what.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// The session the call belongs to, whose earlier decisions its decisions read; a session
+    /// of its own when `None` (a CLI call).
+    pub session: Option<Arc<Session>>,
+    /// Hears each line the tool logs once it is recorded (the MCP session that made the call).
+    pub observer: Option<LogObserver>,
+    /// The agent's trace (a W3C `traceparent`), which the call's span joins.
+    pub trace_parent: Option<TraceParent>,
 }
 
 /// A call's arguments as the policy sees them (the object, `{}` when absent), and the
@@ -84,11 +99,13 @@ struct Ending {
     result_record: Option<PendingAppend>,
 }
 
-/// What the metrics learn of a call as it goes through the pipeline.
+/// What the metrics and the trace learn of a call as it goes through the pipeline.
 struct Meter {
     /// The call verdict as recorded (`none` until decided).
     verdict: &'static str,
     ran_for: Option<Duration>,
+    /// The call's span, once the call has a record.
+    span: tracing::Span,
 }
 
 impl Ending {
@@ -105,26 +122,25 @@ impl Ending {
 }
 
 impl Gateway {
-    /// Calls a tool with JSON arguments, as an agent does, in a session of its own.
+    /// Calls a tool with JSON arguments, as an agent does.
     pub async fn call(
         &self,
         caller: &Caller,
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> CallResult {
-        self.call_in_session(caller, &self.open_session(), tool_name, arguments, None)
+        self.call_with(caller, tool_name, arguments, CallContext::default())
             .await
     }
 
-    /// [`Gateway::call`] within `session` (whose earlier decisions its policy decisions read),
-    /// with `observer` hearing each line the tool logs once it is recorded.
-    pub async fn call_in_session(
+    /// [`Gateway::call`], with what the transport knows of the call: who hears the tool's log
+    /// lines, which trace the call joins.
+    pub async fn call_with(
         &self,
         caller: &Caller,
-        session: &Arc<Session>,
         tool_name: &str,
         arguments: Option<Map<String, Value>>,
-        observer: Option<LogObserver>,
+        context: CallContext,
     ) -> CallResult {
         // The tool holds its component's `Arc`: a reload during the call does not affect it.
         let Some(tool) = self.tool(tool_name) else {
@@ -141,12 +157,12 @@ impl Gateway {
         // The transports bound the request size (`limits.max_argument_bytes`), and the policy
         // store bounds its input, so the arguments are not measured again here.
         let (json, params) = policy::input::call_arguments(&tool.function().signature, arguments);
-        self.run(caller, session, &tool, Arguments { json, params }, observer)
+        self.run(caller, &tool, Arguments { json, params }, context)
             .await
     }
 
     /// Calls a tool with component values already typed against its signature (`gatehouse
-    /// call` with WAVE arguments), in a session of its own; the policy sees them as JSON.
+    /// call` with WAVE arguments); the policy sees them as JSON.
     pub async fn call_values(&self, caller: &Caller, tool: &Tool, params: Vec<Val>) -> CallResult {
         let signature = &tool.function().signature;
         let arguments = signature
@@ -163,7 +179,7 @@ impl Gateway {
                     json: Value::Object(arguments),
                     params: Ok(params),
                 };
-                self.run(caller, &self.open_session(), tool, arguments, None)
+                self.run(caller, tool, arguments, CallContext::default())
                     .await
             }
             Err(error) => CallResult::InvalidArguments(error.to_string()),
@@ -174,19 +190,19 @@ impl Gateway {
     async fn run(
         &self,
         caller: &Caller,
-        session: &Arc<Session>,
         tool: &Tool,
         arguments: Arguments,
-        observer: Option<LogObserver>,
+        context: CallContext,
     ) -> CallResult {
         let started = Instant::now();
         let _running = self.metrics.call_started();
         let mut meter = Meter {
             verdict: "none",
             ran_for: None,
+            span: tracing::Span::none(),
         };
         let result = self
-            .pipeline(caller, session, tool, arguments, observer, &mut meter)
+            .pipeline(caller, tool, arguments, context, &mut meter)
             .await;
         self.measure(tool, &meter, started.elapsed(), &result);
         result
@@ -208,10 +224,13 @@ impl Gateway {
                 _ => {}
             }
         }
+        let outcome = outcome_label(result);
+        let failed = matches!(result, CallResult::Failed(_) | CallResult::Unrecorded(_));
+        trace::record_outcome(&meter.span, meter.verdict, outcome, failed);
         self.metrics.call_finished(CallMeasure {
             tool: Some(tool.name()),
             verdict: meter.verdict,
-            outcome: outcome_label(result),
+            outcome,
             took,
             ran_for: meter.ran_for,
         });
@@ -220,17 +239,28 @@ impl Gateway {
     async fn pipeline(
         &self,
         caller: &Caller,
-        session: &Arc<Session>,
         tool: &Tool,
         arguments: Arguments,
-        observer: Option<LogObserver>,
+        context: CallContext,
         meter: &mut Meter,
     ) -> CallResult {
-        // 1. The policy input.
-        let (record, input) = open_call(caller, session, tool, arguments.json);
+        // 1. The policy input, in the call's session.
+        let session = context
+            .session
+            .clone()
+            .unwrap_or_else(|| self.open_session());
+        let (record, input) = open_call(
+            caller,
+            session,
+            tool,
+            arguments.json,
+            context.trace_parent.as_ref(),
+        );
+        meter.span = record.span.clone();
 
         // 2. The `call` decision, remembered by the session; an allowed call over a rate or
         // concurrency limit is recorded as denied, with the limit.
+        let deciding = trace::decision_span(&record.span, Phase::Call.as_str());
         let mut decision = self.policy.decide(Phase::Call, &input);
         record.remember(&mut decision, None, None);
         let admission = decision.is_allowed().then(|| {
@@ -246,6 +276,8 @@ impl Gateway {
         let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
         let allowed = decision.is_allowed() && refusal.is_none();
         meter.verdict = if allowed { "allow" } else { "deny" };
+        trace::record_verdict(&deciding, meter.verdict);
+        drop(deciding);
         self.metrics.decided(
             Phase::Call.as_str(),
             allowed,
@@ -253,7 +285,10 @@ impl Gateway {
             Duration::from_micros(decision.eval_micros),
         );
         let verdict = verdict_entry(&record, input, &decision, refusal);
-        if let Err(error) = self.sink.append(verdict).await {
+        let committing = trace::commit_span(&record.span, "verdict", 1);
+        let committed = self.sink.append(verdict).await;
+        drop(committing);
+        if let Err(error) = committed {
             tracing::error!(call_id = %record.call_id, %error, "cannot record the call verdict; refusing the call");
             return CallResult::Unrecorded(format!(
                 "the audit log cannot record this call ({error}); calls are refused until it can"
@@ -275,7 +310,14 @@ impl Gateway {
             .await
             .expect("the call semaphore is never closed");
         let ending = self
-            .execute(&record, tool, &decision, shared_input, &cleared, observer)
+            .execute(
+                &record,
+                tool,
+                &decision,
+                shared_input,
+                &cleared,
+                context.observer,
+            )
             .await;
         meter.ran_for = ending.ran_for;
 
@@ -336,6 +378,7 @@ impl Gateway {
             env: self.catalog.env_for(&tool.component.name, &decision.env),
             config: self.catalog.settings_for(&tool.component.name),
         };
+        let running = trace::run_span(&record.span, &tool.component.name);
         let started = Instant::now();
         let returned = self
             .runtime
@@ -355,6 +398,7 @@ impl Gateway {
                 }
                 result
             });
+        drop(running);
         let (result, result_record) = match returned {
             Ok(result) => self.check_result(record, &shared_input, &decision.redact, result),
             Err(error) => (CallResult::Failed(error), None),
@@ -408,7 +452,7 @@ impl Gateway {
     /// host requests decided by this gateway's policy and recorded in its audit log. For
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
-        let (record, input) = open_call(caller, &self.open_session(), tool, arguments);
+        let (record, input) = open_call(caller, self.open_session(), tool, arguments, None);
         self.in_flight(
             &record,
             Arc::new(policy::input::shared_call_fields(&input)),
@@ -452,8 +496,11 @@ impl Gateway {
             "result",
             serde_json::json!({"ok": !is_error, "size": text.len(), "value": value}),
         );
+        let deciding = trace::decision_span(&record.span, Phase::Result.as_str());
         let mut decision = self.policy.decide(Phase::Result, &input);
         record.remember(&mut decision, None, None);
+        trace::record_verdict(&deciding, decision.verdict.as_str());
+        drop(deciding);
         self.metrics.decided(
             Phase::Result.as_str(),
             decision.is_allowed(),
@@ -555,6 +602,8 @@ impl Gateway {
         });
         // The outcome is queued behind the call's in-flight records and its result decision;
         // all of them must commit, in one group commit when the writer can.
+        let entries = pending.len() + usize::from(result_record.is_some()) + 1;
+        let committing = trace::commit_span(&record.span, "outcome", entries);
         let outcome = self.sink.submit(entry);
         let result_failure = match result_record {
             Some(pending) => pending.committed().await.err().map(|e| e.to_string()),
@@ -568,6 +617,7 @@ impl Gateway {
             }
             Err(error) => Some(error.to_string()),
         };
+        drop(committing);
         if let Some(error) = result_failure {
             tracing::error!(%call_id, %error, "cannot record the result decision; withholding the result");
             return unrecorded_result(&error);
@@ -587,19 +637,21 @@ impl Gateway {
     }
 }
 
-/// Step 1: a new call's record (its id, caller, tool) and its `call` policy input.
+/// Step 1: a new call's record (its id, caller, session, tool, span) and its `call` policy
+/// input.
 fn open_call(
     caller: &Caller,
-    session: &Arc<Session>,
+    session: Arc<Session>,
     tool: &Tool,
     arguments: Value,
+    parent: Option<&TraceParent>,
 ) -> (CallRecord, Value) {
-    let record = CallRecord::new(caller, session.clone(), tool);
+    let record = CallRecord::new(caller, session, tool, parent);
     let input = policy::input::call_input(
         &record.call_id,
         &now(),
         caller,
-        session.document(),
+        record.session.document(),
         &tool.policy_doc(),
         arguments,
     );

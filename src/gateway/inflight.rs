@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditSink, PendingAppend};
-use crate::host::guard::{HostGuard, HostRequest, HostVerdict, LogLevel, ToolLog};
+use crate::host::guard::{Access, HostGuard, HostRequest, HostVerdict, LogLevel, ToolLog};
 use crate::policy::{self, Phase, PolicyStore};
 use crate::telemetry::Metrics;
+use crate::telemetry::trace::{self, HostTarget};
 
 use super::record::{CallRecord, now};
 
@@ -76,6 +77,43 @@ impl Tally {
             (HostRequest::Config(_), false) => &mut self.config_denied,
         };
         *slot = slot.saturating_add(1);
+    }
+}
+
+/// What the trace may say about a host request (`telemetry::trace`): never a path, query or
+/// header, which may carry an argument's value.
+fn trace_target(request: &HostRequest, refused_by_host: bool) -> HostTarget<'_> {
+    let target = match request {
+        HostRequest::Http(facts) => HostTarget {
+            method: Some(facts.method.as_str()),
+            scheme: Some(facts.scheme.as_str()),
+            address: Some(facts.host.clone()),
+            port: Some(facts.port),
+            ..HostTarget::default()
+        },
+        HostRequest::Socket(access) => HostTarget {
+            address: Some(access.address.to_string()),
+            port: Some(access.port),
+            transport: Some(access.protocol),
+            operation: Some(access.operation),
+            ..HostTarget::default()
+        },
+        HostRequest::Fs(access) => HostTarget {
+            operation: Some(access.operation),
+            access: Some(match access.access {
+                Access::Read => "read",
+                Access::Write => "write",
+            }),
+            ..HostTarget::default()
+        },
+        HostRequest::Config(read) => HostTarget {
+            operation: Some(read.operation),
+            ..HostTarget::default()
+        },
+    };
+    HostTarget {
+        refused_by_host,
+        ..target
     }
 }
 
@@ -237,6 +275,9 @@ pub struct Closed {
 impl HostGuard for InFlight {
     fn decide(&self, request: HostRequest) -> HostVerdict {
         let started = Instant::now();
+        let deciding = trace::host_decision_span(&self.record.span, request.phase(), || {
+            trace_target(&request, false)
+        });
         let input = self.input_for(&request);
         let mut decision = self.policy.decide(phase_of(&request), &input);
         let (operation, target) = request.subject();
@@ -259,6 +300,7 @@ impl HostGuard for InFlight {
             &decision.redact,
             metrics,
         );
+        trace::record_verdict(&deciding, if verdict.allowed { "allow" } else { "deny" });
         self.metrics.decided(
             request.phase(),
             verdict.allowed,
@@ -300,6 +342,10 @@ impl HostGuard for InFlight {
     }
 
     fn refuse(&self, request: HostRequest, reason: String) -> HostVerdict {
+        let refusing = trace::host_decision_span(&self.record.span, request.phase(), || {
+            trace_target(&request, true)
+        });
+        trace::record_verdict(&refusing, "deny");
         let input = self.input_for(&request);
         let (operation, target) = request.subject();
         self.record

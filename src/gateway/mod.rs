@@ -38,7 +38,7 @@ use crate::supply::{Fetcher, SupplyError};
 use crate::telemetry::Metrics;
 pub use admission::{Admission, MAX_CALLS_PER_MINUTE, RATE_WINDOW, Ticket};
 pub use answer::REDACTED;
-pub use call::CallResult;
+pub use call::{CallContext, CallResult};
 pub use catalog::{Catalog, CatalogStore, ReloadReport, Tool, ToolDefinition, ToolHints, Withheld};
 pub use inflight::{InFlight, LogObserver, Tally};
 pub use session::{PrincipalSessions, Session};
@@ -87,12 +87,20 @@ impl Gateway {
     /// Loads the policy bundle, opens the audit log, builds the runtime and loads every
     /// component the configuration names. Any failure refuses to start.
     pub fn from_config(config: &Config) -> Result<Gateway, GatewayError> {
+        Gateway::from_config_measured(config, Metrics::new())
+    }
+
+    /// [`Gateway::from_config`], recording into `metrics` (whose trace part the trace
+    /// exporter, started before the gateway, already records into).
+    pub fn from_config_measured(
+        config: &Config,
+        metrics: Metrics,
+    ) -> Result<Gateway, GatewayError> {
         Admission::validate(&config.limits).map_err(GatewayError::Config)?;
         session::validate_history(config.limits.session_history).map_err(GatewayError::Config)?;
         // Before anything is opened: a missing or exposed secret refuses to start.
         let secrets = Secrets::load(&config.secrets)?;
         secrets.check_not_in_env(&config.env)?;
-        let metrics = Metrics::new();
         let policy = PolicyStore::load(
             config.policy.dir(),
             &config.policy.data,

@@ -1,14 +1,19 @@
 //! What every audit entry of one call shares, and the clock every policy input reads.
+//!
+//! The record also carries the call's trace span, which the span of every later step of the
+//! call (a decision, a commit, the run) is a child of.
 
 use std::sync::Arc;
 
 use serde_json::Value;
+use tracing::Span;
 
 use super::Tool;
 use super::session::{Decided, Session};
 use crate::audit::NewEntry;
 use crate::auth::Caller;
 use crate::policy::{Decision, Phase};
+use crate::telemetry::trace::{self, TraceParent};
 
 /// Who called which tool, under which call id: what every audit entry of a call shares; and
 /// the session the call belongs to, which every decision of the call reads and is remembered in.
@@ -19,16 +24,27 @@ pub(crate) struct CallRecord {
     pub(crate) tool: String,
     component_digest: String,
     pub(crate) session: Arc<Session>,
+    /// The call's span, in the agent's trace when `parent` named one (disabled while traces
+    /// are off).
+    pub(crate) span: Span,
 }
 
 impl CallRecord {
-    pub(crate) fn new(caller: &Caller, session: Arc<Session>, tool: &Tool) -> CallRecord {
+    pub(crate) fn new(
+        caller: &Caller,
+        session: Arc<Session>,
+        tool: &Tool,
+        parent: Option<&TraceParent>,
+    ) -> CallRecord {
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let span = trace::call_span(tool.name(), &call_id, &caller.principal, parent);
         CallRecord {
-            call_id: uuid::Uuid::now_v7().to_string(),
+            call_id,
             caller: serde_json::to_value(caller).unwrap_or_default(),
             tool: tool.name().to_owned(),
             component_digest: tool.component.digest.clone(),
             session,
+            span,
         }
     }
 

@@ -15,7 +15,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use super::logging::SessionLevel;
 use super::sessions::SESSION_HEADER;
 use crate::auth::{AuthenticatedPrincipal, Caller, ClientInfo, Transport};
-use crate::gateway::{CallResult, Gateway, Session, Tool};
+use crate::gateway::{CallContext, CallResult, Gateway, Session, Tool};
+use crate::telemetry::trace::TraceParent;
 
 /// One MCP session's view of the gateway.
 #[derive(Clone)]
@@ -83,6 +84,28 @@ impl McpServer {
             .get_or_init(|| self.gateway.open_session())
             .clone()
     }
+}
+
+/// The agent's trace context, if it sent a valid one: from the W3C `traceparent` and
+/// `tracestate` headers of the HTTP request that carried the call, else from the request's
+/// `_meta` (MCP's SEP-414, which works over stdio too). The header comes first: an HTTP client
+/// instrumented on its own puts its request's span there, itself a child of the span the MCP
+/// client puts in `_meta`.
+fn trace_parent(context: &RequestContext<RoleServer>) -> Option<TraceParent> {
+    let headers = context
+        .extensions
+        .get::<::http::request::Parts>()
+        .map(|parts| &parts.headers);
+    let header = |name: &str| {
+        headers
+            .and_then(|headers| headers.get(name))
+            .and_then(|value| value.to_str().ok())
+    };
+    let from_headers = header("traceparent")
+        .and_then(|traceparent| TraceParent::from_w3c(traceparent, header("tracestate")));
+    // rmcp moves the request's `_meta` into the context.
+    let meta = &context.meta;
+    from_headers.or_else(|| TraceParent::from_w3c(meta.get_traceparent()?, meta.get_tracestate()))
 }
 
 /// The MCP description of a tool: the catalog's definition in rmcp's type.
@@ -185,16 +208,14 @@ impl ServerHandler for McpServer {
         let forwarder = self
             .log_level
             .forwarder(context.peer.clone(), &request.name);
-        let observer = forwarder.as_ref().map(|f| f.observer.clone());
+        let call = CallContext {
+            session: Some(session),
+            observer: forwarder.as_ref().map(|f| f.observer.clone()),
+            trace_parent: trace_parent(&context),
+        };
         let result = self
             .gateway
-            .call_in_session(
-                &caller,
-                &session,
-                &request.name,
-                request.arguments,
-                observer,
-            )
+            .call_with(&caller, &request.name, request.arguments, call)
             .await;
         if let Some(forwarder) = forwarder {
             forwarder.flush().await;

@@ -2,8 +2,10 @@
 
 use std::borrow::Cow;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{Directive, LevelFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// The most rmcp may log unless `RUST_LOG` names it.
 const RMCP_CEILING: LevelFilter = LevelFilter::INFO;
@@ -17,19 +19,39 @@ pub enum LogFormat {
     Json,
 }
 
+/// Spans exported as traces rather than shown as the context of log lines: the target they
+/// are created under, and the layer that exports them while traces are on.
+pub struct Traces {
+    pub target: &'static str,
+    pub layer: Option<Box<dyn Layer<Registry> + Send + Sync>>,
+}
+
 /// Installs the global subscriber; `RUST_LOG` filters, `default_level` applies without it.
-pub fn init(format: LogFormat, default_level: &str) {
+/// The spans of `traces.target` never reach the log lines, whatever `RUST_LOG` says: they
+/// are built only while they are exported.
+pub fn init(format: LogFormat, default_level: &str, traces: Traces) {
     let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(rust_log.as_deref(), default_level))
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder
+    let directive: Directive = format!("{}=off", traces.target)
+        .parse()
+        .expect("a target and a level make a valid directive");
+    let filter = filter(rust_log.as_deref(), default_level).add_directive(directive);
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Text => lines
             .with_target(false)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => lines
+            .json()
+            .with_current_span(false)
+            .with_filter(filter)
+            .boxed(),
     };
+    let result = tracing_subscriber::registry()
+        .with(traces.layer)
+        .with(lines)
+        .try_init();
     // A second initialization (tests calling into the CLI twice) keeps the first subscriber.
     drop(result);
 }

@@ -3,7 +3,8 @@
 //! **Who records.** Each layer records where the event happens, through a narrow handle whose
 //! methods take plain values: the gateway through [`Metrics`] (calls, decisions of every phase,
 //! limits, the catalog), the policy store through [`PolicyMetrics`] (revision, reloads), the
-//! audit writer through [`AuditMetrics`] (commits, queue). The alternative, scrape-time
+//! audit writer through [`AuditMetrics`] (commits, queue), the trace exporter through
+//! [`TraceMetrics`] (spans sent and dropped). The alternative, scrape-time
 //! collectors reading counters each layer keeps, was rejected: the histograms need every
 //! observation (each commit on the writer's thread, each evaluation), a collector sees only
 //! totals, and each layer would grow bucket arrays of its own. No Prometheus type crosses this
@@ -97,6 +98,11 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevisionLabel {
     revision: String,
 }
@@ -127,6 +133,7 @@ struct Inner {
     rate_limited: Counter,
     audit: AuditMetrics,
     policy: PolicyMetrics,
+    traces: TraceMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -183,6 +190,7 @@ impl Metrics {
             rate_limited: Counter::default(),
             audit,
             policy,
+            traces: TraceMetrics::default(),
         };
         inner.register();
         Metrics {
@@ -198,6 +206,11 @@ impl Metrics {
     /// The policy store's part.
     pub fn policy(&self) -> PolicyMetrics {
         self.inner.policy.clone()
+    }
+
+    /// The trace exporter's part.
+    pub fn traces(&self) -> TraceMetrics {
+        self.inner.traces.clone()
     }
 
     /// Counts a call as running until the returned guard is dropped (also when the call's
@@ -385,6 +398,7 @@ impl Inner {
         );
         self.policy.register(r);
         self.audit.register(r);
+        self.traces.register(r);
     }
 }
 
@@ -508,6 +522,45 @@ impl PolicyMetrics {
     }
 }
 
+/// What the trace exporter records: every finished span is either exported or dropped.
+#[derive(Clone, Debug, Default)]
+pub struct TraceMetrics {
+    exported: Counter,
+    dropped: Family<ReasonLabel, Counter>,
+}
+
+impl TraceMetrics {
+    /// Why a span was dropped: the export queue was full.
+    pub const QUEUE_FULL: &'static str = "queue_full";
+    /// Why a span was dropped: the collector did not take its batch.
+    pub const EXPORT_FAILED: &'static str = "export_failed";
+
+    /// A collector took `spans` spans.
+    pub fn exported(&self, spans: usize) {
+        self.exported.inc_by(spans as u64);
+    }
+
+    /// `spans` spans were dropped for `reason` ([`Self::QUEUE_FULL`], [`Self::EXPORT_FAILED`]).
+    pub fn dropped(&self, reason: &'static str, spans: usize) {
+        self.dropped
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(spans as u64);
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "trace_spans_exported",
+            "Spans an OTLP collector accepted",
+            self.exported.clone(),
+        );
+        r.register(
+            "trace_spans_dropped",
+            "Spans dropped instead of exported, by reason (queue_full, export_failed)",
+            self.dropped.clone(),
+        );
+    }
+}
+
 fn count_reload(reloads: &Family<ReloadLabels, Counter>, what: &'static str, ok: bool) {
     let result = if ok { "ok" } else { "failed" };
     reloads.get_or_create(&ReloadLabels { what, result }).inc();
@@ -548,6 +601,8 @@ mod tests {
         metrics.policy().serving("sha256:aa");
         metrics.policy().serving("sha256:bb");
         metrics.audit().committed(3, Duration::from_millis(1));
+        metrics.traces().exported(5);
+        metrics.traces().dropped(TraceMetrics::EXPORT_FAILED, 2);
         let text = metrics.encode();
         assert_eq!(sample(&text, "gatehouse_calls_in_flight"), Some("1"));
         drop(running);
@@ -580,6 +635,11 @@ mod tests {
             ),
             ("gatehouse_audit_batch_entries_sum", "3.0"),
             ("gatehouse_audit_commit_seconds_count", "1"),
+            ("gatehouse_trace_spans_exported_total", "5"),
+            (
+                r#"gatehouse_trace_spans_dropped_total{reason="export_failed"}"#,
+                "2",
+            ),
         ] {
             assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
         }

@@ -9,17 +9,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import sqlite3
 import tempfile
 import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 from mcp import Client, StdioServerParameters
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENT_NAMES = ("types", "fetch", "files", "echo", "misbehave", "escape", "contract")
@@ -256,3 +259,28 @@ def audit_rows(db, sql):
         return connection.execute(sql).fetchall()
     finally:
         connection.close()
+
+
+def scrape(url: str):
+    """The metrics at `url`, parsed as Prometheus would: {(sample name, frozen labels): value},
+    and the raw text."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples, text
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())))
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (at the moment of asking)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -5,14 +5,10 @@ gateway on stdio is scraped on a listener of its own (`[metrics] listen`)."""
 
 from __future__ import annotations
 
-import socket
-import urllib.request
-
 import pytest
 from mcp import Client, MCPError
-from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import audit_rows, client_for, http_gateway, serve_args
+from conftest import audit_rows, client_for, free_port, http_gateway, scrape, serve_args, value
 
 pytestmark = pytest.mark.anyio
 
@@ -39,23 +35,6 @@ def bundle(tmp_path):
     (path / "call.rego").write_text(CALL_POLICY)
     (path / "list.rego").write_text(LIST_POLICY)
     return path
-
-
-def scrape(url: str):
-    """The metrics at `url`, parsed: {(sample name, frozen labels): value}, and the raw text."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = response.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples, text
-
-
-def value(samples, name, **labels):
-    return samples.get((name, frozenset(labels.items())))
 
 
 async def test_counts_after_a_known_sequence_of_calls(gatehouse, components, cache_dir, tmp_path):
@@ -105,12 +84,6 @@ async def test_counts_after_a_known_sequence_of_calls(gatehouse, components, cac
     assert value(samples, "gatehouse_audit_queue_depth") == 0
     (revision,) = [dict(labels)["revision"] for (name, labels) in samples if name == "gatehouse_policy_revision_info"]
     assert revision.startswith("sha256:")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_a_gateway_on_stdio_is_scraped_on_its_own_listener(gatehouse, components, cache_dir, tmp_path):
