@@ -140,17 +140,11 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
     };
     let input: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.input.display()))?;
-    let store = PolicyStore::load(
+    let store = load_candidate(
         &args.policies,
         &args.policy_data,
-        PolicyOptions {
-            time_budget: Duration::from_millis(args.timeout_ms),
-            // The workbench evaluates a bundle while it is being edited: its tests are run by
-            // `policy test`, not required here.
-            run_tests: false,
-            evaluator: args.evaluator,
-            ..PolicyOptions::default()
-        },
+        args.timeout_ms,
+        args.evaluator,
     )?;
     let output = if args.explain {
         let (decision, explanation) = store.explain(args.phase, &input);
@@ -167,6 +161,26 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+/// A bundle loaded to try, not to serve (`policy eval`, `policy replay`): it may be in the
+/// middle of an edit, so its own tests are `policy test`'s job, not required here.
+pub(super) fn load_candidate(
+    dir: &std::path::Path,
+    data: &[PathBuf],
+    timeout_ms: u64,
+    evaluator: Evaluator,
+) -> Result<PolicyStore> {
+    Ok(PolicyStore::load(
+        dir,
+        data,
+        PolicyOptions {
+            time_budget: Duration::from_millis(timeout_ms),
+            run_tests: false,
+            evaluator,
+            ..PolicyOptions::default()
+        },
+    )?)
+}
+
 fn emit(text: &str) {
     use std::io::Write as _;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());

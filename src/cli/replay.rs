@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::audit::{parse_time_arg, truncate, write_table};
 use crate::audit::{AuditReader, Entry, EntryFilter};
 use crate::policy::replay::{self, ChangeCounts, Recorded, ReplayOptions, Report};
-use crate::policy::{Evaluator, Phase, PolicyOptions, PolicyStore};
+use crate::policy::{Evaluator, Phase};
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -95,16 +95,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         ..EntryFilter::default()
     };
     let reader = AuditReader::open(&args.db)?;
-    let store = PolicyStore::load(
+    let store = super::policy::load_candidate(
         &args.policies,
         &args.policy_data,
-        PolicyOptions {
-            time_budget: Duration::from_millis(args.timeout_ms),
-            // As with `policy eval`: a candidate bundle's own tests are `policy test`'s job.
-            run_tests: false,
-            evaluator: args.evaluator,
-            ..PolicyOptions::default()
-        },
+        args.timeout_ms,
+        args.evaluator,
     )
     .with_context(|| format!("policy bundle {}", args.policies.display()))?;
     let options = ReplayOptions {
