@@ -4,7 +4,7 @@
 //! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
 //! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
 //! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`],
-//! `[metrics]` and `[telemetry]` to [`crate::telemetry`].
+//! `[metrics]` and `[telemetry]` to [`crate::telemetry`], `[ui]` to [`crate::ui`].
 //! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
 //! to no one module below it: the listener (`[server]`), the component list, the per-call
 //! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
@@ -30,6 +30,7 @@ pub use crate::secrets::{SecretSource, SecretsConfig};
 use crate::supply::ComponentSource;
 pub use crate::supply::{DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode};
 pub use crate::telemetry::{MetricsSettings, TelemetrySettings};
+pub use crate::ui::UiSettings;
 
 /// Everything the gateway needs to start, after the config file and the flags are merged.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -48,6 +49,8 @@ pub struct Config {
     pub supply_chain: SupplyChainConfig,
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
+    /// The auditor's web view at `/ui/`; off unless it names an auditor or operator.
+    pub ui: UiSettings,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     pub env: std::collections::BTreeMap<String, String>,

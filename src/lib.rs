@@ -23,6 +23,8 @@
 //! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
 //! - [`support`]: plumbing several layers share (file trust, URL credential masking, file
 //!   watching, logging, the allocator);
+//! - [`ui`]: the auditor's web view at `/ui/` (timeline, a call's story, overview,
+//!   integrity), read-only over the audit log, for the principals `[ui]` names;
 //! - [`telemetry`]: Prometheus metrics, recorded by the layers and served at `/metrics`, and
 //!   the OpenTelemetry spans of each call, exported over OTLP;
 //! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
@@ -33,9 +35,10 @@
 //! | module | may import |
 //! |---|---|
 //! | `cli` | every module below |
-//! | `mcp` | `gateway`, `config`, `auth`, `support`, `telemetry` |
+//! | `mcp` | `gateway`, `config`, `ui`, `auth`, `support`, `telemetry` |
 //! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
-//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `config` | `ui`, `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `ui` | `audit`, `auth`, `support` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
 //! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |
@@ -71,6 +74,8 @@ pub mod secrets;
 pub mod supply;
 pub mod support;
 pub mod telemetry;
+#[cfg(feature = "full")]
+pub mod ui;
 pub mod wit_json;
 
 #[cfg(feature = "full")]

@@ -178,6 +178,7 @@ impl Served {
             max_argument_bytes: 1 << 20,
             metrics: None,
             metrics_auth: false,
+            ui: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mcp",
             "gateway",
             "config",
+            "ui",
             "runtime",
             "host",
             "supply",
@@ -34,7 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("fuzzing", &["mcp", "policy", "audit", "wit_json", "auth"]),
     (
         "mcp",
-        &["gateway", "config", "auth", "support", "telemetry"],
+        &["gateway", "config", "ui", "auth", "support", "telemetry"],
     ),
     (
         "gateway",
@@ -56,6 +57,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "config",
         &[
+            "ui",
             "runtime",
             "host",
             "supply",
@@ -67,6 +69,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    // The auditor's web view: reads the audit log, checks credentials with the auth layer.
+    ("ui", &["audit", "auth", "support"]),
     ("runtime", &["host", "supply", "wit_json", "support"]),
     (
         "host",

@@ -413,6 +413,7 @@ async fn mcp_listener(auth: bool) -> (SocketAddr, CancellationToken, tempfile::T
         max_argument_bytes: 1 << 20,
         metrics: Some(gateway.metrics().clone()),
         metrics_auth: auth,
+        ui: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -25,6 +25,7 @@ mod sink;
 mod state;
 mod store;
 mod verify;
+mod views;
 mod writer;
 
 /// The log file used when the configuration names none: in the working directory, created on
@@ -48,6 +49,10 @@ pub use state::{
 };
 pub use store::{APPLICATION_ID, LogMeta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
+pub use views::{
+    Activity, ActivityBucket, CallStory, CallSummary, StoryStep, describe, parse_time_bound,
+    principal,
+};
 pub use writer::{
     AuditConfig, AuditLog, Closed, PendingAppend, Rotated, SigningKeyInfo, Synchronous,
     default_checkpoint_file,

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::audit::{
-    AuditReader, Entry, EntryFilter, NoteSigner, NoteVerifier, VerifyOptions, format_time,
+    AuditReader, Entry, EntryFilter, NoteSigner, NoteVerifier, VerifyOptions, describe,
     public_key_path, read_checkpoint_file, verify,
 };
 
@@ -336,34 +336,9 @@ impl FilterArgs {
     }
 }
 
-/// RFC 3339 (any offset), a date (`2026-11-22`, midnight UTC), or a duration ago (`90s`, `30m`,
-/// `1h`, `7d`, `2w`) → our stored time format, which compares correctly as text.
+/// A time bound as people write it (see [`crate::audit::parse_time_bound`]).
 pub fn parse_time_arg(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(format_time(t.with_timezone(&chrono::Utc)));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(format_time(
-            d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
-        ));
-    }
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: i64 = number.parse().map_err(|_| {
-        anyhow::anyhow!("time {s:?}: expected RFC 3339, YYYY-MM-DD, or a duration like 30m, 1h, 7d")
-    })?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => bail!("time {s:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
-    };
-    let delta =
-        chrono::Duration::try_seconds(n.saturating_mul(seconds)).context("duration too large")?;
-    Ok(format_time(now - delta))
+    Ok(crate::audit::parse_time_bound(s, now)?)
 }
 
 fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
@@ -395,97 +370,6 @@ fn caller_text(caller: &Value) -> String {
     match caller.get("transport").and_then(Value::as_str) {
         Some(t) => format!("{principal} ({t})"),
         None => principal.to_owned(),
-    }
-}
-
-/// What an auditor wants to see first about an entry: its reasons, or what it was about.
-fn detail(e: &Entry) -> String {
-    let s = |v: &Value, ptrs: &[&str]| {
-        ptrs.iter()
-            .find_map(|p| v.pointer(p).map(plain))
-            .unwrap_or_default()
-    };
-    let about = match e.phase.as_str() {
-        "http" => {
-            let r = |field: &str| s(&e.input, &[&format!("/request/{field}")]);
-            let host = r("host");
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host
-            };
-            let query = r("query");
-            let query = if query.is_empty() {
-                query
-            } else {
-                format!("?{query}")
-            };
-            format!(
-                "{} {}://{host}:{}{}{query}",
-                r("method"),
-                r("scheme"),
-                r("port"),
-                r("path")
-            )
-        }
-        "socket" => {
-            let r = |field: &str| s(&e.input, &[&format!("/socket/{field}")]);
-            format!(
-                "{} {} {}:{}",
-                r("protocol"),
-                r("operation"),
-                r("address"),
-                r("port")
-            )
-        }
-        "fs" => {
-            let op = s(&e.input, &["/fs/operation"]);
-            let path = s(&e.input, &["/fs/path"]);
-            let access = s(&e.input, &["/fs/access"]);
-            let target = s(&e.input, &["/fs/target"]);
-            let target = if target.is_empty() {
-                target
-            } else {
-                format!(" (target {target})")
-            };
-            format!("{op} {path} [{access}]{target}")
-        }
-        "config" => {
-            let key = s(&e.input, &["/config/key"]);
-            format!("{} {key}", s(&e.input, &["/config/operation"]))
-                .trim_end()
-                .to_owned()
-        }
-        "log" => {
-            // A tool's words: terminal control characters are shown escaped, never obeyed.
-            let printable =
-                |p: &str| crate::support::logging::printable(&s(&e.input, &[p])).into_owned();
-            let context = printable("/log/context");
-            let message = printable("/log/message");
-            let dropped = s(&e.input, &["/log/dropped_lines"]);
-            match (dropped.is_empty(), context.is_empty()) {
-                (false, _) => format!("{dropped} lines dropped (over the call's log bounds)"),
-                (true, true) => message,
-                (true, false) => format!("[{context}] {message}"),
-            }
-        }
-        "outcome" => e
-            .metrics
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", plain(v)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    let reasons = e.reasons.join("; ");
-    match (about.is_empty(), reasons.is_empty()) {
-        (true, _) => reasons,
-        (false, true) => about,
-        (false, false) => format!("{about} — {reasons}"),
     }
 }
 
@@ -561,7 +445,7 @@ fn print_entries(entries: &[Entry], format: Format, header: bool) -> Result<Exit
                         caller_text(&e.caller),
                         e.tool.clone().unwrap_or_else(|| "-".into()),
                         e.call_id.clone().unwrap_or_else(|| "-".into()),
-                        truncate(&detail(e), 100),
+                        truncate(&describe(e), 100),
                     ]
                 })
                 .collect();
@@ -620,43 +504,48 @@ pub(super) fn write_table(
 }
 
 fn show(reader: &AuditReader, call_id: &str, format: Format) -> Result<ExitCode> {
-    let story = reader.call_story(call_id)?;
-    if story.is_empty() {
-        bail!(
+    let missing = || {
+        anyhow::anyhow!(
             "no entries for call {call_id:?} in {}",
             reader.path().display()
-        );
-    }
+        )
+    };
     if format != Format::Table {
+        let story = reader.call_story(call_id)?;
+        if story.is_empty() {
+            return Err(missing());
+        }
         return print_entries(&story, format, true);
     }
-    let first = &story[0];
-    let start = crate::audit::parse_time(&first.time);
+    let story = reader.story(call_id)?.ok_or_else(missing)?;
+    let call = &story.summary;
+    let transport = call
+        .transport
+        .as_deref()
+        .map_or_else(String::new, |t| format!(" ({t})"));
     say!(
-        "call {call_id}  tool {}  caller {}  started {}",
-        first.tool.as_deref().unwrap_or("-"),
-        caller_text(&first.caller),
-        first.time
+        "call {call_id}  tool {}  caller {}{transport}  started {}",
+        call.tool.as_deref().unwrap_or("-"),
+        call.caller,
+        call.time
     );
-    if let Some(d) = &first.component_digest {
+    if let Some(d) = &story.component_digest {
         say!("component {d}");
     }
-    if let Some(r) = &first.policy_revision {
+    if let Some(r) = &story.policy_revision {
         say!("policy revision {r}");
     }
     let rows: Vec<Vec<String>> = story
+        .steps
         .iter()
-        .map(|e| {
-            let offset = match (start, crate::audit::parse_time(&e.time)) {
-                (Some(s), Some(t)) => format!("+{} ms", (t - s).num_milliseconds()),
-                _ => "?".into(),
-            };
+        .map(|step| {
             vec![
-                offset,
-                format!("#{}", e.seq),
-                e.phase.clone(),
-                e.verdict.clone(),
-                truncate(&detail(e), 120),
+                step.offset_ms
+                    .map_or_else(|| "?".into(), |ms| format!("+{ms} ms")),
+                format!("#{}", step.seq),
+                step.phase.clone(),
+                step.verdict.clone(),
+                truncate(&step.detail, 120),
             ]
         })
         .collect();

@@ -275,6 +275,10 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                 &format!("streamable HTTP at http://{local}/mcp"),
             );
             print_metrics_url(config, metrics_listener.or(Some(local)));
+            let ui = ui_options(&gateway, config)?;
+            if ui.is_some() {
+                eprintln!("  web view: http://{local}{}/", crate::ui::PATH);
+            }
             let options = HttpOptions {
                 extra_hosts: config.server.allowed_hosts.clone(),
                 api_keys: config.api_keys.clone(),
@@ -294,12 +298,16 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
                     .on_mcp_listener()
                     .then(|| gateway.metrics().clone()),
                 metrics_auth: config.metrics.auth,
+                ui,
             };
             crate::mcp::http::serve(gateway, listener, options, shutdown).await?;
         }
         None => {
             print_banner(&gateway, config, "stdio");
             print_metrics_url(config, metrics_listener);
+            if config.ui.enabled() {
+                eprintln!("  web view: not served over stdio (give --http)");
+            }
             let server = McpServer::new(
                 gateway,
                 Transport::Stdio,
@@ -345,6 +353,33 @@ async fn serve_metrics(
         }
     });
     Ok(Some(local))
+}
+
+/// The web view's settings, when `[ui]` names someone: the log it reads and the key its
+/// checkpoints are signed with.
+fn ui_options(gateway: &Gateway, config: &Config) -> anyhow::Result<Option<crate::ui::UiOptions>> {
+    if !config.ui.enabled() {
+        return Ok(None);
+    }
+    config.ui.validate().map_err(anyhow::Error::msg)?;
+    if config.api_keys.is_empty() && config.auth.jwt.is_none() {
+        anyhow::bail!(
+            "[ui] names auditors, but nobody can log in: configure [[api_keys]] or [auth.jwt] \
+             for them"
+        );
+    }
+    let checkpoint_key = match gateway.audit().signing_key() {
+        Some(key) => Some(
+            crate::audit::NoteVerifier::parse(&key.verifier)
+                .map_err(|e| anyhow::anyhow!("the audit log's public key: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Some(crate::ui::UiOptions {
+        settings: config.ui.clone(),
+        audit_path: config.audit.path(),
+        checkpoint_key,
+    }))
 }
 
 /// The banner's line saying where Prometheus scrapes, if anywhere.

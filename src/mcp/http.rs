@@ -11,6 +11,9 @@
 //! else is looked up as an API key. Every refusal is answered 401 and recorded in the audit log
 //! (phase `auth`) with its reason, never with the credential.
 //!
+//! The auditor's web view (`/ui/`, [`crate::ui`]) passes the same `Host` check and checks
+//! credentials with the same authenticator; it admits only the principals `[ui]` names.
+//!
 //! `GET /metrics` ([`crate::telemetry`]), when the configuration serves it here, passes the
 //! same `Host` check as `/mcp`; it needs a credential only with `[metrics] auth = true`
 //! (Prometheus scrapes without one by default).
@@ -52,6 +55,8 @@ pub struct HttpOptions {
     pub metrics: Option<crate::telemetry::Metrics>,
     /// Whether `/metrics` requires a credential (`[metrics] auth`); anonymous is refused.
     pub metrics_auth: bool,
+    /// The auditor's web view at `/ui/`, when `[ui]` names someone.
+    pub ui: Option<crate::ui::UiOptions>,
 }
 
 /// Where the protected-resource metadata is served (RFC 9728, MCP authorization).
@@ -103,6 +108,44 @@ impl Authenticator {
         })
     }
 
+    /// The web view's credential check: the same as `/mcp`'s, refusals recorded alike.
+    fn for_ui(&self) -> crate::ui::Identify {
+        let auth = self.clone();
+        Arc::new(move |token: String| {
+            let auth = auth.clone();
+            Box::pin(async move {
+                let header = format!("Bearer {token}");
+                match auth.identify(Some(Some(&header))).await {
+                    Ok(principal) => Ok(principal),
+                    Err(refusal) => {
+                        auth.record_refusal(&refusal).await;
+                        Err(refusal.reason)
+                    }
+                }
+            })
+        })
+    }
+
+    /// Records a refused credential in the audit log (phase `auth`), never the credential.
+    async fn record_refusal(&self, refusal: &Refusal) {
+        tracing::warn!(reason = %refusal.reason, "HTTP request refused");
+        let caller = Caller {
+            principal: Caller::ANONYMOUS.to_owned(),
+            authenticated: false,
+            transport: Transport::Http,
+            client: None,
+            auth: refusal.auth,
+            claims: serde_json::Map::new(),
+        };
+        if let Err(error) = self
+            .gateway
+            .record_refused_credential(&caller, &refusal.reason)
+            .await
+        {
+            tracing::error!(%error, "recording a refused credential in the audit log failed");
+        }
+    }
+
     fn challenge(&self, refusal: &Refusal) -> http::HeaderValue {
         let mut challenge = String::from("Bearer");
         let mut params = Vec::new();
@@ -141,22 +184,7 @@ async fn authenticate(
         }
         Err(refusal) => refusal,
     };
-    tracing::warn!(reason = %refusal.reason, "HTTP request refused");
-    let caller = Caller {
-        principal: Caller::ANONYMOUS.to_owned(),
-        authenticated: false,
-        transport: Transport::Http,
-        client: None,
-        auth: refusal.auth,
-        claims: serde_json::Map::new(),
-    };
-    if let Err(error) = auth
-        .gateway
-        .record_refused_credential(&caller, &refusal.reason)
-        .await
-    {
-        tracing::error!(%error, "recording a refused credential in the audit log failed");
-    }
+    auth.record_refusal(&refusal).await;
     let mut response = json_rpc_error(
         http::StatusCode::UNAUTHORIZED,
         -32001,
@@ -225,8 +253,8 @@ fn own_authorities(addr: SocketAddr, extra_hosts: &[String]) -> (Vec<String>, Ve
     (hosts, origins)
 }
 
-/// DNS-rebinding protection for the routes rmcp does not guard (`/metrics`): the `Host` must be
-/// one the listener answers to, as for `/mcp`.
+/// DNS-rebinding protection for the routes rmcp does not guard (`/metrics`, `/ui/`): the
+/// `Host` must be one the listener answers to, as for `/mcp`.
 async fn known_host(
     State(hosts): State<Arc<Vec<String>>>,
     request: Request,
@@ -319,6 +347,7 @@ pub async fn serve(
         gateway,
     };
     let metrics_authenticator = authenticator.clone();
+    let ui_identify = authenticator.for_ui();
     let mut router = Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn(session_end_status))
@@ -351,10 +380,16 @@ pub async fn serve(
                 ));
         }
         let metrics = metrics.layer(middleware::from_fn_with_state(
-            Arc::new(hosts_for_metrics),
+            Arc::new(hosts_for_metrics.clone()),
             known_host,
         ));
         router = router.merge(metrics);
+    }
+    if let Some(ui) = options.ui {
+        let ui = crate::ui::router(ui, ui_identify, !addr.ip().is_loopback()).layer(
+            middleware::from_fn_with_state(Arc::new(hosts_for_metrics), known_host),
+        );
+        router = router.merge(ui);
     }
     let router = router.fallback(|| async {
         (
