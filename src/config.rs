@@ -509,6 +509,10 @@ mod tests {
         otlp_endpoint = "http://127.0.0.1:4318"
         max_queued_spans = 19
 
+        [ui]
+        auditors = ["alice"]
+        operators = ["olga"]
+
         [env]
         TOKEN = "t"
 
@@ -579,6 +583,7 @@ mod tests {
             "[secrets.github]\nenv = \"X\"",
             "[metrics]",
             "[telemetry]",
+            "[ui]",
         ] {
             std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
             let err = Config::load(&file).unwrap_err().to_string();

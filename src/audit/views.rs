@@ -134,12 +134,24 @@ pub fn describe(e: &Entry) -> String {
                 (true, false) => format!("[{context}] {message}"),
             }
         }
+        // Measurements the call has (a denied call never ran), and of the host operations
+        // only those that happened.
         "outcome" => e
             .metrics
             .as_object()
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| format!("{k}={}", plain(v)))
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| match v.as_object() {
+                        Some(counts) => counts
+                            .iter()
+                            .filter(|(_, n)| n.as_u64() != Some(0))
+                            .map(|(name, n)| format!("{name}={}", plain(n)))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        None => format!("{k}={}", plain(v)),
+                    })
+                    .filter(|part| !part.is_empty())
                     .collect::<Vec<_>>()
                     .join(" ")
             })

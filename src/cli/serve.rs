@@ -276,8 +276,9 @@ async fn serve_until_shutdown(gateway: &Arc<Gateway>, config: &Config) -> anyhow
             );
             print_metrics_url(config, metrics_listener.or(Some(local)));
             let ui = ui_options(&gateway, config)?;
-            if ui.is_some() {
-                eprintln!("  web view: http://{local}{}/", crate::ui::PATH);
+            match &ui {
+                Some(_) => eprintln!("  web view: http://{local}{}/", crate::ui::PATH),
+                None => eprintln!("  web view: off (name its auditors in [ui])"),
             }
             let options = HttpOptions {
                 extra_hosts: config.server.allowed_hosts.clone(),

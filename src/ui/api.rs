@@ -26,6 +26,8 @@ pub enum ApiError {
     NoSuchCall(String),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("encoding the answer: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// The filter and limit of a `/ui/api/calls` query string. Empty values mean "any"; an unknown
@@ -86,7 +88,7 @@ pub fn story(db: &Path, call_id: &str) -> Result<Value, ApiError> {
     let story = reader
         .story(call_id)?
         .ok_or_else(|| ApiError::NoSuchCall(call_id.to_owned()))?;
-    Ok(serde_json::to_value(story).map_err(|e| ApiError::BadRequest(e.to_string()))?)
+    Ok(serde_json::to_value(story)?)
 }
 
 /// The bucket length that draws `window_seconds` in about 48 bars.
@@ -174,8 +176,7 @@ pub fn verify_now(db: &Path, key: Option<&NoteVerifier>) -> Result<Value, ApiErr
         },
     )?;
     let intact = report.is_intact();
-    let mut value =
-        serde_json::to_value(&report).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut value = serde_json::to_value(&report)?;
     value["intact"] = Value::Bool(intact);
     value["key"] = key_json(key);
     Ok(value)
@@ -224,6 +225,164 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("expected RFC 3339"), "{err}");
+    }
+
+    /// A log of two calls by `agent`: `c-1` allowed with an egress denial, `c-2` denied; its
+    /// path, and the public key its checkpoints are signed with.
+    fn log(dir: &Path) -> (std::path::PathBuf, NoteVerifier) {
+        use crate::audit::{AuditConfig, AuditLog, NewEntry, NoteSigner};
+        let key = dir.join("audit.key");
+        let signer = NoteSigner::generate("ui-test").unwrap();
+        signer.write_key_files(&key).unwrap();
+        let db = dir.join("audit.db");
+        let audit = AuditLog::open(
+            &db,
+            AuditConfig {
+                signing_key: Some(key),
+                key_dir: Some(dir.join("keys")),
+                checkpoint_every: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let caller = json!({"principal": "agent", "transport": "http"});
+        let entry = |phase: &str, verdict: &str, call: &str, input: Value, reasons: &[&str]| {
+            let mut e = NewEntry::new(phase, verdict, caller.clone(), input);
+            e.call_id = Some(call.into());
+            e.tool = Some(
+                if call == "c-1" {
+                    "fetch"
+                } else {
+                    "<script>x</script>"
+                }
+                .into(),
+            );
+            e.reasons = reasons.iter().map(|r| r.to_string()).collect();
+            e
+        };
+        for e in [
+            entry(
+                "call",
+                "allow",
+                "c-1",
+                json!({"arguments": {"url": "https://a.example/"}}),
+                &[],
+            ),
+            entry(
+                "http",
+                "deny",
+                "c-1",
+                json!({"request": {"method": "GET", "scheme": "https", "host": "evil.example", "port": 443, "path": "/x", "query": ""}}),
+                &["host not allowed"],
+            ),
+            entry("outcome", "ok", "c-1", json!({}), &[]),
+            entry(
+                "call",
+                "deny",
+                "c-2",
+                json!({"arguments": {}}),
+                &["not for you"],
+            ),
+            entry("outcome", "denied", "c-2", json!({}), &["not for you"]),
+        ] {
+            audit.append_blocking(e).unwrap();
+        }
+        audit.close().unwrap();
+        (db, signer.verifier())
+    }
+
+    #[test]
+    fn the_endpoints_answer_in_their_documented_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, key) = log(dir.path());
+
+        let all = calls(&db, &EntryFilter::default(), 10).unwrap();
+        assert_eq!(all["last_seq"], 5);
+        let listed = all["calls"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0]["call_id"], "c-2", "newest first");
+        assert_eq!(
+            listed[0]["tool"], "<script>x</script>",
+            "as stored: the page shows it as text"
+        );
+        assert_eq!(
+            (
+                &listed[0]["verdict"],
+                &listed[0]["outcome"],
+                &listed[0]["caller"]
+            ),
+            (&json!("deny"), &json!("denied"), &json!("agent"))
+        );
+        assert_eq!(listed[0]["reasons"], json!(["not for you"]));
+        for field in ["time", "transport", "duration_ms", "last_seq"] {
+            assert!(listed[1].get(field).is_some(), "{field}");
+        }
+
+        // A filter matches a call by any of its entries: the egress denial finds c-1.
+        let (filter, limit) = calls_filter("verdict=deny&phase=http", now()).unwrap();
+        let denied = calls(&db, &filter, limit).unwrap();
+        assert_eq!(denied["calls"][0]["call_id"], "c-1");
+        assert_eq!(denied["calls"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            calls(&db, &EntryFilter::default(), 1).unwrap()["calls"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let told = story(&db, "c-1").unwrap();
+        assert_eq!(told["summary"]["verdict"], "allow");
+        assert_eq!(told["arguments"], json!({"url": "https://a.example/"}));
+        let steps = told["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3);
+        assert_eq!(
+            steps[1]["detail"],
+            "GET https://evil.example:443/x — host not allowed"
+        );
+        assert!(matches!(story(&db, "nope"), Err(ApiError::NoSuchCall(_))));
+
+        let seen = overview(&db, Some("1h"), chrono::Utc::now()).unwrap();
+        assert_eq!(seen["stats"]["calls"], 2);
+        assert_eq!(seen["stats"]["calls_denied"], 1);
+        let buckets = seen["activity"]["buckets"].as_array().unwrap();
+        assert_eq!(
+            buckets
+                .iter()
+                .map(|b| b["calls"].as_u64().unwrap())
+                .sum::<u64>(),
+            2
+        );
+        assert_eq!(
+            buckets
+                .iter()
+                .map(|b| b["denied"].as_u64().unwrap())
+                .sum::<u64>(),
+            1
+        );
+
+        let state = integrity(&db, Some(&key)).unwrap();
+        assert_eq!(state["entries"], 5);
+        let checkpoint = &state["checkpoint"];
+        assert_eq!(
+            checkpoint["size"], 5,
+            "closing the log wrote a final checkpoint"
+        );
+        assert_eq!(checkpoint["signatures"][0]["by_the_gateway_key"], true);
+        assert_eq!(state["entries_since_checkpoint"], 0);
+        assert_eq!(state["key"]["name"], "ui-test");
+
+        let report = verify_now(&db, Some(&key)).unwrap();
+        assert_eq!(report["intact"], true);
+        assert_eq!(report["signatures_checked"], true);
+        let other = crate::audit::NoteSigner::generate("someone-else")
+            .unwrap()
+            .verifier();
+        let report = verify_now(&db, Some(&other)).unwrap();
+        assert_eq!(
+            report["intact"], false,
+            "a key that did not sign the log fails"
+        );
     }
 
     #[test]

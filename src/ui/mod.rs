@@ -326,7 +326,9 @@ async fn answer(
                 api::ApiError::Audit(crate::audit::AuditError::Invalid(_)) => {
                     StatusCode::BAD_REQUEST
                 }
-                api::ApiError::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                api::ApiError::Audit(_) | api::ApiError::Encode(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             (status, axum::Json(json!({ "error": error.to_string() }))).into_response()
         }

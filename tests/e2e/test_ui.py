@@ -21,6 +21,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from playwright.sync_api import expect, sync_playwright
+
 from conftest import REPO, http_gateway, serve_args
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,7 +76,6 @@ def request(url: str, method: str = "GET", headers: dict[str, str] | None = None
 def browser():
     if not CHROMIUM.is_file():
         pytest.fail("chromium is missing: run scripts/setup (it installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
 
     # `launch` gives the browser a fresh temporary profile of its own and removes it at close.
     with sync_playwright() as playwright:
@@ -162,11 +163,15 @@ def test_the_timeline_shows_the_calls_and_the_story_the_denial(calls_made, brows
     assert "echo_echo" in texts[2] and "agent" in texts[2]
     assert page.text_content("#principal") == "alice"
     shot(page, "timeline")
+    # The README's picture: the part of the page with the calls.
+    page.screenshot(path=str(ARTIFACTS / "timeline-readme.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 425})
 
     # Filters as in `audit query`: the verdict narrows to the denied call.
     page.select_option("#f-verdict", "deny")
     page.click("#filters button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('table.calls tbody tr').length === 1")
+    # (`expect` polls through the locator engine: a `wait_for_function` predicate is eval'd in
+    # the page, which the page's own CSP refuses.)
+    expect(page.locator("table.calls tbody tr")).to_have_count(1)
     assert "echo_fetch" in page.inner_text("table.calls tbody")
 
     page.click("table.calls tbody tr >> a")

@@ -81,13 +81,13 @@ function storyLink(call) {
 // ---------------------------------------------------------------- timeline
 
 const FILTERS = [
-  ["caller", "Caller", "alice"],
-  ["tool", "Tool", "echo_echo"],
+  ["caller", "Caller", "any caller"],
+  ["tool", "Tool", "any tool"],
   ["verdict", "Verdict", null],
   ["phase", "Phase", null],
-  ["since", "Since", "1h, 7d, 2026-12-01"],
-  ["until", "Until", "RFC 3339 or date"],
-  ["text", "Reason contains", "text"],
+  ["since", "Since", "1h, 7d, a date"],
+  ["until", "Until", "a time or date"],
+  ["text", "Reason contains", "any text"],
 ];
 const VERDICTS = ["", "allow", "deny", "ok", "denied", "tool_error", "trap", "limit", "error"];
 const PHASES = ["", "call", "http", "fs", "socket", "config", "result", "log", "outcome"];
@@ -242,10 +242,12 @@ function activityChart(activity, since, until) {
     if (allowed > 0) chart.append(svg("rect", { x, y: y(slot.calls), width: w, height: y(slot.denied) - y(slot.calls), class: "bar-ok" }, title.cloneNode(true)));
     if (slot.denied > 0) chart.append(svg("rect", { x, y: y(slot.denied), width: w, height: y(0) - y(slot.denied), class: "bar-bad" }, title));
   });
-  const labels = [0, Math.floor(slots.length / 2), slots.length - 1];
-  for (const i of new Set(labels)) {
-    if (!slots[i]) continue;
-    chart.append(svg("text", { x: pad.l + i * barW + barW / 2, y: height - 8, class: "axis", "text-anchor": "middle" }, localTime(slots[i].start)));
+  const last = slots.length - 1;
+  const labels = [[0, "start"], [Math.floor(last / 2), "middle"], [last, "end"]];
+  for (const [i, anchor] of labels) {
+    if (!slots[i] || (i === Math.floor(last / 2) && (i === 0 || i === last))) continue;
+    const x = anchor === "start" ? pad.l : anchor === "end" ? width - pad.r : pad.l + i * barW + barW / 2;
+    chart.append(svg("text", { x, y: height - 8, class: "axis", "text-anchor": anchor }, localTime(slots[i].start)));
   }
   return chart;
 }
