@@ -212,6 +212,31 @@ async fn protect(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether a request is a browser's POST sent from another site's page (`Sec-Fetch-Site`,
+/// which pages cannot set). The CSRF token already guards the actions; this also keeps another
+/// site from logging a browser in with its own key or logging it out. Scripts send no such
+/// header and pass.
+fn cross_site_post(method: &http::Method, headers: &HeaderMap) -> bool {
+    method == http::Method::POST
+        && headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|site| !matches!(site, "same-origin" | "none"))
+}
+
+async fn same_origin_posts(request: Request, next: Next) -> Response {
+    if cross_site_post(request.method(), request.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(
+                json!({ "error": "refused: a POST to the web view must come from its own pages" }),
+            ),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// A page of the app: the same shell, whose script draws the page the path names.
 async fn page(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     match ui.viewer(&headers).await {
@@ -462,6 +487,7 @@ pub fn router(options: UiOptions, identify: Identify, secure_cookie: bool) -> Ro
         .route("/ui/api/integrity", get(api_integrity))
         .route("/ui/api/verify", post(api_verify))
         .with_state(ui)
+        .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(protect))
 }
 
@@ -477,6 +503,22 @@ mod tests {
         );
         let page = FORBIDDEN_HTML.replace("{message}", &escape_html("<b>bob</b>"));
         assert!(page.contains("&lt;b&gt;bob&lt;/b&gt;") && !page.contains("<b>bob"));
+    }
+
+    #[test]
+    fn only_posts_from_the_views_own_pages_or_scripts_pass() {
+        let with = |site: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("sec-fetch-site", HeaderValue::from_str(site).unwrap());
+            headers
+        };
+        let post = http::Method::POST;
+        assert!(cross_site_post(&post, &with("cross-site")));
+        assert!(cross_site_post(&post, &with("same-site")));
+        assert!(!cross_site_post(&post, &with("same-origin")));
+        assert!(!cross_site_post(&post, &with("none")));
+        assert!(!cross_site_post(&post, &HeaderMap::new()), "a script");
+        assert!(!cross_site_post(&http::Method::GET, &with("cross-site")));
     }
 
     #[test]

@@ -9,6 +9,7 @@ Screenshots go to target/e2e-artifacts/ui/."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import re
@@ -100,13 +101,16 @@ def audited(tmp_path_factory, gatehouse, components, cache_dir):
         yield gateway
 
 
-async def make_calls(gateway):
+async def make_calls(gateway, messages=("hello auditor", None, SCRIPT)):
+    """Calls as `agent`: `echo_echo` with each message, `echo_fetch` (denied) for `None`."""
     headers = {"Authorization": f"Bearer {KEYS['agent']}"}
     async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
         async with Client(streamable_http_client(gateway.url, http_client=http), read_timeout_seconds=60) as client:
-            assert not (await client.call_tool("echo_echo", {"message": "hello auditor"})).is_error
-            assert (await client.call_tool("echo_fetch", {"key": "alpha"})).is_error
-            assert not (await client.call_tool("echo_echo", {"message": SCRIPT})).is_error
+            for message in messages:
+                if message is None:
+                    assert (await client.call_tool("echo_fetch", {"key": "alpha"})).is_error
+                else:
+                    assert not (await client.call_tool("echo_echo", {"message": message})).is_error
 
 
 def shot(page, name: str):
@@ -256,3 +260,26 @@ def test_the_host_guard_of_mcp_covers_the_view(calls_made):
     port = re.search(r":(\d+)$", calls_made.base).group(1)
     status, _, _ = request(f"http://127.0.0.1:{port}/ui/", headers={"Host": f"evil.example:{port}"})
     assert status == 403
+
+
+def test_the_timeline_updates_while_open(calls_made, browser):
+    """Runs last: it adds a call to the log the other tests count."""
+    import anyio
+
+    context, page = login(browser, calls_made.base, KEYS["alice"])
+    expect(page.locator("table.calls tbody tr")).to_have_count(3)
+    # On a thread of its own: Playwright's sync API keeps an event loop on this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, make_calls, calls_made, ("a later call",)).result(timeout=60)
+    expect(page.locator("table.calls tbody tr")).to_have_count(4, timeout=10_000)
+    page.locator("table.calls tbody tr").first.locator("a").click()
+    expect(page.locator("#arguments")).to_contain_text("a later call")
+    # Logging out ends the session on the server: the old cookie no longer opens the view.
+    cookie = next(c["value"] for c in context.cookies() if c["name"] == "gatehouse_ui")
+    old = {"Cookie": f"gatehouse_ui={cookie}"}
+    assert request(f"{calls_made.base}/ui/api/session", headers=old)[0] == 200
+    page.goto(f"{calls_made.base}/ui/")
+    page.click("#logout")
+    expect(page.locator("#token")).to_be_visible()
+    assert request(f"{calls_made.base}/ui/api/session", headers=old)[0] == 401
+    context.close()
