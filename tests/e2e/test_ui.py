@@ -51,7 +51,8 @@ def config(tmp_path: Path) -> Path:
     keys = "".join(
         f'[[api_keys]]\nprincipal = "{p}"\nkey_sha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n'
         for p, k in KEYS.items())
-    path.write_text(keys + '[server]\nallow_anonymous = false\n[ui]\nauditors = ["alice"]\n')
+    # A checkpoint every 4 entries: the integrity page has a signed one to show.
+    path.write_text(keys + '[server]\nallow_anonymous = false\n[audit]\ncheckpoint_every = 4\n[ui]\nauditors = ["alice"]\n')
     return path
 
 
@@ -238,6 +239,7 @@ def test_verify_needs_the_csrf_token_and_every_answer_has_the_csp(calls_made, br
 
     page.goto(f"{base}/ui/integrity")
     page.wait_for_selector("#verify")
+    assert "✓ gateway key" in page.inner_text("main"), "the latest checkpoint is signed by the gateway's key"
     page.click("#verify")
     page.wait_for_selector("#verify-result")
     assert "Intact" in page.text_content("#verify-result")

@@ -315,7 +315,7 @@ async function integrity(view) {
     fact("Checkpoint key", body.key ? `${body.key.name}+${body.key.key_id}` : "none: checkpoints are unsigned", "mono"));
   view.append(el("section", { class: "card" }, el("h2", { text: "The log" }), facts));
   if (cp) {
-    view.append(el("section", { class: "card" }, el("h2", { text: "Latest signed checkpoint" }),
+    view.append(el("section", { class: "card" }, el("h2", { text: "Latest checkpoint" }),
       el("dl", { class: "facts" },
         fact("Origin", cp.origin),
         fact("Tree size", String(cp.size)),
