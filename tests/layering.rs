@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mcp",
             "gateway",
             "config",
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -34,12 +35,20 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("fuzzing", &["mcp", "policy", "audit", "wit_json", "auth"]),
     (
         "mcp",
-        &["gateway", "config", "auth", "support", "telemetry"],
+        &[
+            "gateway",
+            "config",
+            "approval",
+            "auth",
+            "support",
+            "telemetry",
+        ],
     ),
     (
         "gateway",
         &[
             "config",
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -56,6 +65,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "config",
         &[
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -67,6 +77,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    // A person in the loop: questions, answers, grants, and their file.
+    ("approval", &["support"]),
     ("runtime", &["host", "supply", "wit_json", "support"]),
     (
         "host",

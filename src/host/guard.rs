@@ -314,3 +314,22 @@ pub enum ToolLog {
 
 /// The guard of one call, shared by the call's store and its socket check.
 pub type SharedGuard = Arc<dyn HostGuard>;
+
+/// The time a call's guard spent waiting for a person to approve a request: the call's
+/// wall-clock limit does not run while a person reads (the runtime adds it to the deadline).
+#[derive(Debug, Clone, Default)]
+pub struct WaitClock(Arc<std::sync::atomic::AtomicU64>);
+
+impl WaitClock {
+    /// Adds a wait.
+    pub fn add(&self, waited: std::time::Duration) {
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.0
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every wait so far.
+    pub fn total(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
