@@ -314,12 +314,13 @@ impl InFlight {
         {
             return self.counted(request, verdict);
         }
+        let paused = self.asking.waited.pause();
         let (answer, waited) = approve::resolve_blocking(
             &self.asking.approvals,
             &question,
             self.asking.asker.as_ref(),
         );
-        self.asking.waited.add(waited);
+        drop(paused);
         tracing::info!(call_id = %self.record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), waited_ms = waited.as_millis() as u64, "approval answered");
         let entry = approve::answer_entry(&self.record, &question, &answer, decision.revision);
         if !self.queue(entry) {

@@ -562,6 +562,45 @@ mod tests {
     }
 
     #[test]
+    fn deny_comes_before_ask_and_ask_before_allow() {
+        let asks = |allow: bool| RuleValues {
+            allow: Some(Value::Bool(allow)),
+            ask: Some(set(&["a person decides"])),
+            ..Default::default()
+        };
+        for allow in [true, false] {
+            let asked = decide(asks(allow));
+            assert_eq!(asked.verdict, Verdict::Ask);
+            assert!(!asked.is_allowed(), "an ask is not an allow until approved");
+            assert_eq!(asked.reasons, vec!["a person decides"]);
+        }
+        let denied = decide(RuleValues {
+            deny: Some(set(&["no"])),
+            ..asks(true)
+        });
+        assert_eq!(denied.verdict, Verdict::Deny);
+        assert_eq!(denied.reasons, vec!["no"]);
+        let broken = decide(RuleValues {
+            ask: Some(Value::from("not a set")),
+            ..asks(true)
+        });
+        assert_eq!(broken.verdict, Verdict::Deny);
+        assert!(
+            broken.reasons[0].starts_with(POLICY_ERROR),
+            "{:?}",
+            broken.reasons
+        );
+        let mut approved = decide(asks(false));
+        approved.approve();
+        assert!(approved.is_allowed() && approved.reasons.is_empty());
+        let quiet = decide(RuleValues {
+            ask: Some(set(&[])),
+            ..asks(true)
+        });
+        assert_eq!(quiet.verdict, Verdict::Allow);
+    }
+
+    #[test]
     fn missing_or_non_boolean_allow_denies_with_a_policy_error() {
         let missing = decide(RuleValues::default());
         assert!(!missing.is_allowed());
