@@ -4,7 +4,8 @@
 //! 1. build the policy input (caller, tool, component digest, arguments);
 //! 2. policy phase `call` → allow or deny, with reasons and limits; an allowed call must also
 //!    pass the rate and concurrency limits (`admission`);
-//! 3. commit the verdict to the audit log — no audit row, no call;
+//! 3. commit the verdict to the audit log — no audit row, no call; an `ask` verdict is then
+//!    answered by a person (`approve`) and the answer committed before anything runs;
 //! 4. run the function in a fresh instance inside the limits, every outgoing request, socket
 //!    and file operation decided and recorded as it happens (`inflight`);
 //! 5. policy phase `result` on what the tool returned (it may withhold or mask it);
@@ -342,21 +343,8 @@ impl Gateway {
             .acquire()
             .await
             .expect("the call semaphore is never closed");
-        let asking = Asking {
-            approvals: self.approvals.clone(),
-            asker: context.asker,
-            waited: Default::default(),
-        };
         let ending = self
-            .execute(
-                &record,
-                tool,
-                &decision,
-                shared_input,
-                &cleared,
-                context.observer,
-                asking,
-            )
+            .execute(&record, tool, &decision, shared_input, &cleared, context)
             .await;
         meter.ran_for = ending.ran_for;
 
@@ -433,7 +421,8 @@ impl Gateway {
     }
 
     /// Step 4 and 5: runs the function with every host request decided and recorded as it
-    /// happens, then lets the `result` phase decide on what it returned.
+    /// happens (heard by the context's observer, asked of its asker when the policy asks),
+    /// then lets the `result` phase decide on what it returned.
     async fn execute(
         &self,
         record: &CallRecord,
@@ -441,16 +430,20 @@ impl Gateway {
         decision: &Decision,
         shared_input: Arc<Map<String, Value>>,
         cleared: &Cleared,
-        observer: Option<LogObserver>,
-        asking: Asking,
+        context: CallContext,
     ) -> Ending {
         let function = tool.function();
+        let asking = Asking {
+            approvals: self.approvals.clone(),
+            asker: context.asker,
+            waited: Default::default(),
+        };
         let waited = asking.waited.clone();
         let inflight = self.in_flight(
             record,
             shared_input.clone(),
             &decision.redact,
-            observer,
+            context.observer,
             asking,
         );
         let host = CallHost {
