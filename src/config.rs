@@ -4,7 +4,8 @@
 //! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
 //! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
 //! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`],
-//! `[metrics]` and `[telemetry]` to [`crate::telemetry`], `[ui]` to [`crate::ui`].
+//! `[metrics]` and `[telemetry]` to [`crate::telemetry`], `[approvals]` to [`crate::approval`],
+//! `[ui]` to [`crate::ui`].
 //! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
 //! to no one module below it: the listener (`[server]`), the component list, the per-call
 //! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::approval::ApprovalSettings;
 pub use crate::audit::AuditLogConfig;
 pub use crate::auth::{ApiKeyConfig, AuthSettings, JwtSettings};
 pub use crate::host::config::ComponentSettings;
@@ -49,6 +51,8 @@ pub struct Config {
     pub supply_chain: SupplyChainConfig,
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
+    /// Human approval of `ask` decisions: where questions wait, how long.
+    pub approvals: ApprovalSettings,
     /// The auditor's web view at `/ui/`; off unless it names an auditor or operator.
     pub ui: UiSettings,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
@@ -314,6 +318,7 @@ impl Config {
             &mut self.audit.signing_key,
             &mut self.audit.key_dir,
             &mut self.audit.checkpoint_file,
+            &mut self.approvals.path,
             &mut self.supply_chain.pins,
             &mut self.supply_chain.ca_file,
         ]
@@ -508,6 +513,12 @@ mod tests {
         [telemetry]
         otlp_endpoint = "http://127.0.0.1:4318"
         max_queued_spans = 19
+
+        [approvals]
+        path = "approvals.db"
+        timeout_secs = 20
+        park_minutes = 21
+        max_minutes = 22
 
         [ui]
         auditors = ["alice"]

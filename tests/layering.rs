@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mcp",
             "gateway",
             "config",
+            "approval",
             "ui",
             "runtime",
             "host",
@@ -35,12 +36,21 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("fuzzing", &["mcp", "policy", "audit", "wit_json", "auth"]),
     (
         "mcp",
-        &["gateway", "config", "ui", "auth", "support", "telemetry"],
+        &[
+            "gateway",
+            "config",
+            "approval",
+            "ui",
+            "auth",
+            "support",
+            "telemetry",
+        ],
     ),
     (
         "gateway",
         &[
             "config",
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -57,6 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "config",
         &[
+            "approval",
             "ui",
             "runtime",
             "host",
@@ -69,6 +80,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    // A person in the loop: questions, answers, grants, and their file.
+    ("approval", &["support"]),
     // The auditor's web view: reads the audit log, checks credentials with the auth layer.
     ("ui", &["audit", "auth", "support"]),
     ("runtime", &["host", "supply", "wit_json", "support"]),

@@ -1,5 +1,6 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
+mod approvals;
 pub mod audit;
 mod bench;
 mod call;
@@ -42,6 +43,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Query, verify and prove the audit log.
     Audit(audit::AuditArgs),
+    /// Answer the questions a running gateway asks when its policy says `ask`.
+    Approvals(approvals::ApprovalsArgs),
     /// Supply chain: verify a component's signature, inspect what it asks for, accept a
     /// changed tool definition.
     Component(component::ComponentArgs),
@@ -147,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
+        Command::Approvals(args) => approvals::run(args),
         Command::Component(args) => component::run(args),
         Command::Bench(args) => bench::run(args),
         Command::New(args) => new::run(args),

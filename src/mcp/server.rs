@@ -212,6 +212,8 @@ impl ServerHandler for McpServer {
             session: Some(session),
             observer: forwarder.as_ref().map(|f| f.observer.clone()),
             trace_parent: trace_parent(&context),
+            asker: super::elicit::asker_for(&context)
+                .map(|asker| Arc::new(asker) as Arc<dyn crate::approval::Asker>),
         };
         let result = self
             .gateway

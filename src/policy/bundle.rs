@@ -209,6 +209,13 @@ impl BundleSource {
                 declared.env |= has("env");
                 declared.inject |= has("inject");
                 declared.labels |= has("labels");
+                declared.ask |= has("ask");
+                if declared.ask && !phase.may_ask() {
+                    return Err(PolicyError::AskOutsideActions {
+                        file: file.clone(),
+                        package: components.join("."),
+                    });
+                }
                 if declared.inject && phase != Phase::Http {
                     return Err(PolicyError::InjectOutsideHttp {
                         file: file.clone(),
@@ -246,6 +253,7 @@ fn decision_module(phases: &BTreeMap<Phase, DeclaredRules>) -> String {
             ("env", declared.env),
             ("inject", declared.inject),
             ("labels", declared.labels),
+            ("ask", declared.ask),
         ] {
             if present {
                 module.push_str(&format!(
@@ -268,6 +276,7 @@ pub struct DeclaredRules {
     pub env: bool,
     pub inject: bool,
     pub labels: bool,
+    pub ask: bool,
 }
 
 /// A prepared engine and what its phase packages declare.

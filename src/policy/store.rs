@@ -411,6 +411,7 @@ impl ServingBundle {
             env: value_of("env", declared.env),
             inject: value_of("inject", declared.inject),
             labels: value_of("labels", declared.labels),
+            ask: value_of("ask", declared.ask),
         };
         Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
     }

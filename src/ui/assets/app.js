@@ -51,7 +51,8 @@ async function api(path, options) {
 
 // Badge colours by verdict: a fixed list, so no value from the log picks a class name.
 const TONE = {
-  allow: "good", ok: "good",
+  allow: "good", ok: "good", approve: "good",
+  ask: "warn",
   deny: "bad", denied: "bad",
   trap: "warn", limit: "warn", error: "warn", tool_error: "warn",
 };
@@ -89,8 +90,8 @@ const FILTERS = [
   ["until", "Until", "a time or date"],
   ["text", "Reason contains", "any text"],
 ];
-const VERDICTS = ["", "allow", "deny", "ok", "denied", "tool_error", "trap", "limit", "error"];
-const PHASES = ["", "call", "http", "fs", "socket", "config", "result", "log", "outcome"];
+const VERDICTS = ["", "allow", "deny", "ask", "approve", "ok", "denied", "tool_error", "trap", "limit", "error"];
+const PHASES = ["", "call", "approval", "http", "fs", "socket", "config", "result", "log", "outcome"];
 
 function filterForm(params, onChange) {
   const form = el("form", { class: "filters", id: "filters" });

@@ -1,0 +1,235 @@
+"""`ask` verdicts through the official MCP Python SDK's elicitation callback, with the shipped
+bundle: `approval.tools` makes every call of `echo_*` wait for a person, `approval.hosts` every
+request to `localhost`. The person is the test's callback (legacy stateful protocol, which lets
+a server ask its client); an operator is `gatehouse approvals` on the same approvals file.
+Every question and answer must be in the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import mcp.types as types
+import pytest
+
+from conftest import REPO, QuietHandler, audit_rows, client_for, local_http_server, serve_args
+
+pytestmark = pytest.mark.anyio
+
+
+class Person:
+    """The person behind the client: answers each question with the next of `answers` (a
+    `decision` value, or a callable producing the result), after `delay` seconds; remembers
+    every question it was asked."""
+
+    def __init__(self, *answers, delay: float = 0.0):
+        self.answers = list(answers)
+        self.delay = delay
+        self.asked: list[str] = []
+
+    async def __call__(self, context, params: types.ElicitRequestParams):
+        self.asked.append(params.message)
+        await asyncio.sleep(self.delay)
+        answer = self.answers.pop(0) if self.answers else "deny"
+        if answer == "decline":
+            return types.ElicitResult(action="decline")
+        if answer == "silence":
+            await asyncio.sleep(3600)
+        content = {"decision": answer}
+        if answer == "approve_minutes":
+            content["minutes"] = 5
+        return types.ElicitResult(action="accept", content=content)
+
+
+class _Counter(QuietHandler):
+    paths: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (the stdlib's naming)
+        type(self).paths.append(self.path)
+        self.reply(200, b"ok")
+
+
+@pytest.fixture
+def gateway(components, cache_dir, tmp_path):
+    """`gatehouse serve` arguments (the shipped bundle, dev data asking about echo calls and
+    requests to localhost) and the audit log and approvals file they use."""
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({
+        "settings": {"mode": "dev"},
+        "principals": {"local": {"tools": ["echo_*", "fetch_*"]}},
+        "http": {"allowed_domains": ["127.0.0.1", "localhost"], "allowed_schemes": ["http"], "allow_private": True},
+        "approval": {"tools": ["echo_*"], "hosts": ["localhost"]},
+        # A short wall-clock limit: a person's reading time must not count against it.
+        "limits": {"defaults": {"timeout_ms": 1500}},
+    }))
+    approvals = tmp_path / "approvals.db"
+    config = tmp_path / "gatehouse.toml"
+    config.write_text(f'[approvals]\npath = "{approvals}"\ntimeout_secs = 3\n')
+    db = tmp_path / "audit.db"
+    args = serve_args(components, cache_dir, "--config", str(config), "--policy-data", str(data),
+                      names=("echo", "fetch"), policies=REPO / "policies", audit=db)
+    return args, db, approvals
+
+
+def legacy(gatehouse, args, person=None):
+    """A client on the legacy (stateful) protocol over stdio, eliciting through `person`."""
+    options = {"mode": "legacy"}
+    if person is not None:
+        options["elicitation_callback"] = person
+    return client_for("stdio", gatehouse, args, **options)
+
+
+def text(result) -> str:
+    return " ".join(block.text for block in result.content if hasattr(block, "text"))
+
+
+def approvals_cli(gatehouse, approvals, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([gatehouse, "approvals", "--db", str(approvals), *args], capture_output=True, text=True, timeout=30)
+
+
+async def test_an_approved_call_runs_and_both_question_and_answer_are_recorded(gatehouse, gateway):
+    args, db, _ = gateway
+    person = Person("approve_once")
+    async with legacy(gatehouse, args, person) as client:
+        result = await client.call_tool("echo_echo", {"message": "deploy"})
+    assert not result.is_error, result
+    assert result.structured_content == {"result": "deploy"}
+    assert len(person.asked) == 1
+    question = person.asked[0]
+    assert "echo_echo" in question and "deploy" in question and "approval.tools" in question
+    rows = audit_rows(db, "SELECT phase, verdict, input, obligations FROM entries WHERE phase IN ('call', 'approval', 'outcome') ORDER BY seq")
+    assert [(phase, verdict) for phase, verdict, _, _ in rows] == [("call", "ask"), ("approval", "approve"), ("outcome", "ok")]
+    question_id = json.loads(rows[0][3])["approval"]
+    answer = json.loads(rows[1][2])
+    assert answer["question"]["id"] == question_id and question_id in question
+    assert answer["answer"] == {"approved": True, "scope": {"scope": "once"}, "by": {"kind": "client"}}
+    (call_id,) = audit_rows(db, "SELECT call_id FROM entries WHERE phase = 'approval'")[0]
+    story = subprocess.run([gatehouse, "audit", "show", str(db), call_id], capture_output=True, text=True, timeout=30)
+    assert story.returncode == 0, story.stderr
+    assert f"asked {question_id}: calls of echo_echo need a person's approval" in story.stdout, story.stdout
+    assert f"{question_id} answered by client (once)" in story.stdout, story.stdout
+
+
+async def test_a_declined_call_is_denied_with_the_reason(gatehouse, gateway):
+    args, db, _ = gateway
+    async with legacy(gatehouse, args, Person("decline")) as client:
+        result = await client.call_tool("echo_echo", {"message": "deploy"})
+    assert result.is_error
+    assert "the person asked denied it" in text(result), text(result)
+    assert "approval.tools" in text(result)
+    assert audit_rows(db, "SELECT verdict FROM entries WHERE phase = 'approval'") == [("deny",)]
+    assert audit_rows(db, "SELECT verdict FROM entries WHERE phase = 'outcome'") == [("denied",)]
+
+
+async def test_approval_for_the_session_covers_the_same_call_only(gatehouse, gateway):
+    args, db, _ = gateway
+    person = Person("approve_session", "approve_once")
+    async with legacy(gatehouse, args, person) as client:
+        first = await client.call_tool("echo_echo", {"message": "same"})
+        again = await client.call_tool("echo_echo", {"message": "same"})
+        assert len(person.asked) == 1, "the identical call was asked about again"
+        changed = await client.call_tool("echo_echo", {"message": "changed"})
+        assert len(person.asked) == 2, "a changed argument must be a new question"
+    assert not first.is_error and not again.is_error and not changed.is_error
+    # A new session is asked again.
+    later = Person("deny")
+    async with legacy(gatehouse, args, later) as client:
+        refused = await client.call_tool("echo_echo", {"message": "same"})
+    assert len(later.asked) == 1 and refused.is_error
+    answers = [json.loads(i)["answer"]["by"] for (i,) in audit_rows(db, "SELECT input FROM entries WHERE phase = 'approval' ORDER BY seq")]
+    assert [a["kind"] for a in answers] == ["client", "grant", "client", "client"]
+
+
+async def test_nobody_answering_in_time_denies(gatehouse, gateway):
+    args, db, approvals = gateway
+    async with legacy(gatehouse, args, Person("silence")) as client:
+        result = await client.call_tool("echo_echo", {"message": "deploy"})
+    assert result.is_error and "within 3 s" in text(result), text(result)
+    listed = json.loads(approvals_cli(gatehouse, approvals, "list", "--all", "--json").stdout)
+    assert [q["status"] for q in listed] == ["expired"]
+    assert audit_rows(db, "SELECT json_extract(input, '$.answer.by.kind') FROM entries WHERE phase = 'approval'") == [("timeout",)]
+
+
+async def test_a_client_that_cannot_elicit_gets_a_clear_error_and_an_operator_can_approve(gatehouse, gateway):
+    args, db, approvals = gateway
+    async with legacy(gatehouse, args) as client:
+        refused = await client.call_tool("echo_echo", {"message": "deploy"})
+        assert refused.is_error
+        message = text(refused)
+        assert "approval required" in message and "gatehouse approvals approve q-" in message, message
+        pending = approvals_cli(gatehouse, approvals, "list")
+        assert pending.returncode == 0 and "echo_echo" in pending.stdout, pending
+        question = json.loads(approvals_cli(gatehouse, approvals, "list", "--json").stdout)[0]["id"]
+        assert question in message
+        approved = approvals_cli(gatehouse, approvals, "approve", question, "--as", "carol")
+        assert approved.returncode == 0, approved.stderr
+        retried = await client.call_tool("echo_echo", {"message": "deploy"})
+        assert not retried.is_error, text(retried)
+        once_only = await client.call_tool("echo_echo", {"message": "deploy"})
+        assert once_only.is_error, "an approval given once let a second call through"
+    again = approvals_cli(gatehouse, approvals, "approve", question)
+    assert again.returncode != 0 and "already approved" in again.stderr, again.stderr
+    by = [json.loads(i)["answer"]["by"] for (i,) in audit_rows(db, "SELECT input FROM entries WHERE phase = 'approval' ORDER BY seq")]
+    assert by[:2] == [{"kind": "nobody"}, {"kind": "grant", "name": question}]
+
+
+async def test_a_client_on_a_revision_without_server_requests_gets_the_clear_error(gatehouse, gateway):
+    args, _, _ = gateway
+    person = Person("approve_once")
+    async with client_for("stdio", gatehouse, args, mode="2026-07-28", elicitation_callback=person) as client:
+        result = await client.call_tool("echo_echo", {"message": "deploy"})
+    assert result.is_error and "approval required" in text(result), text(result)
+    assert person.asked == []
+
+
+async def test_two_calls_asking_at_once_get_two_questions(gatehouse, gateway):
+    args, db, _ = gateway
+    person = Person("approve_once", "deny", delay=0.5)
+    async with legacy(gatehouse, args, person) as client:
+        results = await asyncio.gather(
+            client.call_tool("echo_echo", {"message": "one"}),
+            client.call_tool("echo_echo", {"message": "two"}),
+        )
+    assert len(person.asked) == 2
+    ids = {line for q in person.asked for line in q.splitlines() if line.startswith("Question: ")}
+    assert len(ids) == 2, person.asked
+    assert sorted(r.is_error for r in results) == [False, True]
+
+
+async def test_a_tools_request_waits_for_approval_without_running_out_of_time(gatehouse, gateway):
+    """The person takes longer than the call's 1.5 s limit to approve the request to
+    localhost; the tool still gets its response, and a denied request never reaches the
+    server."""
+    args, db, _ = gateway
+    _Counter.paths = []
+    with local_http_server(_Counter) as server:
+        port = server.server_address[1]
+        slow = Person("approve_once", delay=2.0)
+        async with legacy(gatehouse, args, slow) as client:
+            fetched = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/approved"})
+        assert "ok" in json.dumps(fetched.structured_content), fetched
+        assert any("GET http://localhost" in q for q in slow.asked), slow.asked
+        async with legacy(gatehouse, args, Person("deny")) as client:
+            denied = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/denied"})
+        assert "err" in json.dumps(denied.structured_content), denied
+    assert _Counter.paths == ["/approved"]
+    rows = audit_rows(db, "SELECT phase, verdict FROM entries WHERE phase IN ('http', 'approval') ORDER BY seq")
+    assert rows == [("http", "ask"), ("approval", "approve"), ("http", "ask"), ("approval", "deny")]
+
+
+async def test_an_approval_for_minutes_outlives_a_restart(gatehouse, gateway):
+    args, db, approvals = gateway
+    async with legacy(gatehouse, args, Person("approve_minutes")) as client:
+        first = await client.call_tool("echo_echo", {"message": "nightly"})
+    assert not first.is_error, first
+    # Another gateway process on the same files: the grant is in the approvals file.
+    nobody = Person()
+    async with legacy(gatehouse, args, nobody) as client:
+        again = await client.call_tool("echo_echo", {"message": "nightly"})
+        other = await client.call_tool("echo_echo", {"message": "other"})
+    assert not again.is_error and nobody.asked == [message for message in nobody.asked if "other" in message]
+    assert other.is_error
+    listed = json.loads(approvals_cli(gatehouse, approvals, "list", "--all", "--json").stdout)
+    assert sorted(q["status"] for q in listed) == ["approved", "denied"]
+    assert [q["scope"] for q in listed if q["status"] == "approved"] == ["minutes:5"]
