@@ -14,7 +14,15 @@ pub const MAX_CALLS: usize = 500;
 
 /// The filters of `/ui/api/calls`, as in `gatehouse audit query`.
 const FILTERS: &[&str] = &[
-    "caller", "tool", "verdict", "phase", "since", "until", "text", "limit",
+    "caller",
+    "tool",
+    "verdict",
+    "phase",
+    "since",
+    "until",
+    "text",
+    "limit",
+    "known_seq",
 ];
 
 /// A request the API cannot answer as asked: told to the caller as a 400.
@@ -30,14 +38,25 @@ pub enum ApiError {
     Encode(#[from] serde_json::Error),
 }
 
-/// The filter and limit of a `/ui/api/calls` query string. Empty values mean "any"; an unknown
-/// parameter is refused rather than silently ignored.
-pub fn calls_filter(
+/// What a `/ui/api/calls` query string asks for.
+#[derive(Debug, Clone)]
+pub struct CallsQuery {
+    pub filter: EntryFilter,
+    pub limit: usize,
+    /// The log's `last_seq` the asker already has: while it is still the newest, the answer
+    /// carries no calls (a polling page then costs one small query).
+    pub known_seq: Option<u64>,
+}
+
+/// Parses a `/ui/api/calls` query string. Empty values mean "any"; an unknown parameter is
+/// refused rather than silently ignored.
+pub fn calls_query(
     query: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(EntryFilter, usize), ApiError> {
+) -> Result<CallsQuery, ApiError> {
     let mut filter = EntryFilter::default();
     let mut limit = DEFAULT_CALLS;
+    let mut known_seq = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let value = value.trim();
         if value.is_empty() && FILTERS.contains(&key.as_ref()) {
@@ -63,6 +82,11 @@ pub fn calls_filter(
                         ))
                     })?;
             }
+            "known_seq" => {
+                known_seq = Some(value.parse::<u64>().map_err(|_| {
+                    ApiError::BadRequest(format!("known_seq {value:?}: give a number"))
+                })?);
+            }
             other => {
                 return Err(ApiError::BadRequest(format!(
                     "unknown filter {other:?}; use {}",
@@ -71,15 +95,23 @@ pub fn calls_filter(
             }
         }
     }
-    Ok((filter, limit))
+    Ok(CallsQuery {
+        filter,
+        limit,
+        known_seq,
+    })
 }
 
-/// `GET /ui/api/calls`: the newest matching calls, and the log's last seq (a page polling
-/// for updates redraws only when it grew).
-pub fn calls(db: &Path, filter: &EntryFilter, limit: usize) -> Result<Value, ApiError> {
+/// `GET /ui/api/calls`: the newest matching calls and the log's last seq; only
+/// `{"last_seq", "unchanged": true}` when the log has not grown past `known_seq`.
+pub fn calls(db: &Path, query: &CallsQuery) -> Result<Value, ApiError> {
     let reader = AuditReader::open(db)?;
-    let calls = reader.recent_calls(filter, limit)?;
-    Ok(json!({ "last_seq": reader.last_seq()?, "calls": calls }))
+    let last_seq = reader.last_seq()?;
+    if query.known_seq == Some(last_seq) {
+        return Ok(json!({ "last_seq": last_seq, "unchanged": true }));
+    }
+    let calls = reader.recent_calls(&query.filter, query.limit)?;
+    Ok(json!({ "last_seq": last_seq, "calls": calls }))
 }
 
 /// `GET /ui/api/calls/{id}`: one call's story.
@@ -194,11 +226,16 @@ mod tests {
 
     #[test]
     fn the_query_string_becomes_the_cli_filter() {
-        let (f, limit) = calls_filter(
-            "caller=alice&tool=echo_echo&verdict=deny&phase=call&since=1h&until=2026-12-06&text=%3Cscript%3E&limit=5",
+        let CallsQuery {
+            filter: f,
+            limit,
+            known_seq,
+        } = calls_query(
+            "caller=alice&tool=echo_echo&verdict=deny&phase=call&since=1h&until=2026-12-06&text=%3Cscript%3E&limit=5&known_seq=9",
             now(),
         )
         .unwrap();
+        assert_eq!(known_seq, Some(9));
         assert_eq!(f.principal.as_deref(), Some("alice"));
         assert_eq!(f.tool.as_deref(), Some("echo_echo"));
         assert_eq!(f.verdict.as_deref(), Some("deny"));
@@ -211,17 +248,18 @@ mod tests {
 
     #[test]
     fn empty_values_mean_any_and_bad_ones_are_explained() {
-        let (f, limit) = calls_filter("caller=&tool=&since=", now()).unwrap();
+        let q = calls_query("caller=&tool=&since=&known_seq=", now()).unwrap();
+        let f = &q.filter;
         assert!(f.principal.is_none() && f.tool.is_none() && f.since.is_none());
-        assert_eq!(limit, DEFAULT_CALLS);
-        let err = calls_filter("user=alice", now()).unwrap_err().to_string();
+        assert_eq!((q.limit, q.known_seq), (DEFAULT_CALLS, None));
+        let err = calls_query("user=alice", now()).unwrap_err().to_string();
         assert!(
             err.contains("unknown filter \"user\"") && err.contains("caller"),
             "{err}"
         );
-        let err = calls_filter("limit=0", now()).unwrap_err().to_string();
+        let err = calls_query("limit=0", now()).unwrap_err().to_string();
         assert!(err.contains("1 to 500"), "{err}");
-        let err = calls_filter("since=yesterday", now())
+        let err = calls_query("since=yesterday", now())
             .unwrap_err()
             .to_string();
         assert!(err.contains("expected RFC 3339"), "{err}");
@@ -296,7 +334,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, key) = log(dir.path());
 
-        let all = calls(&db, &EntryFilter::default(), 10).unwrap();
+        let query = |text: &str| calls_query(text, now()).unwrap();
+        let all = calls(&db, &query("limit=10")).unwrap();
         assert_eq!(all["last_seq"], 5);
         let listed = all["calls"].as_array().unwrap();
         assert_eq!(listed.len(), 2);
@@ -319,17 +358,17 @@ mod tests {
         }
 
         // A filter matches a call by any of its entries: the egress denial finds c-1.
-        let (filter, limit) = calls_filter("verdict=deny&phase=http", now()).unwrap();
-        let denied = calls(&db, &filter, limit).unwrap();
+        let denied = calls(&db, &query("verdict=deny&phase=http")).unwrap();
         assert_eq!(denied["calls"][0]["call_id"], "c-1");
         assert_eq!(denied["calls"].as_array().unwrap().len(), 1);
+        let count = |answer: Value| answer["calls"].as_array().map_or(0, Vec::len);
+        assert_eq!(count(calls(&db, &query("limit=1")).unwrap()), 1);
+        // A poller that has the newest seq gets no calls; one behind gets them all.
         assert_eq!(
-            calls(&db, &EntryFilter::default(), 1).unwrap()["calls"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
+            calls(&db, &query("known_seq=5")).unwrap(),
+            json!({"last_seq": 5, "unchanged": true})
         );
+        assert_eq!(count(calls(&db, &query("known_seq=4")).unwrap()), 2);
 
         let told = story(&db, "c-1").unwrap();
         assert_eq!(told["summary"]["verdict"], "allow");

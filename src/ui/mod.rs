@@ -390,8 +390,8 @@ async fn api_calls(State(ui): State<Arc<Ui>>, headers: HeaderMap, request: Reque
     let query = request.uri().query().unwrap_or("").to_owned();
     let db = ui.options.audit_path.clone();
     answer(move || {
-        let (filter, limit) = api::calls_filter(&query, chrono::Utc::now())?;
-        api::calls(&db, &filter, limit)
+        let query = api::calls_query(&query, chrono::Utc::now())?;
+        api::calls(&db, &query)
     })
     .await
 }

@@ -143,10 +143,11 @@ async function timeline(view) {
   const load = async (force) => {
     try {
       const query = new URLSearchParams(params);
+      if (!force && lastSeq >= 0) query.set("known_seq", String(lastSeq));
       const body = await api(`/ui/api/calls?${query}`);
       showError("");
       status.textContent = `updated ${new Date().toLocaleTimeString(undefined, { hour12: false })}`;
-      if (force || body.last_seq !== lastSeq) {
+      if (!body.unchanged) {
         lastSeq = body.last_seq;
         results.replaceChildren(el("p", { class: "count muted", text: `${body.calls.length} call${body.calls.length === 1 ? "" : "s"}, newest first` }), callsTable(body.calls));
       }
