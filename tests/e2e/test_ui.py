@@ -13,6 +13,7 @@ import concurrent.futures
 import hashlib
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -285,3 +286,36 @@ def test_the_timeline_updates_while_open(calls_made, browser):
     expect(page.locator("#token")).to_be_visible()
     assert request(f"{calls_made.base}/ui/api/session", headers=old)[0] == 401
     context.close()
+
+
+def test_an_auditor_logs_in_with_a_jwt(gatehouse, components, cache_dir, tmp_path, browser):
+    """The principal may come from the identity provider's JWT: its `sub` is checked against
+    `[ui]` as an API key's principal is, and a name holding markup is shown as text."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**public, "kid": "ui-key", "use": "sig"}]}))
+    issuer, audience = "https://idp.test", "gatehouse-ui"
+    (tmp_path / "gatehouse.toml").write_text(
+        f'[auth.jwt]\njwks_file = "jwks.json"\nissuer = "{issuer}"\naudience = "{audience}"\n'
+        '[ui]\nauditors = ["ada"]\n')
+
+    def mint(sub: str) -> str:
+        now = int(time.time())
+        claims = {"iss": issuer, "aud": audience, "sub": sub, "iat": now, "exp": now + 600}
+        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": "ui-key"})
+
+    args = serve_args(components, cache_dir, "--config", str(tmp_path / "gatehouse.toml"), names=("echo",))
+    with http_gateway(gatehouse, args) as gateway:
+        base = gateway.url.removesuffix("/mcp")
+        context, page = login(browser, base, mint("ada"))
+        expect(page.locator("#principal")).to_have_text("ada")
+        expect(page.locator("#view .empty")).to_contain_text("No calls")
+        context.close()
+
+        context, page = login(browser, base, mint("<b>eve</b>"))
+        assert page.text_content("#forbidden").startswith('principal "<b>eve</b>" is not an auditor')
+        assert page.locator("#forbidden b").count() == 0
+        context.close()
