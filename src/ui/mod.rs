@@ -9,14 +9,16 @@
 //!
 //! Who may look: a principal proven by an API key or a JWT, sent as `Authorization: Bearer`
 //! (for scripts) or once through the login form, which opens a server-side session
-//! ([`session`]) whose opaque token is the cookie. The one action, a verification run, needs
-//! the session's CSRF token in a header (a bearer caller's header cannot be forged by another
-//! site, so it needs none). The log is opened read-only for each answer.
+//! (`session`) whose opaque token is the cookie. Actions (a verification run, logging out)
+//! need the session's CSRF token in a header (a bearer caller's header cannot be forged by
+//! another site, so it needs none), and a browser's POST from another site is refused
+//! outright. Operators see what auditors see; the view has no operator-only action yet. The
+//! log is opened read-only for each answer.
 //!
 //! The transport mounts [`router`] behind the same `Host` check as `/mcp`.
 
 pub mod api;
-pub mod session;
+mod session;
 mod settings;
 
 use std::path::PathBuf;
@@ -33,7 +35,7 @@ use serde_json::json;
 
 use crate::audit::NoteVerifier;
 use crate::auth::AuthenticatedPrincipal;
-pub use session::Sessions;
+use session::Sessions;
 pub use settings::{Role, UiSettings};
 
 /// Checks a bearer credential as the MCP endpoint does: who it proves, or why it is refused.
