@@ -28,6 +28,8 @@ from playwright.sync_api import expect, sync_playwright
 from conftest import REPO, http_gateway, serve_args
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Generous waits: the shared CI machine may be busy compiling while this runs.
+expect.set_options(timeout=15_000)
 ARTIFACTS = REPO / "target" / "e2e-artifacts" / "ui"
 KEYS = {"alice": "alice-audit-key-0d7e", "agent": "agent-key-5c21", "mallory": "mallory-key-9f02"}
 SCRIPT = "<script>window.__pwned=1</script>"
@@ -274,7 +276,7 @@ def test_the_timeline_updates_while_open(calls_made, browser):
     # On a thread of its own: Playwright's sync API keeps an event loop on this one.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(anyio.run, make_calls, calls_made, ("a later call",)).result(timeout=60)
-    expect(page.locator("table.calls tbody tr")).to_have_count(4, timeout=10_000)
+    expect(page.locator("table.calls tbody tr")).to_have_count(4)
     page.locator("table.calls tbody tr").first.locator("a").click()
     expect(page.locator("#arguments")).to_contain_text("a later call")
     # Logging out ends the session on the server: the old cookie no longer opens the view.
