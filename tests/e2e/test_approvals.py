@@ -13,7 +13,7 @@ import subprocess
 import mcp.types as types
 import pytest
 
-from conftest import REPO, QuietHandler, audit_rows, client_for, local_http_server, serve_args
+from conftest import REPO, audit_rows, client_for, serve_args
 
 pytestmark = pytest.mark.anyio
 
@@ -40,14 +40,6 @@ class Person:
         if answer == "approve_minutes":
             content["minutes"] = 5
         return types.ElicitResult(action="accept", content=content)
-
-
-class _Counter(QuietHandler):
-    paths: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (the stdlib's naming)
-        type(self).paths.append(self.path)
-        self.reply(200, b"ok")
 
 
 @pytest.fixture
@@ -197,25 +189,24 @@ async def test_two_calls_asking_at_once_get_two_questions(gatehouse, gateway):
     assert sorted(r.is_error for r in results) == [False, True]
 
 
-async def test_a_tools_request_waits_for_approval_without_running_out_of_time(gatehouse, gateway):
+async def test_a_tools_request_waits_for_approval_without_running_out_of_time(gatehouse, gateway, web_server):
     """The person takes longer than the call's 1.5 s limit to approve the request to
     localhost; the tool still gets its response, and a denied request never reaches the
     server."""
     args, db, _ = gateway
-    _Counter.paths = []
-    with local_http_server(_Counter) as server:
-        port = server.server_address[1]
-        slow = Person("approve_once", delay=2.0)
-        async with legacy(gatehouse, args, slow) as client:
-            fetched = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/approved"})
-        assert "ok" in json.dumps(fetched.structured_content), fetched
-        assert any("GET http://localhost" in q for q in slow.asked), slow.asked
-        async with legacy(gatehouse, args, Person("deny")) as client:
-            denied = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/denied"})
-        assert "err" in json.dumps(denied.structured_content), denied
-    assert _Counter.paths == ["/approved"]
-    rows = audit_rows(db, "SELECT phase, verdict FROM entries WHERE phase IN ('http', 'approval') ORDER BY seq")
-    assert rows == [("http", "ask"), ("approval", "approve"), ("http", "ask"), ("approval", "deny")]
+    port = web_server.url.rsplit(":", 1)[1]
+    slow = Person("approve_once", delay=2.0)
+    async with legacy(gatehouse, args, slow) as client:
+        fetched = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/hello"})
+    assert "hello from the test server" in json.dumps(fetched.structured_content), fetched
+    assert any(f"GET http://localhost:{port}/hello" in q for q in slow.asked), slow.asked
+    async with legacy(gatehouse, args, Person("deny")) as client:
+        denied = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/denied"})
+    assert denied.structured_content == {"result": {"err": "ErrorCode::HttpRequestDenied"}}, denied
+    assert web_server.paths == ["/hello"]
+    rows = audit_rows(db, "SELECT phase, verdict, reasons FROM entries WHERE phase IN ('http', 'approval') ORDER BY seq")
+    assert [(phase, verdict) for phase, verdict, _ in rows] == [("http", "ask"), ("approval", "approve"), ("http", "ask"), ("approval", "deny")]
+    assert json.loads(rows[3][2]) == ["the person asked denied it"]
 
 
 async def test_an_approval_for_minutes_outlives_a_restart(gatehouse, gateway):
