@@ -210,6 +210,20 @@ impl ApprovalStore {
             .unwrap_or_else(|| answer.clone()))
     }
 
+    /// The binding of question `id` while it waits for an answer; `None` when it is unknown,
+    /// answered or expired.
+    pub fn pending_binding(&self, id: &str) -> Result<Option<super::Binding>, ApprovalError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT binding FROM questions WHERE id = ?1 AND status = 'pending' AND expires_ms > ?2",
+                params![id, now_ms()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .map(super::Binding))
+    }
+
     /// The answer `id` has, if it has one (an expired question's is a denial).
     pub fn answered(&self, id: &str) -> Result<Option<Answer>, ApprovalError> {
         let row = self

@@ -49,7 +49,7 @@ def gateway(components, cache_dir, tmp_path):
     data = tmp_path / "data.json"
     data.write_text(json.dumps({
         "settings": {"mode": "dev"},
-        "principals": {"local": {"tools": ["echo_*", "fetch_*"]}},
+        "principals": {"local": {"tools": ["echo_*", "fetch_*"]}, "anonymous": {"tools": ["echo_*"]}},
         "http": {"allowed_domains": ["127.0.0.1", "localhost"], "allowed_schemes": ["http"], "allow_private": True},
         "approval": {"tools": ["echo_*"], "hosts": ["localhost"]},
         # A short wall-clock limit: a person's reading time must not count against it.
@@ -166,13 +166,51 @@ async def test_a_client_that_cannot_elicit_gets_a_clear_error_and_an_operator_ca
     assert by[:2] == [{"kind": "nobody"}, {"kind": "grant", "name": question}]
 
 
-async def test_a_client_on_a_revision_without_server_requests_gets_the_clear_error(gatehouse, gateway):
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_a_client_on_2026_07_28_answers_by_calling_again(gatehouse, gateway, transport):
+    """That revision forbids a server's requests to its client: the call is answered
+    `input_required` with the form, and the SDK calls again with the person's answer."""
+    args, db, _ = gateway
+    person = Person("approve_once", "decline")
+    async with client_for(transport, gatehouse, args, mode="2026-07-28", elicitation_callback=person) as client:
+        approved = await client.call_tool("echo_echo", {"message": "deploy"})
+        declined = await client.call_tool("echo_echo", {"message": "deploy"})
+    assert not approved.is_error and approved.structured_content == {"result": "deploy"}, approved
+    assert declined.is_error and "the person asked denied it" in text(declined)
+    assert len(person.asked) == 2 and "echo_echo" in person.asked[0]
+    rows = audit_rows(db, "SELECT call_id, phase, verdict, obligations FROM entries WHERE phase IN ('call', 'approval', 'outcome') ORDER BY seq")
+    assert [(phase, verdict) for _, phase, verdict, _ in rows] == [
+        ("call", "ask"), ("outcome", "input_required"),
+        ("call", "ask"), ("approval", "approve"), ("outcome", "ok"),
+        ("call", "ask"), ("outcome", "input_required"),
+        ("call", "ask"), ("approval", "deny"), ("outcome", "denied"),
+    ]
+    # Both rounds of a call name the one question.
+    assert json.loads(rows[0][3])["approval"] == json.loads(rows[2][3])["approval"]
+
+
+async def test_an_answer_sent_back_for_another_action_is_refused(gatehouse, gateway):
+    """The `requestState` a client echoes is only a handle: an approval given for one call does
+    not let a different call through."""
     args, _, _ = gateway
-    person = Person("approve_once")
-    async with client_for("stdio", gatehouse, args, mode="2026-07-28", elicitation_callback=person) as client:
+    async with client_for("stdio", gatehouse, args, mode="2026-07-28", elicitation_callback=Person()) as client:
+        asked = await client.session.call_tool("echo_echo", {"message": "harmless"}, allow_input_required=True)
+        assert isinstance(asked, types.InputRequiredResult), asked
+        [key] = asked.input_requests
+        yes = {key: {"action": "accept", "content": {"decision": "approve_once"}}}
+        swapped = await client.session.call_tool("echo_echo", {"message": "rm -rf /"}, input_responses=yes, request_state=asked.request_state)
+        assert swapped.is_error and "asked about another action" in text(swapped), text(swapped)
+        forged = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state="q-0000000000000000")
+        assert forged.is_error and "not waiting for an answer" in text(forged), text(forged)
+        honest = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state=asked.request_state)
+        assert not honest.is_error, text(honest)
+
+
+async def test_a_modern_client_without_elicitation_gets_the_clear_error(gatehouse, gateway):
+    args, _, _ = gateway
+    async with client_for("http", gatehouse, args) as client:
         result = await client.call_tool("echo_echo", {"message": "deploy"})
     assert result.is_error and "approval required" in text(result), text(result)
-    assert person.asked == []
 
 
 async def test_two_calls_asking_at_once_get_two_questions(gatehouse, gateway):
