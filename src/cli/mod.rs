@@ -6,6 +6,7 @@ mod call;
 mod component;
 mod new;
 pub mod policy;
+mod progress;
 mod replay;
 mod serve;
 mod tools;
@@ -132,6 +133,7 @@ impl GovernanceArgs {
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::install();
     // The server logs its life; one-shot commands only speak up when something is wrong.
     let default_level = match cli.command {
         Command::Serve(_) => "info",

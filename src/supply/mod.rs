@@ -102,15 +102,16 @@ pub fn prepare<'a>(
     };
     let unsigned_reason = match requirement {
         Some(requirement) => {
-            let bundle_origin = source::Origin::bundle_of(component, &origin);
+            let bundle_origin =
+                source::Origin::bundle_of(component, &origin, fetched.resolved.as_deref());
             let signer = fetcher
-                .fetch_bundle(&bundle_origin)
+                .fetch_bundles(&bundle_origin)
                 .map_err(|error| SupplyError::Signature {
                     location: location.clone(),
                     error,
                 })
-                .and_then(|bundle| {
-                    signature::verify(&fetched.bytes, &bundle, &requirement).map_err(|error| {
+                .and_then(|bundles| {
+                    signature::verify_any(&fetched.bytes, &bundles, &requirement).map_err(|error| {
                         SupplyError::Signature {
                             location: location.clone(),
                             error,

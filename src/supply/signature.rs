@@ -139,6 +139,25 @@ pub fn verify(
     }
 }
 
+/// Checks the bundles found for a component (a registry may hold several): the first that
+/// verifies names the signer; if none does, the first one's error is the answer.
+pub fn verify_any(
+    component: &[u8],
+    bundles: &[Vec<u8>],
+    requirement: &Requirement,
+) -> Result<Signer, SignatureError> {
+    let mut first_error = None;
+    for bundle in bundles {
+        match verify(component, bundle, requirement) {
+            Ok(signer) => return Ok(signer),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| SignatureError::MalformedBundle("no bundle given".into())))
+}
+
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, SignatureError> {
     std::fs::read(path).map_err(|source| SignatureError::Read {
         what,

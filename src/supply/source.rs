@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::oci::{OciReference, Registries};
+use super::oci::{OciReference, Registries, SIGSTORE_BUNDLE};
 use super::{ComponentSource, SignatureError, SupplyChainConfig, sha256_digest};
 
 /// Where some bytes come from.
@@ -61,10 +61,12 @@ impl Origin {
     }
 
     /// Where the component's signature bundle is: as configured, else beside the component
-    /// (`<path or URL>.sigstore.json`).
+    /// (`<path or URL>.sigstore.json`; for a registry, the bundles attached to the manifest
+    /// it resolved to, `resolved`).
     pub fn bundle_of<'a>(
         component: impl Into<ComponentSource<'a>>,
         origin: &Origin,
+        resolved: Option<&str>,
     ) -> Result<Origin, String> {
         if let Some(bundle) = component.into().bundle {
             return Origin::parse(bundle);
@@ -80,11 +82,15 @@ impl Origin {
                 url.set_path(&format!("{}.sigstore.json", url.path()));
                 Origin::Url(url)
             }
-            Origin::Oci(reference) => {
-                return Err(format!(
-                    "{reference}: a signature stored in the registry is not read yet; give the component's `bundle` (a path or an https:// URL)"
-                ));
-            }
+            Origin::Oci(reference) => match resolved {
+                Some(resolved) => Origin::Oci(OciReference::parse(resolved)?),
+                None if reference.is_digest() => origin.clone(),
+                None => {
+                    return Err(format!(
+                        "{reference}: the tag was not resolved, so its signature cannot be looked up"
+                    ));
+                }
+            },
         })
     }
 }
@@ -253,14 +259,19 @@ impl Fetcher {
         })
     }
 
-    /// A signature bundle's bytes (no digest: the signature check is what vouches for them).
-    pub fn fetch_bundle(&self, origin: &Result<Origin, String>) -> Result<Vec<u8>, SignatureError> {
+    /// The signature bundles found at `origin` (no digest: the signature check is what vouches
+    /// for them): the one file or URL, or for a registry manifest the sigstore bundles attached
+    /// to it. None found is [`SignatureError::MissingBundle`], naming where it looked.
+    pub fn fetch_bundles(
+        &self,
+        origin: &Result<Origin, String>,
+    ) -> Result<Vec<Vec<u8>>, SignatureError> {
         let origin = origin
             .as_ref()
             .map_err(|message| SignatureError::MalformedBundle(message.clone()))?;
         match origin {
             Origin::File(path) => match std::fs::read(path) {
-                Ok(bytes) => Ok(bytes),
+                Ok(bytes) => Ok(vec![bytes]),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Err(SignatureError::MissingBundle {
                         location: path.display().to_string(),
@@ -272,24 +283,36 @@ impl Fetcher {
                     source,
                 }),
             },
-            Origin::Url(url) => self.download(url).map_err(|message| {
-                if message.starts_with("HTTP 404") {
-                    SignatureError::MissingBundle {
+            Origin::Url(url) => match self.download(url) {
+                Ok(bytes) => Ok(vec![bytes]),
+                Err(message) if message.starts_with("HTTP 404") => {
+                    Err(SignatureError::MissingBundle {
                         location: url.to_string(),
-                    }
-                } else {
-                    SignatureError::Fetch {
-                        location: url.to_string(),
-                        message,
-                    }
+                    })
                 }
-            }),
-            Origin::Oci(reference) => Err(SignatureError::Fetch {
-                location: reference.to_string(),
-                message:
-                    "a signature bundle is read from a path or an https:// URL, not from a registry"
-                        .into(),
-            }),
+                Err(message) => Err(SignatureError::Fetch {
+                    location: url.to_string(),
+                    message,
+                }),
+            },
+            Origin::Oci(reference) => {
+                let bundles = self
+                    .registries()
+                    .and_then(|registries| registries.signature_bundles(reference))
+                    .map_err(|message| SignatureError::Fetch {
+                        location: reference.to_string(),
+                        message,
+                    })?;
+                if bundles.is_empty() {
+                    return Err(SignatureError::MissingBundle {
+                        location: format!(
+                            "{reference}: no referrer of artifact type {SIGSTORE_BUNDLE} (looked up with the referrers API, then the referrers tag {})",
+                            reference.referrers_tag().unwrap_or_default()
+                        ),
+                    });
+                }
+                Ok(bundles)
+            }
         }
     }
 
