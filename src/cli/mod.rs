@@ -2,6 +2,7 @@
 
 pub mod audit;
 mod bench;
+mod bundle_feed;
 mod call;
 mod component;
 mod new;

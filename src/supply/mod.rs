@@ -4,11 +4,13 @@
 //! Loading a component goes through [`prepare`] before the runtime ever sees its bytes:
 //! fetch (file, URL or OCI registry, size-capped) → digest check → signature check. The bytes that were
 //! checked are the bytes that are compiled: nothing is re-read from disk in between.
-//! What is and is not verified is documented in `docs/SUPPLY-CHAIN.md`.
+//! What is and is not verified is documented in `docs/SUPPLY-CHAIN.md`. Policy bundles a fleet
+//! pulls go through the same fetch and signature checks ([`policy_bundle`]).
 
 pub mod inspect;
 pub mod oci;
 pub mod pins;
+pub mod policy_bundle;
 pub mod settings;
 pub mod signature;
 pub mod source;

@@ -167,18 +167,35 @@ impl Registries {
 
     /// Pulls the component `reference` names, no larger than `max_bytes`.
     pub fn pull(&self, reference: &OciReference, max_bytes: u64) -> Result<Pulled, String> {
+        self.pull_layer(reference, WASM_LAYER, max_bytes, None)?
+            .ok_or_else(|| "the registry sent no manifest".into())
+    }
+
+    /// Pulls the one `media_type` layer of the artifact `reference` names, no larger than
+    /// `max_bytes`; `None` if its manifest digest is `unless_manifest` (nothing changed since,
+    /// for what is polled).
+    pub fn pull_layer(
+        &self,
+        reference: &OciReference,
+        media_type: &str,
+        max_bytes: u64,
+        unless_manifest: Option<&str>,
+    ) -> Result<Option<Pulled>, String> {
         let client = self.client(reference)?;
         run(self.timeout, async {
             let image = &reference.reference;
             let (manifest_bytes, manifest_digest) = pull_manifest(&client, image).await?;
+            if unless_manifest == Some(manifest_digest.as_str()) {
+                return Ok(None);
+            }
             let manifest: OciImageManifest = serde_json::from_slice(&manifest_bytes)
                 .map_err(|e| format!("its manifest is not an OCI image manifest: {e}"))?;
-            let layer = wasm_layer(&manifest)?;
-            let bytes = pull_blob(&client, image, layer, max_bytes, "component layer").await?;
-            Ok(Pulled {
+            let layer = single_layer(&manifest, media_type)?;
+            let bytes = pull_blob(&client, image, layer, max_bytes, "layer").await?;
+            Ok(Some(Pulled {
                 bytes,
                 manifest_digest,
-            })
+            }))
         })
     }
 
@@ -316,13 +333,21 @@ impl Registries {
     /// Publishes `component` at `reference` as a Wasm OCI artifact; returns the manifest's
     /// digest.
     pub fn push(&self, reference: &OciReference, component: &[u8]) -> Result<String, String> {
+        self.push_artifact(reference, component, WASM_LAYER, WASM_CONFIG)
+    }
+
+    /// Publishes `bytes` at `reference` as an artifact of one `layer_type` layer and an empty
+    /// (`{}`) config of `config_type`; returns the manifest's digest.
+    pub fn push_artifact(
+        &self,
+        reference: &OciReference,
+        bytes: &[u8],
+        layer_type: &str,
+        config_type: &str,
+    ) -> Result<String, String> {
         let client = self.client(reference)?;
-        let layers = [ImageLayer::new(
-            component.to_vec(),
-            WASM_LAYER.to_owned(),
-            None,
-        )];
-        let config = Config::new(b"{}".to_vec(), WASM_CONFIG.to_owned(), None);
+        let layers = [ImageLayer::new(bytes.to_vec(), layer_type.to_owned(), None)];
+        let config = Config::new(b"{}".to_vec(), config_type.to_owned(), None);
         let manifest = OciImageManifest::build(&layers, &config, None);
         run(self.timeout, async {
             client
@@ -349,16 +374,19 @@ impl Registries {
     }
 }
 
-/// The one `application/wasm` layer of a manifest.
-fn wasm_layer(manifest: &OciImageManifest) -> Result<&OciDescriptor, String> {
-    let mut wasm = manifest
+/// The one `media_type` layer of a manifest.
+fn single_layer<'a>(
+    manifest: &'a OciImageManifest,
+    media_type: &str,
+) -> Result<&'a OciDescriptor, String> {
+    let mut found = manifest
         .layers
         .iter()
-        .filter(|layer| layer.media_type == WASM_LAYER);
-    match (wasm.next(), wasm.next()) {
+        .filter(|layer| layer.media_type == media_type);
+    match (found.next(), found.next()) {
         (Some(layer), None) => Ok(layer),
         (None, _) => Err(format!(
-            "it is not a Wasm component artifact: no {WASM_LAYER} layer (layers: {})",
+            "it is not the artifact expected: no {media_type} layer (layers: {})",
             manifest
                 .layers
                 .iter()
@@ -367,7 +395,7 @@ fn wasm_layer(manifest: &OciImageManifest) -> Result<&OciDescriptor, String> {
                 .join(", ")
         )),
         (Some(_), Some(_)) => Err(format!(
-            "it has more than one {WASM_LAYER} layer; which one is the component is ambiguous"
+            "it has more than one {media_type} layer; which one to take is ambiguous"
         )),
     }
 }

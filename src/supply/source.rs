@@ -169,6 +169,17 @@ impl Fetcher {
         }
     }
 
+    /// The same limits, trusting the PEM roots in `ca_file` instead (`None`: the system's).
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> Fetcher {
+        self.ca_file = ca_file;
+        self
+    }
+
+    /// The largest download it accepts, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// How this fetcher reaches OCI registries.
     pub fn registries(&self) -> Result<Registries, String> {
         let ca_pem = self
@@ -353,15 +364,28 @@ impl Fetcher {
     /// Downloads on a thread of its own: reqwest's blocking client must not run (or be
     /// dropped) on an async executor's thread, and loading is called from both contexts.
     fn download(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+        match self.download_if_changed(url, None)? {
+            Download::Body { bytes, .. } => Ok(bytes),
+            Download::NotModified => Err("HTTP 304 without a validator".into()),
+        }
+    }
+
+    /// Downloads `url` unless it still has the entity tag `etag` (a conditional GET with
+    /// `If-None-Match`, for what is polled), within the same limits as [`Fetcher::fetch`].
+    pub fn download_if_changed(
+        &self,
+        url: &reqwest::Url,
+        etag: Option<&str>,
+    ) -> Result<Download, String> {
         std::thread::scope(|scope| {
             scope
-                .spawn(|| self.download_here(url))
+                .spawn(|| self.download_here(url, etag))
                 .join()
                 .unwrap_or_else(|_| Err("the download thread panicked".into()))
         })
     }
 
-    fn download_here(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+    fn download_here(&self, url: &reqwest::Url, etag: Option<&str>) -> Result<Download, String> {
         check_url(url)?;
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(self.timeout)
@@ -385,11 +409,23 @@ impl Fetcher {
             }
         }
         let client = builder.build().map_err(|e| e.to_string())?;
-        let response = client.get(url.clone()).send().map_err(|e| format!("{e}"))?;
+        let mut request = client.get(url.clone());
+        if let Some(etag) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let response = request.send().map_err(|e| with_causes(&e))?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(Download::NotModified);
+        }
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
         }
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         if let Some(length) = response.content_length()
             && length > self.max_bytes
         {
@@ -409,8 +445,34 @@ impl Fetcher {
                 self.max_bytes
             ));
         }
-        Ok(bytes)
+        Ok(Download::Body { bytes, etag })
     }
+}
+
+/// What a conditional download got.
+#[derive(Debug)]
+pub enum Download {
+    /// The resource still has the entity tag that was given.
+    NotModified,
+    /// Its bytes, and its entity tag if the server sent one.
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
+}
+
+/// An error and its causes on one line (reqwest's own message leaves out why a request failed).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let next_text = next.to_string();
+        if !text.contains(&next_text) {
+            text = format!("{text}: {next_text}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// `sha256:<lowercase hex>`, whether or not the prefix was written.

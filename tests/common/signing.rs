@@ -10,18 +10,22 @@ use sigstore::crypto::{SigStoreSigner, SigningScheme};
 pub struct CosignKey {
     pub signer: SigStoreSigner,
     pub public_pem: String,
+    /// PKCS#8 PEM, as `gatehouse policy build --key` reads it.
+    pub private_pem: String,
 }
 
 pub fn cosign_key() -> CosignKey {
     let signer = SigningScheme::ECDSA_P256_SHA256_ASN1
         .create_signer()
         .expect("P-256 key generation");
-    let public_pem = signer
-        .to_sigstore_keypair()
-        .unwrap()
-        .public_key_to_pem()
-        .unwrap();
-    CosignKey { signer, public_pem }
+    let pair = signer.to_sigstore_keypair().unwrap();
+    let public_pem = pair.public_key_to_pem().unwrap();
+    let private_pem = pair.private_key_to_pem().unwrap().to_string();
+    CosignKey {
+        signer,
+        public_pem,
+        private_pem,
+    }
 }
 
 /// A sigstore bundle with a message signature over `bytes` (key-based bundles carry a
