@@ -244,12 +244,13 @@ struct Replica {
 }
 
 impl Replica {
-    /// Serves `component` (signed, like the bundle, with the key in `key`).
+    /// Serves `component` (signed, like the bundle, with the key in `key`), its `[policy]`
+    /// section `bundle_url = "url"` and `policy` (more keys).
     fn start(
         dir: &Path,
         name: &str,
         url: &str,
-        ca: &Path,
+        policy: &str,
         key: &Path,
         component: &Path,
     ) -> Replica {
@@ -264,11 +265,10 @@ impl Replica {
         std::fs::write(
             &config,
             format!(
-                "[policy]\nbundle_url = \"{url}\"\nbundle_ca = \"{}\"\nbundle_poll_secs = 1\n\n\
+                "[policy]\nbundle_url = \"{url}\"\nbundle_poll_secs = 1\n{policy}\n\n\
                  [supply_chain.signature]\nkey = \"{}\"\n\n\
                  [metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
                  [[components]]\npath = \"{}\"\n",
-                ca.display(),
                 key.display(),
                 component.display()
             ),
@@ -363,6 +363,12 @@ fn wait_for(replicas: &[Replica], what: &str, done: impl Fn(&Replica) -> bool) {
     }
 }
 
+/// Writes `file`'s signature bundle beside it.
+fn sign(key: &CosignKey, file: &Path) {
+    let bundle = common::signing::key_bundle(key, &std::fs::read(file).unwrap());
+    std::fs::write(format!("{}.sigstore.json", file.display()), bundle.to_string()).unwrap();
+}
+
 fn write_key(dir: &Path, key: &CosignKey, name: &str) -> (PathBuf, PathBuf) {
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
@@ -406,11 +412,13 @@ fn three_replicas_follow_the_signed_bundle_and_keep_serving_through_refusals() {
     // The fleet's key signs its components too ([supply_chain.signature] is one requirement).
     let echo = dir.join("echo.wasm");
     std::fs::copy(common::component("echo"), &echo).unwrap();
-    let echo_bundle = common::signing::key_bundle(&fleet_key, &std::fs::read(&echo).unwrap());
-    std::fs::write(dir.join("echo.wasm.sigstore.json"), echo_bundle.to_string()).unwrap();
+    sign(&fleet_key, &echo);
     let replicas: Vec<Replica> = ["a", "b", "c"]
         .iter()
-        .map(|name| Replica::start(dir, name, &server.url, &ca, &public, &echo))
+        .map(|name| {
+            let ca = format!("bundle_ca = \"{}\"", ca.display());
+            Replica::start(dir, name, &server.url, &ca, &public, &echo)
+        })
         .collect();
     wait_for(&replicas, "every replica serves v1", |r| {
         r.revision().as_deref() == Some(v1_revision.as_str())
@@ -449,8 +457,7 @@ fn three_replicas_follow_the_signed_bundle_and_keep_serving_through_refusals() {
     )
     .unwrap();
     std::fs::write(dir.join("v4.tar.gz"), &archive).unwrap();
-    let signature = common::signing::key_bundle(&fleet_key, &archive);
-    std::fs::write(dir.join("v4.tar.gz.sigstore.json"), signature.to_string()).unwrap();
+    sign(&fleet_key, &dir.join("v4.tar.gz"));
     server.publish(&dir.join("v4.tar.gz"));
     wait_for(&replicas, "every replica refused v4", |r| {
         r.log().contains("bundle tests failed")
@@ -485,4 +492,47 @@ fn three_replicas_follow_the_signed_bundle_and_keep_serving_through_refusals() {
     for replica in &replicas {
         assert_eq!(replica.revision().as_deref(), Some(v2_revision.as_str()));
     }
+}
+
+/// The same from an OCI registry: `policy build --push` publishes the archive with its
+/// signature attached as a referrer; a replica subscribed to the tag follows it when it moves.
+#[test]
+fn a_replica_follows_a_signed_bundle_in_a_registry() {
+    let registry = common::registry::Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let fleet_key = cosign_key();
+    let (signing, public) = write_key(dir, &fleet_key, "fleet");
+    let echo = dir.join("echo.wasm");
+    std::fs::copy(common::component("echo"), &echo).unwrap();
+    sign(&fleet_key, &echo);
+    let tag = registry.reference("policy/fleet:stable");
+    let publish = |name: &str, extra: &str| {
+        let out = dir.join(format!("{name}.tar.gz"));
+        let mut command = Command::new(BIN);
+        command.args(["policy", "build"]).arg(bundle(dir, name, extra, false));
+        let output = command
+            .arg("-o")
+            .arg(&out)
+            .arg("--key")
+            .arg(&signing)
+            .args(["--push", &tag])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(field(&stdout, "pushed").starts_with(&registry.reference("policy/fleet@sha256:")));
+        field(&stdout, "revision")
+    };
+    let v1 = publish("v1", "");
+    let replica = Replica::start(dir, "a", &tag, "", &public, &echo);
+    let replicas = [replica];
+    wait_for(&replicas, "the replica serves v1", |r| {
+        r.revision().as_deref() == Some(v1.as_str())
+    });
+    let v2 = publish("v2", "# v2\n");
+    wait_for(&replicas, "the replica serves v2", |r| {
+        r.revision().as_deref() == Some(v2.as_str())
+    });
+    assert_eq!(replicas[0].failed_reloads(), 0.0, "{}", replicas[0].log());
 }

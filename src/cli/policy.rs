@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 
+use crate::config::SupplyChainConfig;
 use crate::policy::test_runner::{self, TestOptions};
+use crate::supply::Fetcher;
+use crate::supply::oci::OciReference;
 use crate::policy::{
     BundleSource, DEFAULT_POLICY_DIR, Evaluator, Phase, PolicyOptions, PolicyStore,
 };
@@ -46,6 +49,10 @@ pub struct BuildArgs {
     /// OUTPUT.sigstore.json. An encrypted cosign key's password is read from COSIGN_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Also publish the archive (and its signature, attached as a referrer) to an OCI
+    /// registry: `oci://REGISTRY/REPOSITORY:TAG`.
+    #[arg(long, value_name = "REFERENCE")]
+    pub push: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -149,14 +156,37 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
         store.revision()
     );
     println!("  digest:   {}", crate::supply::sha256_digest(&archive));
-    if let Some(signature) = signature {
+    if let Some(signature) = &signature {
         let mut path = args.output.clone().into_os_string();
         path.push(".sigstore.json");
         let path = PathBuf::from(path);
-        write_file(&path, &signature)?;
+        write_file(&path, signature)?;
         println!("  signed:   {}", path.display());
     }
+    if let Some(reference) = &args.push {
+        println!("  pushed:   {}", push(reference, &archive, signature.as_deref())?);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes a built archive to `reference`, its signature attached; returns the digest
+/// reference (what a gateway can pin).
+fn push(reference: &str, archive: &[u8], signature: Option<&[u8]>) -> Result<String> {
+    use crate::supply::policy_bundle::{BUNDLE_CONFIG, BUNDLE_LAYER};
+    let reference = OciReference::parse(reference).map_err(anyhow::Error::msg)?;
+    let registries = Fetcher::new(&SupplyChainConfig::default(), None)
+        .registries()
+        .map_err(anyhow::Error::msg)?;
+    let manifest = registries
+        .push_artifact(&reference, archive, BUNDLE_LAYER, BUNDLE_CONFIG)
+        .map_err(|e| anyhow::anyhow!("{reference}: {e}"))?;
+    let pinned = reference.at_digest(&manifest);
+    if let Some(signature) = signature {
+        registries
+            .push_bundle(&pinned, signature)
+            .map_err(|e| anyhow::anyhow!("{pinned}: {e}"))?;
+    }
+    Ok(pinned.to_string())
 }
 
 /// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
