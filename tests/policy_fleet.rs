@@ -366,7 +366,11 @@ fn wait_for(replicas: &[Replica], what: &str, done: impl Fn(&Replica) -> bool) {
 /// Writes `file`'s signature bundle beside it.
 fn sign(key: &CosignKey, file: &Path) {
     let bundle = common::signing::key_bundle(key, &std::fs::read(file).unwrap());
-    std::fs::write(format!("{}.sigstore.json", file.display()), bundle.to_string()).unwrap();
+    std::fs::write(
+        format!("{}.sigstore.json", file.display()),
+        bundle.to_string(),
+    )
+    .unwrap();
 }
 
 fn write_key(dir: &Path, key: &CosignKey, name: &str) -> (PathBuf, PathBuf) {
@@ -510,7 +514,9 @@ fn a_replica_follows_a_signed_bundle_in_a_registry() {
     let publish = |name: &str, extra: &str| {
         let out = dir.join(format!("{name}.tar.gz"));
         let mut command = Command::new(BIN);
-        command.args(["policy", "build"]).arg(bundle(dir, name, extra, false));
+        command
+            .args(["policy", "build"])
+            .arg(bundle(dir, name, extra, false));
         let output = command
             .arg("-o")
             .arg(&out)
@@ -520,7 +526,11 @@ fn a_replica_follows_a_signed_bundle_in_a_registry() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(field(&stdout, "pushed").starts_with(&registry.reference("policy/fleet@sha256:")));
         field(&stdout, "revision")
     };

@@ -19,6 +19,12 @@ pub fn subscribe(config: &mut Config) -> anyhow::Result<Option<Subscription>> {
     let Some(url) = config.policy.bundle_url.clone() else {
         return Ok(None);
     };
+    if let Some(dir) = &config.policy.dir {
+        anyhow::bail!(
+            "[policy] gives both dir = {:?} and bundle_url = {url:?} (or --policies was given): serve one of them",
+            dir.display().to_string()
+        );
+    }
     let signature = config.supply_chain.signature.as_ref().with_context(|| {
         format!(
             "[policy] bundle_url = {url:?} needs [supply_chain.signature] (a key, or a keyless identity) to verify the bundle with"

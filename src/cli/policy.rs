@@ -10,11 +10,11 @@ use clap::{Args, Subcommand};
 
 use crate::config::SupplyChainConfig;
 use crate::policy::test_runner::{self, TestOptions};
-use crate::supply::Fetcher;
-use crate::supply::oci::OciReference;
 use crate::policy::{
     BundleSource, DEFAULT_POLICY_DIR, Evaluator, Phase, PolicyOptions, PolicyStore,
 };
+use crate::supply::Fetcher;
+use crate::supply::oci::OciReference;
 
 /// Test and evaluate policy bundles.
 #[derive(Debug, Args)]
@@ -164,7 +164,10 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
         println!("  signed:   {}", path.display());
     }
     if let Some(reference) = &args.push {
-        println!("  pushed:   {}", push(reference, &archive, signature.as_deref())?);
+        println!(
+            "  pushed:   {}",
+            push(reference, &archive, signature.as_deref())?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -150,10 +150,18 @@ pub struct Unpacked {
     pub signer: Signer,
 }
 
+/// Where a fleet's bundle is published.
+#[derive(Debug)]
+enum Remote {
+    Url(reqwest::Url),
+    Oci(OciReference),
+}
+
 /// A gateway's subscription to its fleet's policy bundle (`[policy] bundle_url`).
 #[derive(Debug)]
 pub struct Subscription {
-    origin: Origin,
+    remote: Remote,
+    location: String,
     requirement: Requirement,
     fetcher: Fetcher,
     state_dir: PathBuf,
@@ -173,12 +181,15 @@ impl Subscription {
         fetcher: Fetcher,
         state_dir: PathBuf,
     ) -> Result<Subscription, BundleError> {
-        let origin = Origin::parse(location).map_err(BundleError::Config)?;
-        if let Origin::File(_) = origin {
-            return Err(BundleError::Config(format!(
-                "{location}: give an https:// URL or an oci:// reference (a local bundle is `dir`)"
-            )));
-        }
+        let remote = match Origin::parse(location).map_err(BundleError::Config)? {
+            Origin::Url(url) => Remote::Url(url),
+            Origin::Oci(reference) => Remote::Oci(reference),
+            Origin::File(_) => {
+                return Err(BundleError::Config(format!(
+                    "{location}: give an https:// URL or an oci:// reference (a local bundle is `dir`)"
+                )));
+            }
+        };
         let state = |source| BundleError::State {
             path: state_dir.clone(),
             source,
@@ -192,7 +203,8 @@ impl Subscription {
             ))
         })?;
         Ok(Subscription {
-            origin,
+            remote,
+            location: location.to_owned(),
             requirement,
             fetcher,
             state_dir,
@@ -211,13 +223,13 @@ impl Subscription {
     /// until it changes (its entity tag is remembered); a network failure is retried.
     pub fn poll(&mut self) -> Result<Option<Unpacked>, BundleError> {
         let validator = self.seen.as_ref().and_then(|(tag, _)| tag.as_deref());
-        let location = self.origin.to_string();
+        let location = self.location.clone();
         let fetch_error = |message: String| BundleError::Fetch {
             location: location.clone(),
             message,
         };
-        let (bytes, tag, signature_origin) = match &self.origin {
-            Origin::Url(url) => match self
+        let (bytes, tag, signature_origin) = match &self.remote {
+            Remote::Url(url) => match self
                 .fetcher
                 .download_if_changed(url, validator)
                 .map_err(fetch_error)?
@@ -229,14 +241,13 @@ impl Subscription {
                     (bytes, etag, Origin::Url(beside))
                 }
             },
-            Origin::Oci(reference) => match self.pull(reference, validator).map_err(fetch_error)? {
+            Remote::Oci(reference) => match self.pull(reference, validator).map_err(fetch_error)? {
                 None => return Ok(None),
                 Some(pulled) => {
                     let at = reference.at_digest(&pulled.manifest_digest);
                     (pulled.bytes, Some(pulled.manifest_digest), Origin::Oci(at))
                 }
             },
-            Origin::File(_) => unreachable!("refused by Subscription::new"),
         };
         let digest = sha256_digest(&bytes);
         if self.seen.as_ref().is_some_and(|(_, seen)| *seen == digest) {

@@ -82,4 +82,3 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
-
