@@ -142,26 +142,25 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let registries = Fetcher::new(&supply, None)
         .registries()
         .map_err(anyhow::Error::msg)?;
-    let manifest = registries
-        .push(&reference, &bytes)
+    let pushed = registries
+        .push(
+            &reference,
+            &bytes,
+            bundle.as_ref().map(|(_, bundle)| bundle.as_slice()),
+        )
         .map_err(|e| anyhow::anyhow!("{reference}: {e}"))?;
-    let pinned = reference.at_digest(&manifest);
+    let pinned = reference.at_digest(&pushed.manifest_digest);
     println!("pushed {} to {reference}", args.file.display());
     println!(
         "  component digest: {}",
         crate::supply::sha256_digest(&bytes)
     );
-    match bundle {
-        Some((path, bundle)) => {
-            let referrer = registries
-                .push_bundle(&pinned, &bundle)
-                .map_err(|e| anyhow::anyhow!("{pinned}: {e}"))?;
-            println!(
-                "  signature bundle: {} attached as {referrer}",
-                path.display()
-            );
-        }
-        None => println!("  signature bundle: none (unsigned)"),
+    match (&bundle, &pushed.signature_referrer) {
+        (Some((path, _)), Some(referrer)) => println!(
+            "  signature bundle: {} attached as {referrer}",
+            path.display()
+        ),
+        _ => println!("  signature bundle: none (unsigned)"),
     }
     println!("  pin it as:        {pinned}");
     Ok(ExitCode::SUCCESS)

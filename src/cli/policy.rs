@@ -180,15 +180,10 @@ fn push(reference: &str, archive: &[u8], signature: Option<&[u8]>) -> Result<Str
     let registries = Fetcher::new(&SupplyChainConfig::default(), None)
         .registries()
         .map_err(anyhow::Error::msg)?;
-    let manifest = registries
-        .push_artifact(&reference, archive, BUNDLE_LAYER, BUNDLE_CONFIG)
+    let pushed = registries
+        .push_artifact(&reference, archive, BUNDLE_LAYER, BUNDLE_CONFIG, signature)
         .map_err(|e| anyhow::anyhow!("{reference}: {e}"))?;
-    let pinned = reference.at_digest(&manifest);
-    if let Some(signature) = signature {
-        registries
-            .push_bundle(&pinned, signature)
-            .map_err(|e| anyhow::anyhow!("{pinned}: {e}"))?;
-    }
+    let pinned = reference.at_digest(&pushed.manifest_digest);
     Ok(pinned.to_string())
 }
 

@@ -258,120 +258,153 @@ impl Registries {
         })
     }
 
-    /// Stores `bundle` as a referrer of the manifest `subject` (a digest reference): an OCI
-    /// artifact of type [`SIGSTORE_BUNDLE`] whose `subject` is the component's manifest, as
-    /// `cosign` attaches bundles. Registries with the referrers API index it themselves; for
-    /// the others (distribution 2.x) the referrers tag `sha256-<hex>` is updated too, an index
-    /// the gateway (and cosign) falls back to. Returns the referrer's manifest digest.
-    pub fn push_bundle(&self, subject: &OciReference, bundle: &[u8]) -> Result<String, String> {
-        let client = self.client(subject)?;
-        let subject_digest = subject
-            .reference
-            .digest()
-            .ok_or_else(|| format!("{subject}: a bundle is attached to a digest, not a tag"))?
-            .to_owned();
-        run(self.timeout, async {
-            let image = &subject.reference;
-            let (subject_bytes, _) = pull_manifest(&client, image).await?;
-            let empty = b"{}".to_vec();
-            let empty_digest = sha256(&empty);
-            let bundle_digest = sha256(bundle);
-            for (bytes, digest) in [(empty, &empty_digest), (bundle.to_vec(), &bundle_digest)] {
-                client
-                    .push_blob(image, bytes, digest)
-                    .await
-                    .map_err(|e| format!("cannot push the signature bundle: {e}"))?;
-            }
-            let descriptor = |media_type: &str, digest: &str, size: usize| OciDescriptor {
-                media_type: media_type.to_owned(),
-                digest: digest.to_owned(),
-                size: i64::try_from(size).unwrap_or(i64::MAX),
-                ..Default::default()
-            };
-            let manifest = OciImageManifest {
-                schema_version: 2,
-                media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
-                config: descriptor(EMPTY_CONFIG, &empty_digest, 2),
-                layers: vec![descriptor(SIGSTORE_BUNDLE, &bundle_digest, bundle.len())],
-                subject: Some(descriptor(
-                    OCI_IMAGE_MEDIA_TYPE,
-                    &subject_digest,
-                    subject_bytes.len(),
-                )),
-                artifact_type: Some(SIGSTORE_BUNDLE.to_owned()),
-                annotations: None,
-            };
-            let manifest_bytes = serde_json::to_vec(&manifest)
-                .map_err(|e| format!("cannot encode the referrer manifest: {e}"))?;
-            let manifest_digest = sha256(&manifest_bytes);
-            client
-                .push_manifest_raw(
-                    &subject.at_digest(&manifest_digest).reference,
-                    manifest_bytes.clone(),
-                    HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE),
-                )
-                .await
-                .map_err(|e| format!("cannot push the signature bundle's manifest: {e}"))?;
-            add_to_referrers_tag(
-                &client,
-                subject,
-                &subject_digest,
-                ImageIndexEntry {
-                    media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
-                    digest: manifest_digest.clone(),
-                    size: i64::try_from(manifest_bytes.len()).unwrap_or(i64::MAX),
-                    platform: None,
-                    annotations: None,
-                    artifact_type: Some(SIGSTORE_BUNDLE.to_owned()),
-                },
-            )
-            .await?;
-            Ok(manifest_digest)
-        })
+    /// Publishes `component` at `reference` as a Wasm OCI artifact, with its signature bundle
+    /// attached if given (see [`Registries::push_artifact`]).
+    pub fn push(
+        &self,
+        reference: &OciReference,
+        component: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<Pushed, String> {
+        self.push_artifact(reference, component, WASM_LAYER, WASM_CONFIG, signature)
     }
 
-    /// Publishes `component` at `reference` as a Wasm OCI artifact; returns the manifest's
-    /// digest.
-    pub fn push(&self, reference: &OciReference, component: &[u8]) -> Result<String, String> {
-        self.push_artifact(reference, component, WASM_LAYER, WASM_CONFIG)
-    }
-
-    /// Publishes `bytes` at `reference` as an artifact of one `layer_type` layer and an empty
-    /// (`{}`) config of `config_type`; returns the manifest's digest.
+    /// Publishes `bytes` as an artifact of one `layer_type` layer and an empty (`{}`) config
+    /// of `config_type`, at the tag `reference` names. In this order, so that whoever follows
+    /// the tag never sees the artifact without its signature: the blobs, the manifest by its
+    /// digest, the signature bundle as a referrer of it (see [`attach`]), then the tag.
     pub fn push_artifact(
         &self,
         reference: &OciReference,
         bytes: &[u8],
         layer_type: &str,
         config_type: &str,
-    ) -> Result<String, String> {
+        signature: Option<&[u8]>,
+    ) -> Result<Pushed, String> {
+        if reference.is_digest() {
+            return Err("push to a tag (…:1.0); the digest is the registry's to give".into());
+        }
         let client = self.client(reference)?;
-        let layers = [ImageLayer::new(bytes.to_vec(), layer_type.to_owned(), None)];
+        let layer = ImageLayer::new(bytes.to_vec(), layer_type.to_owned(), None);
         let config = Config::new(b"{}".to_vec(), config_type.to_owned(), None);
-        let manifest = OciImageManifest::build(&layers, &config, None);
+        let manifest = OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| format!("cannot encode the manifest: {e}"))?;
+        let manifest_digest = sha256(&manifest_bytes);
+        let at = reference.at_digest(&manifest_digest);
         run(self.timeout, async {
             client
-                .push(
-                    &reference.reference,
-                    &layers,
-                    config,
-                    &RegistryAuth::Anonymous,
-                    Some(manifest.clone()),
-                )
+                .store_auth_if_needed(at.reference.resolve_registry(), &RegistryAuth::Anonymous)
+                .await;
+            for (data, digest) in [
+                (config.data.clone(), config.sha256_digest()),
+                (layer.data.clone(), layer.sha256_digest()),
+            ] {
+                client
+                    .push_blob(&at.reference, data, &digest)
+                    .await
+                    .map_err(|e| format!("cannot push: {e}"))?;
+            }
+            let manifest_type = HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
+            client
+                .push_manifest_raw(&at.reference, manifest_bytes.clone(), manifest_type.clone())
                 .await
-                .map_err(|e| format!("cannot push: {e}"))?;
-            // The digest of the manifest as the registry stores it, not as we would spell it.
-            let (stored, _) = client
-                .pull_manifest_raw(
-                    &reference.reference,
-                    &RegistryAuth::Anonymous,
-                    &MANIFEST_TYPES,
-                )
+                .map_err(|e| format!("cannot push the manifest: {e}"))?;
+            let signature_referrer = match signature {
+                Some(bundle) => Some(attach(&client, &at, manifest_bytes.len(), bundle).await?),
+                None => None,
+            };
+            client
+                .push_manifest_raw(&reference.reference, manifest_bytes, manifest_type)
                 .await
-                .map_err(|e| format!("pushed, but cannot read the manifest back: {e}"))?;
-            Ok(sha256(&stored))
+                .map_err(|e| format!("cannot tag the manifest: {e}"))?;
+            Ok(Pushed {
+                manifest_digest,
+                signature_referrer,
+            })
         })
     }
+}
+
+/// What a push published.
+#[derive(Debug)]
+pub struct Pushed {
+    /// The manifest's digest: what a gateway pins.
+    pub manifest_digest: String,
+    /// The digest of the signature bundle's referrer manifest, if one was attached.
+    pub signature_referrer: Option<String>,
+}
+
+/// Stores `bundle` as a referrer of the manifest `subject` (a digest reference, `subject_size`
+/// bytes): an OCI artifact of type [`SIGSTORE_BUNDLE`] whose `subject` is that manifest, as
+/// `cosign` attaches bundles. Registries with the referrers API index it themselves; for the
+/// others (distribution 2.x) the referrers tag `sha256-<hex>` is updated too, an index the
+/// gateway (and cosign) falls back to. Returns the referrer's manifest digest.
+async fn attach(
+    client: &Client,
+    subject: &OciReference,
+    subject_size: usize,
+    bundle: &[u8],
+) -> Result<String, String> {
+    let image = &subject.reference;
+    let subject_digest = image
+        .digest()
+        .ok_or_else(|| format!("{subject}: a bundle is attached to a digest, not a tag"))?
+        .to_owned();
+    let empty = b"{}".to_vec();
+    let empty_digest = sha256(&empty);
+    let bundle_digest = sha256(bundle);
+    for (bytes, digest) in [(empty, &empty_digest), (bundle.to_vec(), &bundle_digest)] {
+        client
+            .push_blob(image, bytes, digest)
+            .await
+            .map_err(|e| format!("cannot push the signature bundle: {e}"))?;
+    }
+    let descriptor = |media_type: &str, digest: &str, size: usize| OciDescriptor {
+        media_type: media_type.to_owned(),
+        digest: digest.to_owned(),
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        ..Default::default()
+    };
+    let manifest = OciImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
+        config: descriptor(EMPTY_CONFIG, &empty_digest, 2),
+        layers: vec![descriptor(SIGSTORE_BUNDLE, &bundle_digest, bundle.len())],
+        subject: Some(descriptor(
+            OCI_IMAGE_MEDIA_TYPE,
+            &subject_digest,
+            subject_size,
+        )),
+        artifact_type: Some(SIGSTORE_BUNDLE.to_owned()),
+        annotations: None,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| format!("cannot encode the referrer manifest: {e}"))?;
+    let manifest_digest = sha256(&manifest_bytes);
+    client
+        .push_manifest_raw(
+            &subject.at_digest(&manifest_digest).reference,
+            manifest_bytes.clone(),
+            HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE),
+        )
+        .await
+        .map_err(|e| format!("cannot push the signature bundle's manifest: {e}"))?;
+    add_to_referrers_tag(
+        client,
+        subject,
+        &subject_digest,
+        ImageIndexEntry {
+            media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
+            digest: manifest_digest.clone(),
+            size: i64::try_from(manifest_bytes.len()).unwrap_or(i64::MAX),
+            platform: None,
+            annotations: None,
+            artifact_type: Some(SIGSTORE_BUNDLE.to_owned()),
+        },
+    )
+    .await?;
+    Ok(manifest_digest)
 }
 
 /// The one `media_type` layer of a manifest.

@@ -220,7 +220,8 @@ impl Subscription {
 
     /// Fetches the bundle unless it is unchanged since the last poll; a new one is verified
     /// and unpacked. `Ok(None)`: nothing new. An archive refused once is not fetched again
-    /// until it changes (its entity tag is remembered); a network failure is retried.
+    /// until it changes (its entity tag is remembered); a network failure or a missing
+    /// signature is retried.
     pub fn poll(&mut self) -> Result<Option<Unpacked>, BundleError> {
         let validator = self.seen.as_ref().and_then(|(tag, _)| tag.as_deref());
         let location = self.location.clone();
@@ -254,8 +255,9 @@ impl Subscription {
             self.seen = Some((tag, digest));
             return Ok(None);
         }
-        // Verified before anything reads the archive; a bundle that cannot be fetched is
-        // retried at the next poll, one that does not verify is not (until it changes).
+        // Verified before anything reads the archive. A signature that cannot be fetched or
+        // is not there yet (being published) is looked for again at the next poll; an archive
+        // whose signature does not verify is not fetched again until it changes.
         let bundles = self
             .fetcher
             .fetch_bundles(&Ok(signature_origin))
@@ -264,7 +266,7 @@ impl Subscription {
                 error,
             });
         if let Err(BundleError::Signature {
-            error: SignatureError::Fetch { .. },
+            error: SignatureError::Fetch { .. } | SignatureError::MissingBundle { .. },
             ..
         }) = &bundles
         {
