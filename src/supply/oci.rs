@@ -272,7 +272,7 @@ impl Registries {
     /// Publishes `bytes` as an artifact of one `layer_type` layer and an empty (`{}`) config
     /// of `config_type`, at the tag `reference` names. In this order, so that whoever follows
     /// the tag never sees the artifact without its signature: the blobs, the manifest by its
-    /// digest, the signature bundle as a referrer of it (see [`attach`]), then the tag.
+    /// digest, the signature bundle as a referrer of it (`attach`), then the tag.
     pub fn push_artifact(
         &self,
         reference: &OciReference,
