@@ -88,8 +88,7 @@ pub fn pack(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, BundleError> {
 }
 
 /// Unpacks `archive` into the new directory `into`: regular files at relative paths only
-/// (no links, devices, absolute paths or `..`), at most [`MAX_ENTRIES`] files and
-/// [`MAX_UNPACKED_BYTES`] bytes.
+/// (no links, devices, absolute paths or `..`), at most 10,000 files and 64 MiB.
 pub fn unpack(archive: &[u8], into: &Path) -> Result<(), BundleError> {
     let state = |path: &Path| {
         let path = path.to_path_buf();
