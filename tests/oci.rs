@@ -354,3 +354,33 @@ fn a_required_signature_missing_from_the_registry_is_a_clear_error() {
         "{refused}"
     );
 }
+
+/// A pull shows a progress bar on a terminal (a pseudo-terminal from `script`), and nothing
+/// when stderr is a pipe.
+#[test]
+fn progress_is_shown_on_a_terminal_only() {
+    let registry = Registry::start();
+    let pinned = push(
+        &common::component("echo"),
+        &registry.reference("tools/echo:1.0"),
+    );
+    let piped = gatehouse(&["component", "inspect", &pinned]);
+    let piped_err = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        piped.status.success() && !piped_err.contains("pulling"),
+        "{piped_err}"
+    );
+    let terminal = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{BIN} component inspect {pinned} >/dev/null"))
+        .arg("/dev/null")
+        .env("XDG_STATE_HOME", common::state_home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        terminal.status.success() && shown.contains("pulling component layer"),
+        "{shown}"
+    );
+}

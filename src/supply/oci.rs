@@ -167,17 +167,17 @@ impl Registries {
 
     /// Pulls the component `reference` names, no larger than `max_bytes`.
     pub fn pull(&self, reference: &OciReference, max_bytes: u64) -> Result<Pulled, String> {
-        self.pull_layer(reference, WASM_LAYER, max_bytes, None)?
+        self.pull_layer(reference, (WASM_LAYER, "component layer"), max_bytes, None)?
             .ok_or_else(|| "the registry sent no manifest".into())
     }
 
-    /// Pulls the one `media_type` layer of the artifact `reference` names, no larger than
-    /// `max_bytes`; `None` if its manifest digest is `unless_manifest` (nothing changed since,
-    /// for what is polled).
+    /// Pulls the one layer of media type `layer.0` (described as `layer.1` in messages and
+    /// progress) of the artifact `reference` names, no larger than `max_bytes`; `None` if its
+    /// manifest digest is `unless_manifest` (nothing changed since, for what is polled).
     pub fn pull_layer(
         &self,
         reference: &OciReference,
-        media_type: &str,
+        (media_type, what): (&str, &str),
         max_bytes: u64,
         unless_manifest: Option<&str>,
     ) -> Result<Option<Pulled>, String> {
@@ -191,7 +191,7 @@ impl Registries {
             let manifest: OciImageManifest = serde_json::from_slice(&manifest_bytes)
                 .map_err(|e| format!("its manifest is not an OCI image manifest: {e}"))?;
             let layer = single_layer(&manifest, media_type)?;
-            let bytes = pull_blob(&client, image, layer, max_bytes, "layer").await?;
+            let bytes = pull_blob(&client, image, layer, max_bytes, what).await?;
             Ok(Some(Pulled {
                 bytes,
                 manifest_digest,

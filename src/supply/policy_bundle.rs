@@ -306,7 +306,7 @@ impl Subscription {
     ) -> Result<Option<Pulled>, String> {
         self.fetcher.registries()?.pull_layer(
             reference,
-            BUNDLE_LAYER,
+            (BUNDLE_LAYER, "policy bundle"),
             self.fetcher.max_bytes(),
             unless,
         )
