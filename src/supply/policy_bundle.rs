@@ -26,6 +26,7 @@ use super::oci::{OciReference, Pulled};
 use super::sha256_digest;
 use super::signature::{self, Requirement, SignatureError, Signer};
 use super::source::{Download, Fetcher, Origin};
+use crate::support::fs_trust;
 
 /// The media type of a policy bundle's layer in a registry (OPA's bundle layer type).
 pub const BUNDLE_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -172,8 +173,9 @@ pub struct Subscription {
 
 impl Subscription {
     /// Subscribes to `location` (https:// or oci://), verified with `requirement`, fetched
-    /// with `fetcher`'s limits and roots, unpacked under `state_dir` (created; locked, so two
-    /// gateways cannot swap one another's bundle).
+    /// with `fetcher`'s limits and roots, unpacked under `state_dir` (created mode 0700;
+    /// refused if others may write in it; locked, so two gateways cannot swap one another's
+    /// bundle).
     pub fn new(
         location: &str,
         requirement: Requirement,
@@ -193,7 +195,16 @@ impl Subscription {
             path: state_dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&state_dir).map_err(state)?;
+        // Verified bundles are read back from here: only the gateway's user may write in it.
+        fs_trust::open_dir(&state_dir, fs_trust::Expect::Directory).map_err(|error| {
+            let why = match error {
+                fs_trust::OpenError::Untrusted(distrust) => format!(
+                    "it is not trusted: {distrust} (give [policy] bundle_state_dir a directory only the gateway's user can write)"
+                ),
+                fs_trust::OpenError::Io(message) => message,
+            };
+            BundleError::Config(format!("bundle_state_dir {}: {why}", state_dir.display()))
+        })?;
         let lock = File::create(state_dir.join(".lock")).map_err(state)?;
         lock.try_lock().map_err(|_| {
             BundleError::Config(format!(
@@ -397,6 +408,22 @@ mod tests {
         let subscription = subscribe().unwrap();
         let error = subscribe().unwrap_err().to_string();
         assert!(error.contains("another gateway uses"), "{error}");
+        // A directory others may write in is not one to read verified bundles back from.
+        let open = state.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let error = Subscription::new(
+            "https://127.0.0.1:9/bundle.tar.gz",
+            Requirement::Key {
+                key: "fleet.pub".into(),
+            },
+            Fetcher::new(&Default::default(), None),
+            open,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("writable by group or others"), "{error}");
         let unpacked = |name: &str| {
             let dir = state.path().join(name);
             unpack(&pack(&files()).unwrap(), &dir).unwrap();
