@@ -53,6 +53,10 @@ pub struct BuildArgs {
     /// registry: `oci://REGISTRY/REPOSITORY:TAG`.
     #[arg(long, value_name = "REFERENCE")]
     pub push: Option<String>,
+    /// The gateway's config, for `[supply_chain]` when pushing (ca_file, oci_http_registries,
+    /// timeout).
+    #[arg(long, value_name = "FILE", requires = "push")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -164,20 +168,27 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
         println!("  signed:   {}", path.display());
     }
     if let Some(reference) = &args.push {
-        println!(
-            "  pushed:   {}",
-            push(reference, &archive, signature.as_deref())?
-        );
+        let supply = match &args.config {
+            Some(file) => crate::config::Config::load(file)?.supply_chain,
+            None => SupplyChainConfig::default(),
+        };
+        let pushed = push(&supply, reference, &archive, signature.as_deref())?;
+        println!("  pushed:   {pushed}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Publishes a built archive to `reference`, its signature attached; returns the digest
 /// reference (what a gateway can pin).
-fn push(reference: &str, archive: &[u8], signature: Option<&[u8]>) -> Result<String> {
+fn push(
+    supply: &SupplyChainConfig,
+    reference: &str,
+    archive: &[u8],
+    signature: Option<&[u8]>,
+) -> Result<String> {
     use crate::supply::policy_bundle::{BUNDLE_CONFIG, BUNDLE_LAYER};
     let reference = OciReference::parse(reference).map_err(anyhow::Error::msg)?;
-    let registries = Fetcher::new(&SupplyChainConfig::default(), None)
+    let registries = Fetcher::new(supply, None)
         .registries()
         .map_err(anyhow::Error::msg)?;
     let pushed = registries
