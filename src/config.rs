@@ -314,6 +314,8 @@ impl Config {
         self.policy.data.iter_mut().for_each(resolve);
         for path in [
             &mut self.policy.dir,
+            &mut self.policy.bundle_ca,
+            &mut self.policy.bundle_state_dir,
             &mut self.audit.path,
             &mut self.audit.signing_key,
             &mut self.audit.key_dir,
@@ -485,6 +487,10 @@ mod tests {
         dir = "p"
         data = ["d.json"]
         evaluator = "compiled"
+        bundle_url = "https://policy.example/bundle.tar.gz"
+        bundle_poll_secs = 30
+        bundle_ca = "policy-ca.pem"
+        bundle_state_dir = "policy-state"
 
         [audit]
         path = "a.db"

@@ -79,73 +79,31 @@ mod tests {
         })
     }
 
+    /// The binding of an `http` decision on `input` by `who` = [principal, tool, digest, phase].
+    fn bind(who: [&str; 4], input: &Value) -> Binding {
+        Binding::of(who[0], who[1], who[2], who[3], input)
+    }
+
+    const ALICE: [&str; 4] = ["alice", "fetch_fetch", "sha256:1", "http"];
+
     #[test]
     fn the_same_action_binds_the_same_whenever_it_is_asked() {
-        let first = Binding::of(
-            "alice",
-            "fetch_fetch",
-            "sha256:1",
-            "http",
-            &input("/a", "t1", "c1"),
-        );
-        let again = Binding::of(
-            "alice",
-            "fetch_fetch",
-            "sha256:1",
-            "http",
-            &input("/a", "t2", "c2"),
-        );
-        assert_eq!(first, again);
+        let first = bind(ALICE, &input("/a", "t1", "c1"));
+        assert_eq!(first, bind(ALICE, &input("/a", "t2", "c2")));
         assert_eq!(first.as_str().len(), 64);
     }
 
     #[test]
     fn any_change_to_what_is_done_or_who_does_it_is_a_new_binding() {
-        let base = Binding::of(
-            "alice",
-            "fetch_fetch",
-            "sha256:1",
-            "http",
-            &input("/a", "t", "c"),
-        );
-        for other in [
-            Binding::of(
-                "alice",
-                "fetch_fetch",
-                "sha256:1",
-                "http",
-                &input("/b", "t", "c"),
-            ),
-            Binding::of(
-                "bob",
-                "fetch_fetch",
-                "sha256:1",
-                "http",
-                &input("/a", "t", "c"),
-            ),
-            Binding::of(
-                "alice",
-                "fetch_other",
-                "sha256:1",
-                "http",
-                &input("/a", "t", "c"),
-            ),
-            Binding::of(
-                "alice",
-                "fetch_fetch",
-                "sha256:2",
-                "http",
-                &input("/a", "t", "c"),
-            ),
-            Binding::of(
-                "alice",
-                "fetch_fetch",
-                "sha256:1",
-                "call",
-                &input("/a", "t", "c"),
-            ),
+        let base = bind(ALICE, &input("/a", "t", "c"));
+        assert_ne!(base, bind(ALICE, &input("/b", "t", "c")));
+        for who in [
+            ["bob", "fetch_fetch", "sha256:1", "http"],
+            ["alice", "fetch_other", "sha256:1", "http"],
+            ["alice", "fetch_fetch", "sha256:2", "http"],
+            ["alice", "fetch_fetch", "sha256:1", "call"],
         ] {
-            assert_ne!(base, other);
+            assert_ne!(base, bind(who, &input("/a", "t", "c")), "{who:?}");
         }
     }
 }

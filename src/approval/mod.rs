@@ -9,6 +9,11 @@
 //! 2. the **person behind the MCP client**, through elicitation ([`Asker`]), when the client
 //!    can elicit — or an **operator** on the command line (`gatehouse approvals approve|deny
 //!    ID`), whichever answers first, within `[approvals] timeout_secs` (then: deny);
+//!    A client on protocol 2026-07-28 or later, which forbids a server's requests to its
+//!    client, is asked about a *call* by answering it `input_required` (MCP's multi round-trip
+//!    requests): the question is stored, the client shows the form and calls again with its
+//!    answer and the question's id as `requestState` ([`Retry`]). The id is only a handle:
+//!    the answer counts for a pending question of the same [`Binding`] alone;
 //! 3. nobody, when the client cannot elicit: the action is denied at once with an error that
 //!    names the question, which waits `[approvals] park_minutes` for an operator. An operator's
 //!    approval then grants the next identical call.
@@ -60,6 +65,23 @@ pub trait Asker: Send + Sync {
         prompt: String,
         max_minutes: u32,
     ) -> Pin<Box<dyn Future<Output = Result<ClientAnswer, String>> + Send + 'a>>;
+}
+
+/// A call from a client that answers questions by calling again (MCP 2026-07-28): its answer
+/// to a question, when this call is the retry.
+#[derive(Debug, Clone, Default)]
+pub struct Retry {
+    /// The question's id (the `requestState` echoed back) and what the client answered (or
+    /// why its answer could not be read).
+    pub answer: Option<(String, Result<ClientAnswer, String>)>,
+}
+
+/// What became of a question put to a client that answers by calling again.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    Answered(Answer),
+    /// Stored and waiting: the client must show the question and call again with its answer.
+    InputRequired,
 }
 
 /// Human approval for one gateway: its settings and its store, opened when the first question
@@ -128,12 +150,7 @@ impl Approvals {
         }
         let prompt = question.prompt();
         let answer = tokio::select! {
-            answer = asker.ask(prompt, self.settings.max_minutes) => match answer {
-                Ok(ClientAnswer::Approve(scope)) => Answer::approved(scope, Responder::Client),
-                Ok(ClientAnswer::Deny) => Answer::denied(Responder::Client, "the person asked denied it".into()),
-                Ok(ClientAnswer::Cancel) => Answer::denied(Responder::Client, "the person asked dismissed the question".into()),
-                Err(error) => Answer::denied(Responder::Nobody, format!("approval required, but the client could not be asked ({error}); an operator can answer question {}: `gatehouse approvals approve {}`", question.id, question.id)),
-            },
+            answer = asker.ask(prompt, self.settings.max_minutes) => from_client(question, answer),
             answer = operator_answer(store, question) => answer,
             () = tokio::time::sleep(timeout) => Answer::denied(
                 Responder::Timeout,
@@ -145,6 +162,91 @@ impl Approvals {
             Ok(stored) => stored,
             Err(error) => Answer::unavailable(format!("cannot record the answer: {error}")),
         }
+    }
+}
+
+impl Approvals {
+    /// Puts `question` to a client that answers by calling again: a grant answers it at once;
+    /// otherwise it is stored for `[approvals] timeout_secs` and the client must call again.
+    pub fn ask_by_retry(&self, question: &Question) -> Resolution {
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(error) => return Resolution::Answered(Answer::unavailable(error)),
+        };
+        match store.take_grant(question) {
+            Ok(Some(grant)) => Resolution::Answered(grant),
+            Ok(None) => match store.insert(question, self.settings.timeout()) {
+                Ok(()) => Resolution::InputRequired,
+                Err(error) => Resolution::Answered(Answer::unavailable(format!(
+                    "cannot record the question: {error}"
+                ))),
+            },
+            Err(error) => Resolution::Answered(Answer::unavailable(format!(
+                "cannot read approvals: {error}"
+            ))),
+        }
+    }
+
+    /// The client's answer, sent with its retry, to the question `question` took the id of.
+    /// It counts only for a question still pending for the same action by the same principal:
+    /// the id comes back from the client and proves nothing by itself.
+    pub fn answer_by_retry(
+        &self,
+        question: &Question,
+        answer: Result<ClientAnswer, String>,
+    ) -> Answer {
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(error) => return Answer::unavailable(error),
+        };
+        match store.pending_binding(&question.id) {
+            Ok(Some(binding)) if binding == question.binding => {}
+            Ok(Some(_)) => {
+                return Answer::denied(
+                    Responder::Nobody,
+                    format!(
+                        "the answer sent is for question {}, which asked about another action",
+                        question.id
+                    ),
+                );
+            }
+            Ok(None) => {
+                return Answer::denied(
+                    Responder::Nobody,
+                    format!(
+                        "question {} is not waiting for an answer (unknown, answered or expired); call again without requestState to be asked again",
+                        question.id
+                    ),
+                );
+            }
+            Err(error) => return Answer::unavailable(format!("cannot read approvals: {error}")),
+        }
+        let answer = from_client(question, answer);
+        match store.answer(question, &answer) {
+            Ok(stored) => stored,
+            Err(error) => Answer::unavailable(format!("cannot record the answer: {error}")),
+        }
+    }
+}
+
+/// The answer a client's reply gives.
+fn from_client(question: &Question, reply: Result<ClientAnswer, String>) -> Answer {
+    match reply {
+        Ok(ClientAnswer::Approve(scope)) => Answer::approved(scope, Responder::Client),
+        Ok(ClientAnswer::Deny) => {
+            Answer::denied(Responder::Client, "the person asked denied it".into())
+        }
+        Ok(ClientAnswer::Cancel) => Answer::denied(
+            Responder::Client,
+            "the person asked dismissed the question".into(),
+        ),
+        Err(error) => Answer::denied(
+            Responder::Nobody,
+            format!(
+                "approval required, but the client could not be asked ({error}); an operator can answer question {id}: `gatehouse approvals approve {id}`",
+                id = question.id
+            ),
+        ),
     }
 }
 

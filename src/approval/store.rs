@@ -72,6 +72,9 @@ CREATE INDEX IF NOT EXISTS grants_binding ON grants (binding, expires_ms);
 /// their ids are never reused, so this only bounds the file.
 const SESSION_GRANT_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// How long answered questions stay listed (`gatehouse approvals list --all`).
+const KEEP_ANSWERED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
 pub struct ApprovalStore {
     db: Mutex<Connection>,
 }
@@ -113,7 +116,22 @@ impl ApprovalStore {
         db.pragma_update(None, "journal_mode", "WAL")
             .map_err(open)?;
         db.execute_batch(SCHEMA).map_err(open)?;
-        Ok(ApprovalStore { db: Mutex::new(db) })
+        let store = ApprovalStore { db: Mutex::new(db) };
+        store.purge()?;
+        Ok(store)
+    }
+
+    /// Forgets expired grants, and answered or expired questions older than a week: the
+    /// audit log keeps every question and answer for good, so the file need not.
+    fn purge(&self) -> Result<(), ApprovalError> {
+        let now = now_ms();
+        let db = self.db();
+        db.execute("DELETE FROM grants WHERE expires_ms <= ?1", [now])?;
+        db.execute(
+            "DELETE FROM questions WHERE status != 'pending' AND asked_ms <= ?1",
+            [now - KEEP_ANSWERED_MS],
+        )?;
+        Ok(())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -208,6 +226,20 @@ impl ApprovalStore {
         Ok(self
             .answered(&question.id)?
             .unwrap_or_else(|| answer.clone()))
+    }
+
+    /// The binding of question `id` while it waits for an answer; `None` when it is unknown,
+    /// answered or expired.
+    pub fn pending_binding(&self, id: &str) -> Result<Option<super::Binding>, ApprovalError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT binding FROM questions WHERE id = ?1 AND status = 'pending' AND expires_ms > ?2",
+                params![id, now_ms()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .map(super::Binding))
     }
 
     /// The answer `id` has, if it has one (an expired question's is a denial).
@@ -455,6 +487,41 @@ mod tests {
         store
             .answer(&q, &Answer::approved(Scope::Once, Responder::Client))
             .unwrap();
+        assert!(store.take_grant(&question("x", "s1")).unwrap().is_none());
+    }
+
+    #[test]
+    fn reopening_forgets_old_answers_and_expired_grants_but_not_what_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approvals.db");
+        let store = ApprovalStore::open(&path).unwrap();
+        let (old, waiting) = (question("x", "s1"), question("y", "s1"));
+        store.insert(&old, Duration::from_secs(60)).unwrap();
+        store.insert(&waiting, Duration::from_secs(60)).unwrap();
+        store
+            .answer(
+                &old,
+                &Answer::approved(Scope::Minutes(1), Responder::Client),
+            )
+            .unwrap();
+        let week_ago = now_ms() - KEEP_ANSWERED_MS - 1;
+        store
+            .db()
+            .execute("UPDATE questions SET asked_ms = ?1", [week_ago])
+            .unwrap();
+        store
+            .db()
+            .execute("UPDATE grants SET expires_ms = ?1", [week_ago])
+            .unwrap();
+        drop(store);
+        let store = ApprovalStore::open(&path).unwrap();
+        let ids: Vec<String> = store
+            .list(true)
+            .unwrap()
+            .into_iter()
+            .map(|q| q.id)
+            .collect();
+        assert_eq!(ids, vec![waiting.id.clone()]);
         assert!(store.take_grant(&question("x", "s1")).unwrap().is_none());
     }
 

@@ -33,8 +33,17 @@ pub const DECISION_PHASES: &[&str] = &[
 pub const ASKING_PHASES: &[&str] = &["call", "http", "fs", "socket", "config"];
 /// Verdicts of `approval` entries: a person's (or a grant's) answer to an `ask`.
 pub const APPROVAL_VERDICTS: &[&str] = &["approve", "deny"];
-/// Verdicts of `outcome` entries: how a call ended.
-pub const OUTCOME_VERDICTS: &[&str] = &["ok", "tool_error", "trap", "limit", "denied", "error"];
+/// Verdicts of `outcome` entries: how a call ended (`input_required`: not run, waiting for
+/// the client to call again with a person's answer).
+pub const OUTCOME_VERDICTS: &[&str] = &[
+    "ok",
+    "tool_error",
+    "trap",
+    "limit",
+    "denied",
+    "error",
+    "input_required",
+];
 /// Verdicts of `lifecycle` entries (log opened, rotated, …).
 pub const LIFECYCLE_VERDICTS: &[&str] = &["ok", "error"];
 /// Verdicts of `supply` entries (component loads and tool-definition pins):

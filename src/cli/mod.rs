@@ -3,10 +3,12 @@
 mod approvals;
 pub mod audit;
 mod bench;
+mod bundle_feed;
 mod call;
 mod component;
 mod new;
 pub mod policy;
+mod progress;
 mod replay;
 mod serve;
 mod tools;
@@ -135,6 +137,7 @@ impl GovernanceArgs {
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::install();
     // The server logs its life; one-shot commands only speak up when something is wrong.
     let default_level = match cli.command {
         Command::Serve(_) => "info",

@@ -28,7 +28,7 @@ use super::approve::{self, Asking};
 use super::inflight::{self, InFlight, LogObserver, Tally};
 use super::record::{CallRecord, now};
 use super::{Gateway, Session, Tool};
-use crate::approval::{Asker, Question};
+use crate::approval::{Asker, Question, Resolution, Retry};
 use crate::audit::{NewEntry, PendingAppend};
 use crate::auth::Caller;
 use crate::host::CallHost;
@@ -59,6 +59,15 @@ pub enum CallResult {
     Unrecorded(String),
     /// The function was started but stopped: a trap or a limit.
     Failed(CallError),
+    /// The call was not run: a person must approve it, and the client answers by calling
+    /// again with the answer to `question` (MCP 2026-07-28's `input_required`).
+    InputRequired {
+        question: String,
+        /// What the person reads.
+        prompt: String,
+        /// The longest *approve for N minutes* they may give.
+        max_minutes: u32,
+    },
 }
 
 /// What a transport knows about a call besides who makes it, of which tool, with what.
@@ -73,6 +82,9 @@ pub struct CallContext {
     pub trace_parent: Option<TraceParent>,
     /// The person behind the client, when the client can be asked to approve (elicitation).
     pub asker: Option<Arc<dyn Asker>>,
+    /// Set when the client answers questions by calling again instead (MCP 2026-07-28), with
+    /// its answer when this call is the retry.
+    pub retry: Option<Retry>,
 }
 
 /// A call's arguments as the policy sees them (the object, `{}` when absent), and the
@@ -272,7 +284,13 @@ impl Gateway {
         let question = decision.is_ask().then(|| {
             let action = approve::call_action(&record.tool, &input, &decision.redact);
             let phase = Phase::Call.as_str();
-            approve::question(&record, &caller.principal, phase, &input, action, &decision)
+            let mut question =
+                approve::question(&record, &caller.principal, phase, &input, action, &decision);
+            // A retry carries the answer to the question the first round asked.
+            if let Some((id, _)) = context.retry.as_ref().and_then(|r| r.answer.as_ref()) {
+                question.id.clone_from(id);
+            }
+            question
         });
         let admit = |decision: &Decision| {
             let rate = decision.limits.calls_per_minute;
@@ -314,7 +332,7 @@ impl Gateway {
         }
         if let Some(question) = question {
             if let Err(result) = self
-                .answer_call(&record, &question, context.asker.as_deref(), &mut decision)
+                .answer_call(&record, &question, &context, &mut decision)
                 .await
             {
                 return self
@@ -359,10 +377,30 @@ impl Gateway {
         &self,
         record: &CallRecord,
         question: &Question,
-        asker: Option<&dyn Asker>,
+        context: &CallContext,
         decision: &mut Decision,
     ) -> Result<(), CallResult> {
-        let answer = self.approvals.resolve(question, asker).await;
+        let answer = match &context.retry {
+            Some(Retry {
+                answer: Some((_, reply)),
+            }) => self.approvals.answer_by_retry(question, reply.clone()),
+            Some(Retry { answer: None }) => match self.approvals.ask_by_retry(question) {
+                Resolution::Answered(answer) => answer,
+                Resolution::InputRequired => {
+                    tracing::info!(call_id = %record.call_id, question = %question.id, "approval asked of the client; waiting for its retry");
+                    return Err(CallResult::InputRequired {
+                        question: question.id.clone(),
+                        prompt: question.prompt(),
+                        max_minutes: self.approvals.settings().max_minutes,
+                    });
+                }
+            },
+            None => {
+                self.approvals
+                    .resolve(question, context.asker.as_deref())
+                    .await
+            }
+        };
         tracing::info!(call_id = %record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), "call approval answered");
         let entry = approve::answer_entry(record, question, &answer, decision.revision.clone());
         if let Err(error) = self.sink.append(entry).await {
@@ -783,6 +821,9 @@ fn outcome_of(result: &CallResult) -> (&'static str, Option<String>) {
         CallResult::Denied { reasons } => Some(reasons.join("; ")),
         CallResult::Unrecorded(reason) => Some(reason.clone()),
         CallResult::UnknownTool(name) => Some(format!("unknown tool `{name}`")),
+        CallResult::InputRequired { question, .. } => Some(format!(
+            "waiting for the client's answer to question {question}"
+        )),
     };
     (outcome_label(result), detail)
 }
@@ -798,5 +839,6 @@ fn outcome_label(result: &CallResult) -> &'static str {
         CallResult::InvalidArguments(_) | CallResult::UnknownTool(_) => "error",
         // Refused like a denial, for the same queries; the reason names the audit log.
         CallResult::Denied { .. } | CallResult::Unrecorded(_) => "denied",
+        CallResult::InputRequired { .. } => "input_required",
     }
 }

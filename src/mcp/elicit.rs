@@ -1,19 +1,27 @@
 //! Asking the person behind an MCP client to approve an action, with elicitation (form mode).
 //!
 //! The form offers exactly the answers [`Scope`] knows plus *deny*; an answer outside the
-//! form (an unknown choice, minutes out of range) is a denial, never a guess. Protocol
-//! revisions from 2026-07-28 on forbid server-to-client requests, so their clients cannot be
-//! asked this way ([`asker_for`] says so and the approval falls back to operators).
+//! form (an unknown choice, minutes out of range) is a denial, never a guess.
+//!
+//! Before protocol 2026-07-28 the gateway sends the client an `elicitation/create` request
+//! while the call waits ([`asker_for`]). From 2026-07-28 on a server may not send requests to
+//! its client: a call is then answered `input_required` with the same form under the key
+//! [`INPUT_KEY`] and the question's id as `requestState`, and the client calls again with the
+//! form's result ([`retry_for`]). A tool's own requests cannot be asked about that way (the
+//! tool is running); they fall back to operators.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use rmcp::model::{ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion};
-use rmcp::service::{ElicitationMode, RequestContext};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ElicitRequest, ElicitRequestParams, ElicitResult,
+    ElicitationAction, ElicitationSchema, InputRequest, InputRequiredResult, ProtocolVersion,
+};
+use rmcp::service::RequestContext;
 use rmcp::{Peer, RoleServer};
 use serde_json::json;
 
-use crate::approval::{Asker, ClientAnswer, Scope};
+use crate::approval::{Asker, ClientAnswer, Retry, Scope};
 
 /// The choices of the approval form, as sent (`const`) and shown (`title`).
 const CHOICES: [(&str, &str); 4] = [
@@ -28,19 +36,80 @@ pub struct ElicitingClient {
     peer: Peer<RoleServer>,
 }
 
-/// An asker for the request in `context`, if its client can be asked: it declared form
-/// elicitation, and the protocol revision allows the server to send it a request.
-pub fn asker_for(context: &RequestContext<RoleServer>) -> Option<ElicitingClient> {
-    let modern = context
+/// The key of the approval form in an `input_required` result and in the client's retry.
+pub const INPUT_KEY: &str = "gatehouse_approval";
+
+/// Whether the request is on a revision that forbids server-to-client requests.
+fn modern(context: &RequestContext<RoleServer>) -> bool {
+    context
         .protocol_version()
-        .is_none_or(|version| version >= ProtocolVersion::V_2026_07_28);
-    let can_elicit = context
-        .peer
-        .supported_elicitation_modes()
-        .contains(&ElicitationMode::Form);
-    (can_elicit && !modern).then(|| ElicitingClient {
+        .is_none_or(|version| version >= ProtocolVersion::V_2026_07_28)
+}
+
+/// Whether the client declared form elicitation (an elicitation capability that names
+/// neither mode means forms, as before modes existed).
+fn elicits_forms(capabilities: Option<ClientCapabilities>) -> bool {
+    capabilities
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
+}
+
+/// An asker for the request in `context`, if its client can be asked while the call waits: it
+/// declared form elicitation, and its protocol revision lets the server send it a request.
+pub fn asker_for(context: &RequestContext<RoleServer>) -> Option<ElicitingClient> {
+    (elicits_forms(context.client_capabilities()) && !modern(context)).then(|| ElicitingClient {
         peer: context.peer.clone(),
     })
+}
+
+/// For a client that answers by calling again (2026-07-28 or later, form elicitation): its
+/// answer when `request` is such a retry.
+pub fn retry_for(
+    context: &RequestContext<RoleServer>,
+    request: &CallToolRequestParams,
+    max_minutes: u32,
+) -> Option<Retry> {
+    if !modern(context) || !elicits_forms(context.client_capabilities()) {
+        return None;
+    }
+    let answer = request.request_state.as_ref().map(|question| {
+        let reply = request
+            .input_responses
+            .as_ref()
+            .and_then(|responses| responses.get(INPUT_KEY))
+            .ok_or_else(|| format!("the retry has no {INPUT_KEY} answer"))
+            .and_then(|value| {
+                serde_json::from_value::<ElicitResult>(value.clone()).map_err(|e| {
+                    format!("the {INPUT_KEY} answer is not an elicitation result: {e}")
+                })
+            })
+            .and_then(|result| read_result(&result, max_minutes));
+        (question.clone(), reply)
+    });
+    Some(Retry { answer })
+}
+
+/// The `input_required` result that asks `prompt` and names `question` as the state the
+/// client sends back.
+pub fn input_required(question: String, prompt: String, max_minutes: u32) -> InputRequiredResult {
+    let request = ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: prompt,
+        requested_schema: form(max_minutes),
+    });
+    let requests = [(INPUT_KEY.to_owned(), InputRequest::Elicitation(request))];
+    InputRequiredResult::new(Some(requests.into_iter().collect()), Some(question))
+}
+
+/// What an elicitation result answers.
+fn read_result(result: &ElicitResult, max_minutes: u32) -> Result<ClientAnswer, String> {
+    match result.action {
+        ElicitationAction::Accept => read_form(result.content.as_ref(), max_minutes),
+        ElicitationAction::Decline => Ok(ClientAnswer::Deny),
+        ElicitationAction::Cancel => Ok(ClientAnswer::Cancel),
+        // A later revision's action this gateway does not know: not an approval.
+        _ => Ok(ClientAnswer::Cancel),
+    }
 }
 
 /// The form: a choice and, for *approve for N minutes*, the number.
@@ -118,13 +187,7 @@ impl Asker for ElicitingClient {
                 .create_elicitation(request)
                 .await
                 .map_err(|e| e.to_string())?;
-            match result.action {
-                ElicitationAction::Accept => read_form(result.content.as_ref(), max_minutes),
-                ElicitationAction::Decline => Ok(ClientAnswer::Deny),
-                ElicitationAction::Cancel => Ok(ClientAnswer::Cancel),
-                // A later revision's action this gateway does not know: not an approval.
-                _ => Ok(ClientAnswer::Cancel),
-            }
+            read_result(&result, max_minutes)
         })
     }
 }

@@ -13,7 +13,7 @@ import subprocess
 import mcp.types as types
 import pytest
 
-from conftest import REPO, QuietHandler, audit_rows, client_for, local_http_server, serve_args
+from conftest import REPO, audit_rows, client_for, serve_args
 
 pytestmark = pytest.mark.anyio
 
@@ -42,14 +42,6 @@ class Person:
         return types.ElicitResult(action="accept", content=content)
 
 
-class _Counter(QuietHandler):
-    paths: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (the stdlib's naming)
-        type(self).paths.append(self.path)
-        self.reply(200, b"ok")
-
-
 @pytest.fixture
 def gateway(components, cache_dir, tmp_path):
     """`gatehouse serve` arguments (the shipped bundle, dev data asking about echo calls and
@@ -57,7 +49,7 @@ def gateway(components, cache_dir, tmp_path):
     data = tmp_path / "data.json"
     data.write_text(json.dumps({
         "settings": {"mode": "dev"},
-        "principals": {"local": {"tools": ["echo_*", "fetch_*"]}},
+        "principals": {"local": {"tools": ["echo_*", "fetch_*"]}, "anonymous": {"tools": ["echo_*"]}},
         "http": {"allowed_domains": ["127.0.0.1", "localhost"], "allowed_schemes": ["http"], "allow_private": True},
         "approval": {"tools": ["echo_*"], "hosts": ["localhost"]},
         # A short wall-clock limit: a person's reading time must not count against it.
@@ -174,13 +166,51 @@ async def test_a_client_that_cannot_elicit_gets_a_clear_error_and_an_operator_ca
     assert by[:2] == [{"kind": "nobody"}, {"kind": "grant", "name": question}]
 
 
-async def test_a_client_on_a_revision_without_server_requests_gets_the_clear_error(gatehouse, gateway):
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_a_client_on_2026_07_28_answers_by_calling_again(gatehouse, gateway, transport):
+    """That revision forbids a server's requests to its client: the call is answered
+    `input_required` with the form, and the SDK calls again with the person's answer."""
+    args, db, _ = gateway
+    person = Person("approve_once", "decline")
+    async with client_for(transport, gatehouse, args, mode="2026-07-28", elicitation_callback=person) as client:
+        approved = await client.call_tool("echo_echo", {"message": "deploy"})
+        declined = await client.call_tool("echo_echo", {"message": "deploy"})
+    assert not approved.is_error and approved.structured_content == {"result": "deploy"}, approved
+    assert declined.is_error and "the person asked denied it" in text(declined)
+    assert len(person.asked) == 2 and "echo_echo" in person.asked[0]
+    rows = audit_rows(db, "SELECT call_id, phase, verdict, obligations FROM entries WHERE phase IN ('call', 'approval', 'outcome') ORDER BY seq")
+    assert [(phase, verdict) for _, phase, verdict, _ in rows] == [
+        ("call", "ask"), ("outcome", "input_required"),
+        ("call", "ask"), ("approval", "approve"), ("outcome", "ok"),
+        ("call", "ask"), ("outcome", "input_required"),
+        ("call", "ask"), ("approval", "deny"), ("outcome", "denied"),
+    ]
+    # Both rounds of a call name the one question.
+    assert json.loads(rows[0][3])["approval"] == json.loads(rows[2][3])["approval"]
+
+
+async def test_an_answer_sent_back_for_another_action_is_refused(gatehouse, gateway):
+    """The `requestState` a client echoes is only a handle: an approval given for one call does
+    not let a different call through."""
     args, _, _ = gateway
-    person = Person("approve_once")
-    async with client_for("stdio", gatehouse, args, mode="2026-07-28", elicitation_callback=person) as client:
+    async with client_for("stdio", gatehouse, args, mode="2026-07-28", elicitation_callback=Person()) as client:
+        asked = await client.session.call_tool("echo_echo", {"message": "harmless"}, allow_input_required=True)
+        assert isinstance(asked, types.InputRequiredResult), asked
+        [key] = asked.input_requests
+        yes = {key: {"action": "accept", "content": {"decision": "approve_once"}}}
+        swapped = await client.session.call_tool("echo_echo", {"message": "rm -rf /"}, input_responses=yes, request_state=asked.request_state)
+        assert swapped.is_error and "asked about another action" in text(swapped), text(swapped)
+        forged = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state="q-0000000000000000")
+        assert forged.is_error and "not waiting for an answer" in text(forged), text(forged)
+        honest = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state=asked.request_state)
+        assert not honest.is_error, text(honest)
+
+
+async def test_a_modern_client_without_elicitation_gets_the_clear_error(gatehouse, gateway):
+    args, _, _ = gateway
+    async with client_for("http", gatehouse, args) as client:
         result = await client.call_tool("echo_echo", {"message": "deploy"})
     assert result.is_error and "approval required" in text(result), text(result)
-    assert person.asked == []
 
 
 async def test_two_calls_asking_at_once_get_two_questions(gatehouse, gateway):
@@ -197,25 +227,24 @@ async def test_two_calls_asking_at_once_get_two_questions(gatehouse, gateway):
     assert sorted(r.is_error for r in results) == [False, True]
 
 
-async def test_a_tools_request_waits_for_approval_without_running_out_of_time(gatehouse, gateway):
+async def test_a_tools_request_waits_for_approval_without_running_out_of_time(gatehouse, gateway, web_server):
     """The person takes longer than the call's 1.5 s limit to approve the request to
     localhost; the tool still gets its response, and a denied request never reaches the
     server."""
     args, db, _ = gateway
-    _Counter.paths = []
-    with local_http_server(_Counter) as server:
-        port = server.server_address[1]
-        slow = Person("approve_once", delay=2.0)
-        async with legacy(gatehouse, args, slow) as client:
-            fetched = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/approved"})
-        assert "ok" in json.dumps(fetched.structured_content), fetched
-        assert any("GET http://localhost" in q for q in slow.asked), slow.asked
-        async with legacy(gatehouse, args, Person("deny")) as client:
-            denied = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/denied"})
-        assert "err" in json.dumps(denied.structured_content), denied
-    assert _Counter.paths == ["/approved"]
-    rows = audit_rows(db, "SELECT phase, verdict FROM entries WHERE phase IN ('http', 'approval') ORDER BY seq")
-    assert rows == [("http", "ask"), ("approval", "approve"), ("http", "ask"), ("approval", "deny")]
+    port = web_server.url.rsplit(":", 1)[1]
+    slow = Person("approve_once", delay=2.0)
+    async with legacy(gatehouse, args, slow) as client:
+        fetched = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/hello"})
+    assert "hello from the test server" in json.dumps(fetched.structured_content), fetched
+    assert any(f"GET http://localhost:{port}/hello" in q for q in slow.asked), slow.asked
+    async with legacy(gatehouse, args, Person("deny")) as client:
+        denied = await client.call_tool("fetch_fetch", {"url": f"http://localhost:{port}/denied"})
+    assert denied.structured_content == {"result": {"err": "ErrorCode::HttpRequestDenied"}}, denied
+    assert web_server.paths == ["/hello"]
+    rows = audit_rows(db, "SELECT phase, verdict, reasons FROM entries WHERE phase IN ('http', 'approval') ORDER BY seq")
+    assert [(phase, verdict) for phase, verdict, _ in rows] == [("http", "ask"), ("approval", "approve"), ("http", "ask"), ("approval", "deny")]
+    assert json.loads(rows[3][2]) == ["the person asked denied it"]
 
 
 async def test_an_approval_for_minutes_outlives_a_restart(gatehouse, gateway):
