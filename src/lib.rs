@@ -40,8 +40,8 @@
 //! | `mcp` | `gateway`, `config`, `approval`, `ui`, `auth`, `support`, `telemetry` |
 //! | `gateway` | `config`, `approval`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
 //! | `config` | `approval`, `ui`, `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `ui` | `approval`, `audit`, `auth`, `support` |
 //! | `approval` | `support` |
-//! | `ui` | `audit`, `auth`, `support` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
 //! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |

@@ -80,10 +80,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    // The auditor's web view: reads the audit log, checks credentials with the auth layer.
+    ("ui", &["approval", "audit", "auth", "support"]),
     // A person in the loop: questions, answers, grants, and their file.
     ("approval", &["support"]),
-    // The auditor's web view: reads the audit log, checks credentials with the auth layer.
-    ("ui", &["audit", "auth", "support"]),
     ("runtime", &["host", "supply", "wit_json", "support"]),
     (
         "host",

@@ -395,6 +395,7 @@ fn ui_options(gateway: &Gateway, config: &Config) -> anyhow::Result<Option<crate
         settings: config.ui.clone(),
         audit_path: config.audit.path(),
         checkpoint_key,
+        approvals_path: config.approvals.path(),
     }))
 }
 

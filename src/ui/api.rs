@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::approval::{ApprovalError, ApprovalStore, Scope};
 use crate::audit::{AuditError, AuditReader, EntryFilter, NoteVerifier, VerifyOptions, verify};
 
 /// Calls a timeline answer lists by default, and at most.
@@ -36,6 +37,8 @@ pub enum ApiError {
     Audit(#[from] AuditError),
     #[error("encoding the answer: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Approvals(#[from] ApprovalError),
 }
 
 /// What a `/ui/api/calls` query string asks for.
@@ -212,6 +215,68 @@ pub fn verify_now(db: &Path, key: Option<&NoteVerifier>) -> Result<Value, ApiErr
     value["intact"] = Value::Bool(intact);
     value["key"] = key_json(key);
     Ok(value)
+}
+
+/// The questions in the approvals file `path` (the pending ones, or all), newest first; none
+/// while the gateway has not asked any (it creates the file when it first asks).
+pub fn approvals(path: &Path, all: bool) -> Result<Value, ApiError> {
+    let questions = if path.exists() {
+        ApprovalStore::open(path)?.list(all)?
+    } else {
+        Vec::new()
+    };
+    Ok(json!({ "questions": questions }))
+}
+
+/// An operator's answer to a question, as the page posts it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// For an approval: `once`, `session` or a number of minutes (default once).
+    #[serde(rename = "for", default)]
+    pub scope: Option<String>,
+    /// For a denial: why, for the caller and the log.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Answers question `id` in the approvals file `path` as `operator` decided; the gateway that
+/// asked sees the answer at its next poll.
+pub fn answer_question(
+    path: &Path,
+    id: &str,
+    operator: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let decision: Decision = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"decision\": \"approve\"|\"deny\", \"for\": \"once\"|\"session\"|MINUTES, \"reason\": TEXT}}: {e}"
+        ))
+    })?;
+    let approve = match decision.decision.as_str() {
+        "approve" => Some(
+            decision
+                .scope
+                .as_deref()
+                .unwrap_or("once")
+                .parse::<Scope>()
+                .map_err(ApiError::BadRequest)?,
+        ),
+        "deny" => None,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "decision must be approve or deny, got {other:?}"
+            )));
+        }
+    };
+    if !path.exists() {
+        return Err(ApprovalError::Unknown(id.to_owned()).into());
+    }
+    let reason = decision.reason.filter(|r| !r.trim().is_empty());
+    let question = ApprovalStore::open(path)?.decide(id, operator, approve, reason)?;
+    Ok(json!({ "question": question }))
 }
 
 #[cfg(test)]
@@ -431,5 +496,68 @@ mod tests {
         assert_eq!(bucket_for(7 * 86_400), 6 * 3600);
         assert_eq!(bucket_for(365 * 86_400), 86_400);
         assert_eq!(bucket_for(-5), 60);
+    }
+
+    #[test]
+    fn an_operators_answer_reaches_the_approvals_file_and_bad_ones_are_named() {
+        use crate::approval::{Binding, Question, QuestionStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approvals.db");
+        assert_eq!(approvals(&path, true).unwrap(), json!({"questions": []}));
+        assert!(!path.exists(), "looking must not create the gateway's file");
+        let binding = Binding::of("agent", "echo_echo", "sha256:1", "call", &json!({}));
+        let question = Question::new(
+            "c",
+            "s",
+            "agent",
+            "echo_echo",
+            "call",
+            "call echo_echo {}".into(),
+            vec!["why".into()],
+            binding,
+        );
+        ApprovalStore::open(&path)
+            .unwrap()
+            .park(&question, std::time::Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            approvals(&path, false).unwrap()["questions"][0]["id"],
+            json!(question.id)
+        );
+        for (body, expected) in [
+            (
+                r#"{"decision": "maybe"}"#,
+                "decision must be approve or deny",
+            ),
+            (
+                r#"{"decision": "approve", "for": "ever"}"#,
+                "unknown approval scope",
+            ),
+            (r#"{"decision": "approve", "extra": 1}"#, "unknown field"),
+        ] {
+            let error = answer_question(&path, &question.id, "olga", body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(error, ApiError::BadRequest(_)) && error.to_string().contains(expected),
+                "{error}"
+            );
+        }
+        let answered = answer_question(
+            &path,
+            &question.id,
+            "olga",
+            br#"{"decision": "approve", "for": "15"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            answered["question"]["status"],
+            json!(QuestionStatus::Approved)
+        );
+        assert_eq!(answered["question"]["scope"], json!("minutes:15"));
+        let again =
+            answer_question(&path, &question.id, "olga", br#"{"decision": "deny"}"#).unwrap_err();
+        assert!(
+            matches!(again, ApiError::Approvals(ApprovalError::Answered { .. })),
+            "{again}"
+        );
     }
 }

@@ -12,8 +12,8 @@
 //! (`session`) whose opaque token is the cookie. Actions (a verification run, logging out)
 //! need the session's CSRF token in a header (a bearer caller's header cannot be forged by
 //! another site, so it needs none), and a browser's POST from another site is refused
-//! outright. Operators see what auditors see; the view has no operator-only action yet. The
-//! log is opened read-only for each answer.
+//! outright. Operators see what auditors see, and may also answer the questions a policy's `ask`
+//! put (the approvals page). The log is opened read-only for each answer.
 //!
 //! The transport mounts [`router`] behind the same `Host` check as `/mcp`.
 
@@ -50,6 +50,9 @@ pub struct UiOptions {
     pub audit_path: PathBuf,
     /// The public key checkpoints are signed with, when the gateway signs them.
     pub checkpoint_key: Option<NoteVerifier>,
+    /// The gateway's approvals file (`[approvals] path`): questions its policy's `ask` put,
+    /// which operators may answer here.
+    pub approvals_path: PathBuf,
 }
 
 /// Where the view is served.
@@ -353,9 +356,15 @@ async fn answer(
                 api::ApiError::Audit(crate::audit::AuditError::Invalid(_)) => {
                     StatusCode::BAD_REQUEST
                 }
-                api::ApiError::Audit(_) | api::ApiError::Encode(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
+                api::ApiError::Approvals(crate::approval::ApprovalError::Unknown(_)) => {
+                    StatusCode::NOT_FOUND
                 }
+                api::ApiError::Approvals(crate::approval::ApprovalError::Answered { .. }) => {
+                    StatusCode::CONFLICT
+                }
+                api::ApiError::Audit(_)
+                | api::ApiError::Encode(_)
+                | api::ApiError::Approvals(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (status, axum::Json(json!({ "error": error.to_string() }))).into_response()
         }
@@ -451,6 +460,43 @@ async fn api_verify(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     .await
 }
 
+async fn api_approvals(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    viewer_or_refuse!(ui, headers);
+    let all = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "all" && v != "0");
+    let path = ui.options.approvals_path.clone();
+    answer(move || api::approvals(&path, all)).await
+}
+
+/// An operator answers a question; auditors may look but not answer.
+async fn api_answer(
+    State(ui): State<Arc<Ui>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let viewer = viewer_or_refuse!(ui, headers);
+    if !csrf_ok(&viewer, &headers) {
+        return csrf_refusal();
+    }
+    if viewer.role != Role::Operator {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({
+                "error": format!("{} is an auditor: only the principals [ui] operators names may answer questions", viewer.principal)
+            })),
+        )
+            .into_response();
+    }
+    tracing::info!(principal = %viewer.principal, question = %id, "web view: answering an approval question");
+    let path = ui.options.approvals_path.clone();
+    answer(move || api::answer_question(&path, &id, &viewer.principal, &body)).await
+}
+
 /// The web view's routes, all under `/ui`. `identify` checks credentials as the MCP endpoint
 /// does; `secure_cookie` marks the session cookie `Secure` (anywhere but plain HTTP on a
 /// loopback address, where a TLS proxy must be in front).
@@ -467,6 +513,7 @@ pub fn router(options: UiOptions, identify: Identify, secure_cookie: bool) -> Ro
         .route("/ui/", get(page))
         .route("/ui/overview", get(page))
         .route("/ui/integrity", get(page))
+        .route("/ui/approvals", get(page))
         .route("/ui/calls/{id}", get(story_page))
         .route("/ui/login", post(login))
         .route("/ui/logout", post(logout))
@@ -488,6 +535,8 @@ pub fn router(options: UiOptions, identify: Identify, secure_cookie: bool) -> Ro
         .route("/ui/api/overview", get(api_overview))
         .route("/ui/api/integrity", get(api_integrity))
         .route("/ui/api/verify", post(api_verify))
+        .route("/ui/api/approvals", get(api_approvals))
+        .route("/ui/api/approvals/{id}", post(api_answer))
         .with_state(ui)
         .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(protect))

@@ -321,3 +321,63 @@ def test_an_auditor_logs_in_with_a_jwt(gatehouse, components, cache_dir, tmp_pat
         assert page.text_content("#forbidden").startswith('principal "<b>eve</b>" is not an auditor')
         assert page.locator("#forbidden b").count() == 0
         context.close()
+
+
+def test_an_operator_answers_a_waiting_question_on_the_approvals_page(gatehouse, components, cache_dir, tmp_path, browser):
+    """A client that cannot elicit is told its call waits for an operator; the operator
+    approves it in the browser, and the client's retry runs. An auditor sees the question but
+    may not answer it."""
+    import anyio
+
+    keys = {**KEYS, "olga": "olga-operator-key-77aa"}
+    (tmp_path / "gatehouse.toml").write_text(
+        "".join(f'[[api_keys]]\nprincipal = "{p}"\nkey_sha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n' for p, k in keys.items())
+        + f'[server]\nallow_anonymous = false\n[approvals]\npath = "{tmp_path / "approvals.db"}"\n'
+        + '[ui]\nauditors = ["alice"]\noperators = ["olga"]\n')
+    bundle = tmp_path / "policies"
+    bundle.mkdir()
+    (bundle / "list.rego").write_text(LIST_POLICY)
+    (bundle / "call.rego").write_text('package gatehouse.call\n\nallow := true\n\nask contains "echo calls need a person" if input.tool.name == "echo_echo"\n')
+    args = serve_args(components, cache_dir, "--config", str(tmp_path / "gatehouse.toml"), names=("echo",), policies=bundle)
+
+    async def call(gateway):
+        headers = {"Authorization": f"Bearer {keys['agent']}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with Client(streamable_http_client(gateway.url, http_client=http), read_timeout_seconds=60) as client:
+                return await client.call_tool("echo_echo", {"message": "ship it"})
+
+    with http_gateway(gatehouse, args) as gateway:
+        base = gateway.url.removesuffix("/mcp")
+        # On a thread of its own: Playwright's sync API keeps an event loop on this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(anyio.run, call, gateway).result(timeout=60)
+        assert waiting.is_error and "approval required" in waiting.content[0].text, waiting
+
+        context, page = login(browser, base, keys["alice"])
+        page.goto(f"{base}/ui/approvals")
+        expect(page.locator("table.calls tbody tr")).to_have_count(1)
+        row = page.locator("table.calls tbody tr").first
+        assert "echo_echo" in row.inner_text() and "echo calls need a person" in row.inner_text()
+        assert row.locator("button").count() == 0, "an auditor was offered an answer"
+        question = row.get_attribute("data-question")
+        status, _, body = request(f"{base}/ui/api/approvals/{question}", "POST",
+                                  {"Authorization": f"Bearer {keys['alice']}", "Content-Type": "application/json"},
+                                  json.dumps({"decision": "approve"}).encode())
+        assert status == 403 and "only the principals [ui] operators names" in body, body
+        context.close()
+
+        context, page = login(browser, base, keys["olga"])
+        page.goto(f"{base}/ui/approvals")
+        expect(page.locator(f"tr[data-question='{question}'] button.approve")).to_be_visible()
+        shot(page, "approvals")
+        page.locator(f"tr[data-question='{question}'] select.scope").select_option("once")
+        page.locator(f"tr[data-question='{question}'] button.approve").click()
+        expect(page.locator("#questions .empty")).to_be_visible()
+        page.check("#all-questions")
+        expect(page.locator(f"tr[data-question='{question}']")).to_contain_text("approved")
+        expect(page.locator(f"tr[data-question='{question}']")).to_contain_text("operator:olga")
+        context.close()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            retried = pool.submit(anyio.run, call, gateway).result(timeout=60)
+        assert not retried.is_error and retried.structured_content == {"result": "ship it"}, retried

@@ -55,6 +55,7 @@ const TONE = {
   ask: "warn",
   deny: "bad", denied: "bad",
   trap: "warn", limit: "warn", error: "warn", tool_error: "warn",
+  pending: "warn", approved: "good", expired: "none", input_required: "warn",
 };
 
 function badge(verdict) {
@@ -349,6 +350,74 @@ async function integrity(view) {
     button), result);
 }
 
+// ---------------------------------------------------------------- approvals
+
+const SCOPES = [["once", "once"], ["session", "for this session"], ["10", "for 10 minutes"], ["60", "for 60 minutes"]];
+
+// An operator's answer to one waiting question: a scope, Approve, Deny.
+function answerControls(question, reload) {
+  const scope = el("select", { class: "scope", "aria-label": `what approving ${question.id} covers` },
+    SCOPES.map(([value, label]) => el("option", { value, text: label })));
+  const post = async (body) => {
+    const headers = { "Content-Type": "application/json" };
+    if (session.csrf_token) headers["X-CSRF-Token"] = session.csrf_token;
+    try {
+      await api(`/ui/api/approvals/${encodeURIComponent(question.id)}`, { method: "POST", headers, body: JSON.stringify(body) });
+      showError("");
+    } catch (error) {
+      showError(error.message);
+    }
+    await reload();
+  };
+  const approve = el("button", { type: "button", class: "approve", text: "Approve" });
+  approve.addEventListener("click", () => post({ decision: "approve", for: scope.value }));
+  const deny = el("button", { type: "button", class: "deny secondary", text: "Deny" });
+  deny.addEventListener("click", () => post({ decision: "deny" }));
+  return el("div", { class: "actions" }, scope, approve, deny);
+}
+
+function approvalsTable(questions, operator, reload) {
+  if (questions.length === 0) return el("p", { class: "empty", text: "No question is waiting for an answer." });
+  const rows = questions.map((q) => el("tr", { "data-question": q.id },
+    el("td", { class: "time", title: q.asked, text: localTime(q.asked) }),
+    el("td", { class: "caller", text: q.principal }),
+    el("td", { class: "tool-name", text: q.tool }),
+    el("td", {}, el("span", { class: "phase", text: q.phase })),
+    el("td", { class: "action mono", text: q.action }),
+    el("td", { class: "reason-wrap", text: q.messages.join("; ") }),
+    el("td", {}, q.status === "pending" && operator
+      ? answerControls(q, reload)
+      : [badge(q.status), q.answered_by ? el("div", { class: "small muted", text: `by ${q.answered_by}${q.scope ? ` (${q.scope})` : ""}` }) : null]),
+  ));
+  return el("table", { class: "calls" },
+    el("thead", {}, el("tr", {}, ["Asked", "Caller", "Tool", "Phase", "Action", "Why", operator ? "Answer" : "Status"]
+      .map((h) => el("th", { text: h })))),
+    el("tbody", {}, rows));
+}
+
+async function approvals(view) {
+  const operator = session.role === "operator";
+  const all = el("input", { type: "checkbox", id: "all-questions" });
+  const slot = el("div", { id: "questions" });
+  const load = async () => {
+    const body = await api(`/ui/api/approvals${all.checked ? "?all=1" : ""}`);
+    // A poll must not pull the controls from under an operator choosing a scope.
+    if (slot.contains(document.activeElement) && document.activeElement.tagName === "SELECT") return;
+    slot.replaceChildren(approvalsTable(body.questions, operator, load));
+  };
+  all.addEventListener("change", () => load().catch((error) => showError(error.message)));
+  view.append(
+    el("div", { class: "page-head" },
+      el("h1", { text: "Approvals" }),
+      el("label", { class: "toggle", for: "all-questions" }, all, " Answered and expired too")),
+    el("p", { class: "muted", text: operator
+      ? "Questions a policy's ask put to a person. An answer here reaches the waiting call within a second; a question nobody could be asked lets the caller's next identical call through once approved."
+      : "Questions a policy's ask put to a person. Only the operators [ui] names may answer them." }),
+    slot);
+  await load();
+  setInterval(() => { if (!document.hidden) load().catch(() => {}); }, 2000);
+}
+
 // ---------------------------------------------------------------- start
 
 async function start() {
@@ -370,7 +439,8 @@ async function start() {
     });
   }
   const path = location.pathname;
-  const page = path.startsWith("/ui/calls/") ? "story" : path === "/ui/overview" ? "overview" : path === "/ui/integrity" ? "integrity" : "timeline";
+  const pages = { "/ui/overview": "overview", "/ui/integrity": "integrity", "/ui/approvals": "approvals" };
+  const page = path.startsWith("/ui/calls/") ? "story" : pages[path] || "timeline";
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.page === page || (page === "story" && link.dataset.page === "timeline")) link.classList.add("active");
   }
@@ -378,6 +448,7 @@ async function start() {
     if (page === "story") await story(view, decodeURIComponent(path.slice("/ui/calls/".length)));
     else if (page === "overview") await overview(view);
     else if (page === "integrity") await integrity(view);
+    else if (page === "approvals") await approvals(view);
     else await timeline(view);
   } catch (error) {
     showError(error.message);
