@@ -19,6 +19,8 @@
 //! - [`supply`]: where a component comes from, its digest pins, signatures, definition drift;
 //! - [`policy`]: Rego decisions (regorus), the input documents of each phase, bundles, reload,
 //!   the `policy test` runner and decision replay;
+//! - [`fleet`]: the fleet's shared audit store (PostgreSQL): shipping each gateway's log
+//!   there, verifying and querying every gateway's chain;
 //! - [`audit`]: the append-only, signed, Merkle-tree audit log, its reader and verifier;
 //! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
 //! - [`support`]: plumbing several layers share (file trust, URL credential masking, file
@@ -34,12 +36,13 @@
 //! |---|---|
 //! | `cli` | every module below |
 //! | `mcp` | `gateway`, `config`, `auth`, `support`, `telemetry` |
-//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
-//! | `config` | `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `config` | `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
 //! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |
 //! | `policy` | `auth`, `wit_json`, `secrets`, `support`, `telemetry` |
+//! | `fleet` | `audit`, `secrets`, `support`, `telemetry` |
 //! | `audit` | `support`, `telemetry` |
 //! | `auth` | `support` |
 //! | `secrets` | `support` |
@@ -57,6 +60,8 @@ pub mod cli;
 #[cfg(feature = "full")]
 pub mod config;
 pub mod fuzzing;
+#[cfg(feature = "full")]
+pub mod fleet;
 #[cfg(feature = "full")]
 pub mod gateway;
 #[cfg(feature = "full")]

@@ -4,6 +4,7 @@ pub mod audit;
 mod bench;
 mod call;
 mod component;
+mod fleet;
 mod new;
 pub mod policy;
 mod replay;
@@ -49,6 +50,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Start a tool project (Rust, Python or JavaScript) that builds and serves as it is.
     New(new::NewArgs),
+    /// The fleet's shared audit store (PostgreSQL): create its schema, see each replica.
+    Fleet(fleet::FleetArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -150,6 +153,7 @@ pub fn main() -> ExitCode {
         Command::Component(args) => component::run(args),
         Command::Bench(args) => bench::run(args),
         Command::New(args) => new::run(args),
+        Command::Fleet(args) => fleet::run(args),
     };
     match outcome {
         Ok(code) => code,

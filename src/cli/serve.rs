@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -86,7 +87,9 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config, args: ServeArgs, metrics: Metrics) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::from_config_measured(&config, metrics)?);
+    let mut gateway = Gateway::from_config_measured(&config, metrics)?;
+    let shipping = start_shipping(&config, &mut gateway)?;
+    let gateway = Arc::new(gateway);
     // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass.
     let _watcher = gateway
         .policy()
@@ -131,7 +134,39 @@ async fn serve(config: Config, args: ServeArgs, metrics: Metrics) -> anyhow::Res
         ),
         Err(error) => tracing::error!(%error, "closing the audit log failed"),
     }
+    // The final entries and checkpoint leave with the gateway when the store is reachable;
+    // otherwise the next start ships them.
+    if let Some(gate) = shipping
+        && !gate.drain(Duration::from_secs(5)).await
+    {
+        tracing::warn!(
+            acknowledged = gate.acknowledged(),
+            "the fleet's store did not take the last audit entries before shutdown; they are shipped at the next start"
+        );
+    }
     result
+}
+
+/// Starts shipping the audit log to the fleet's store when `[fleet] postgres` is set (and
+/// makes the gateway wait for it under `require_shipped`).
+fn start_shipping(
+    config: &Config,
+    gateway: &mut Gateway,
+) -> anyhow::Result<Option<crate::fleet::ShipGate>> {
+    if !config.fleet.enabled() {
+        config.fleet.validate().map_err(anyhow::Error::msg)?;
+        return Ok(None);
+    }
+    let gate = crate::fleet::Shipper::start(
+        &config.fleet,
+        gateway.audit().path(),
+        gateway.audit().signing_key().map(|k| k.verifier.clone()),
+        gateway.metrics().fleet(),
+    )?;
+    if config.fleet.require_shipped {
+        gateway.require_shipped(gate.clone());
+    }
+    Ok(Some(gate))
 }
 
 /// Re-reads the configuration and reloads the components from it.

@@ -7,6 +7,8 @@ pub(crate) mod allocator;
 pub mod fs_trust;
 #[cfg(feature = "full")]
 pub mod logging;
+#[cfg(feature = "full")]
+pub mod tls;
 pub mod userinfo;
 #[cfg(feature = "full")]
 pub mod watch;
