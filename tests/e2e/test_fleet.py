@@ -143,7 +143,7 @@ class Replica:
             f"require_shipped = {'true' if require_shipped else 'false'}\n"
             "ship_timeout_ms = 1500\n"
         )
-        self.args = ["--config", str(config), *serve_args(components, cache_dir, names=("echo",), audit=self.audit)]
+        self.args = [*serve_args(components, cache_dir, names=("echo",), audit=self.audit), "--config", str(config)]
         self.gateway: HttpGateway | None = None
         self.answered = 0
         self.refused = 0
@@ -296,8 +296,11 @@ async def test_three_gateways_one_store_survive_a_killed_gateway_and_a_database_
         assert s["lag"] == 0 and s["policy_revision"] and s["components"][0][0] == "echo_echo"
 
     # Tampering in the store, as its superuser with the triggers off, is found by name.
-    def tampered(statement: str) -> str:
+    def as_superuser(statement: str):
         pg.sql(f"SET session_replication_role = replica; {statement}")
+
+    def tampered(statement: str) -> str:
+        as_superuser(statement)
         report = verify_fleet(gatehouse, pg, replicas)
         assert report.returncode == 1, report.stdout + report.stderr
         return report.stdout
@@ -305,12 +308,12 @@ async def test_three_gateways_one_store_survive_a_killed_gateway_and_a_database_
     verdict = pg.sql("SELECT verdict FROM entries WHERE gateway_id = 'gw-1' AND seq = 3")
     out = tampered("UPDATE entries SET verdict = 'deny' WHERE gateway_id = 'gw-1' AND seq = 3")
     assert "FAILED gw-1: seq 3: entry 3: its content does not match its stored entry_hash" in out, out
-    tampered(f"UPDATE entries SET verdict = '{verdict}' WHERE gateway_id = 'gw-1' AND seq = 3")
+    as_superuser(f"UPDATE entries SET verdict = '{verdict}' WHERE gateway_id = 'gw-1' AND seq = 3")
     assert verify_fleet(gatehouse, pg, replicas).returncode == 0
 
     out = tampered("CREATE TABLE saved AS SELECT * FROM entries WHERE gateway_id = 'gw-2' AND seq = 5; DELETE FROM entries WHERE gateway_id = 'gw-2' AND seq = 5")
     assert "FAILED gw-2: seq 5: entry 5 is missing (deleted)" in out, out
-    tampered("INSERT INTO entries SELECT * FROM saved; DROP TABLE saved")
+    as_superuser("INSERT INTO entries SELECT * FROM saved; DROP TABLE saved")
     assert verify_fleet(gatehouse, pg, replicas).returncode == 0
 
     last = int(pg.sql("SELECT max(seq) FROM entries WHERE gateway_id = 'gw-3'"))
