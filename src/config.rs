@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::audit::AuditLogConfig;
-pub use crate::fleet::FleetSettings;
 pub use crate::auth::{ApiKeyConfig, AuthSettings, JwtSettings};
+pub use crate::fleet::FleetSettings;
 pub use crate::host::config::ComponentSettings;
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;

@@ -59,9 +59,9 @@ pub mod auth;
 pub mod cli;
 #[cfg(feature = "full")]
 pub mod config;
-pub mod fuzzing;
 #[cfg(feature = "full")]
 pub mod fleet;
+pub mod fuzzing;
 #[cfg(feature = "full")]
 pub mod gateway;
 #[cfg(feature = "full")]

@@ -47,8 +47,8 @@ pub use state::{
     default_key_dir,
 };
 pub use store::{
-    APPLICATION_ID, CanonicalRow, ENTRY_COLUMNS, LogMeta, OLDEST_SCHEMA_VERSION, RawRow, SCHEMA_VERSION,
-    StoredCheckpoint,
+    APPLICATION_ID, CanonicalRow, ENTRY_COLUMNS, LogMeta, OLDEST_SCHEMA_VERSION, RawRow,
+    SCHEMA_VERSION, StoredCheckpoint,
 };
 pub use verify::{Problem, Verifier, VerifyOptions, VerifyReport, verify};
 pub use writer::{

@@ -137,9 +137,9 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
             let _ = tx.send(batch);
         }
         drop(tx);
-        let verifier = worker.join().map_err(|_| {
-            AuditError::Invalid("the verification worker panicked".into())
-        });
+        let verifier = worker
+            .join()
+            .map_err(|_| AuditError::Invalid("the verification worker panicked".into()));
         (verifier, read_result)
     });
     let mut verifier = verifier?;

@@ -16,9 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::tls;
 #[cfg(test)]
 use crate::support::tls::pinned_roots;
-use crate::support::tls;
 
 use super::jwks::{CurrentKeys, KeySet, parse_jwks};
 use super::jwt::JwtConfigError;

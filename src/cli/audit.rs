@@ -595,7 +595,10 @@ fn print_entries(entries: &[Entry], format: Format, header: bool) -> Result<Exit
 }
 
 /// Entries of the fleet's store: each with the gateway that recorded it as the first column.
-fn print_fleet_entries(entries: &[crate::fleet::query::FleetEntry], format: Format) -> Result<ExitCode> {
+fn print_fleet_entries(
+    entries: &[crate::fleet::query::FleetEntry],
+    format: Format,
+) -> Result<ExitCode> {
     let rows: Vec<(Option<&str>, &Entry)> = entries
         .iter()
         .map(|e| (Some(e.gateway_id.as_str()), &e.entry))
@@ -604,7 +607,11 @@ fn print_fleet_entries(entries: &[crate::fleet::query::FleetEntry], format: Form
 }
 
 /// Entries, each with its gateway id when they come from the fleet's store.
-fn print_rows(entries: &[(Option<&str>, &Entry)], format: Format, header: bool) -> Result<ExitCode> {
+fn print_rows(
+    entries: &[(Option<&str>, &Entry)],
+    format: Format,
+    header: bool,
+) -> Result<ExitCode> {
     let fleet = entries.iter().any(|(gateway, _)| gateway.is_some());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -669,16 +676,16 @@ fn print_rows(entries: &[(Option<&str>, &Entry)], format: Format, header: bool) 
                     first
                         .into_iter()
                         .chain([
-                        e.seq.to_string(),
-                        e.time.clone(),
-                        e.phase.clone(),
-                        e.verdict.clone(),
-                        caller_text(&e.caller),
-                        e.tool.clone().unwrap_or_else(|| "-".into()),
-                        e.call_id.clone().unwrap_or_else(|| "-".into()),
-                        truncate(&detail(e), 100),
-                    ])
-                    .collect()
+                            e.seq.to_string(),
+                            e.time.clone(),
+                            e.phase.clone(),
+                            e.verdict.clone(),
+                            caller_text(&e.caller),
+                            e.tool.clone().unwrap_or_else(|| "-".into()),
+                            e.call_id.clone().unwrap_or_else(|| "-".into()),
+                            truncate(&detail(e), 100),
+                        ])
+                        .collect()
                 })
                 .collect();
             let headers = [

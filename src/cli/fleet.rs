@@ -159,12 +159,20 @@ pub(super) fn verify(
             r.root,
             r.checkpoints,
             r.signed_checkpoints,
-            if r.signatures_checked { "checked" } else { "NOT checked" },
+            if r.signatures_checked {
+                "checked"
+            } else {
+                "NOT checked"
+            },
             g.lag,
             g.local_seq,
             g.heartbeat.as_deref().unwrap_or("never"),
         )?;
-        for w in r.warnings.iter().filter(|w| !w.starts_with("No external checkpoint")) {
+        for w in r
+            .warnings
+            .iter()
+            .filter(|w| !w.starts_with("No external checkpoint"))
+        {
             writeln!(out, "  WARNING: {w}")?;
         }
         if let Some((a, b)) = r.uncovered {

@@ -30,7 +30,10 @@ fn conditions(
         args.push(value);
         clauses.push(clause.replace('?', &format!("${}", args.len())));
     };
-    let text = |v: &Option<String>| v.clone().map(|s| Box::new(s) as Box<dyn ToSql + Sync + Send>);
+    let text = |v: &Option<String>| {
+        v.clone()
+            .map(|s| Box::new(s) as Box<dyn ToSql + Sync + Send>)
+    };
     for (clause, value) in [
         ("gateway_id = ?", gateway.map(str::to_owned)),
         ("time >= ?", filter.since.clone()),
@@ -39,9 +42,15 @@ fn conditions(
         ("phase = ?", filter.phase.clone()),
         ("verdict = ?", filter.verdict.clone()),
         ("call_id = ?", filter.call_id.clone()),
-        ("caller::jsonb ->> 'principal' = ?", filter.principal.clone()),
+        (
+            "caller::jsonb ->> 'principal' = ?",
+            filter.principal.clone(),
+        ),
         ("strpos(lower(reasons), lower(?)) > 0", filter.text.clone()),
-        ("input::jsonb #>> '{session,id}' = ?", filter.session.clone()),
+        (
+            "input::jsonb #>> '{session,id}' = ?",
+            filter.session.clone(),
+        ),
     ] {
         if let Some(v) = text(&value) {
             add(clause, v);
@@ -70,9 +79,9 @@ pub async fn query(
 ) -> Result<Vec<FleetEntry>, FleetError> {
     let (clauses, args) = conditions(filter, gateway);
     let order = if filter.newest_first { " DESC" } else { "" };
-    let limit = filter
-        .limit
-        .map_or(String::new(), |l| format!(" LIMIT {}", l.min(i64::MAX as u64)));
+    let limit = filter.limit.map_or(String::new(), |l| {
+        format!(" LIMIT {}", l.min(i64::MAX as u64))
+    });
     let sql = format!(
         "SELECT {}, gateway_id FROM entries{clauses} ORDER BY time{order}, gateway_id{order}, seq{order}{limit}",
         crate::audit::ENTRY_COLUMNS

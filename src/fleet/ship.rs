@@ -66,7 +66,9 @@ impl ShipGate {
         let mut progress = self.progress.clone();
         match tokio::time::timeout(self.timeout, progress.wait_for(|p| p.acked >= seq)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err("the fleet's audit shipper has stopped (require_shipped): calls are refused".into()),
+            Ok(Err(_)) => Err(
+                "the fleet's audit shipper has stopped (require_shipped): calls are refused".into(),
+            ),
             Err(_) => Err(format!(
                 "the fleet's audit store did not acknowledge this call's verdict within {} ms (require_shipped): calls are refused while it is unreachable",
                 self.timeout.as_millis()
@@ -117,7 +119,10 @@ impl Shipper {
         metrics: FleetMetrics,
     ) -> Result<ShipGate, FleetError> {
         settings.validate().map_err(FleetError::Config)?;
-        let gateway_id = settings.gateway_id().map_err(FleetError::Config)?.to_owned();
+        let gateway_id = settings
+            .gateway_id()
+            .map_err(FleetError::Config)?
+            .to_owned();
         // A missing password source fails now, not on every retry.
         if let Some(source) = &settings.password {
             source.read("fleet-password")?;
@@ -227,7 +232,9 @@ impl Shipper {
         self.progress.send_modify(|p| p.acked = acked);
         let mut last_heartbeat: Option<Instant> = None;
         loop {
-            let (local, batch) = self.read_local(acked, self.settings.batch, checkpoint_id).await?;
+            let (local, batch) = self
+                .read_local(acked, self.settings.batch, checkpoint_id)
+                .await?;
             let full = batch.rows.len() as u64 == self.settings.batch;
             if let Some(last) = batch.rows.last() {
                 let last = last.seq.max(0) as u64;
@@ -258,8 +265,8 @@ impl Shipper {
             if full {
                 continue;
             }
-            let idle = batch.rows.is_empty()
-                && batch.checkpoints.iter().all(|c| c.0 <= checkpoint_id);
+            let idle =
+                batch.rows.is_empty() && batch.checkpoints.iter().all(|c| c.0 <= checkpoint_id);
             if idle {
                 self.progress.send_modify(|p| p.idle_rounds += 1);
             }

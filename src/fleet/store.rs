@@ -59,17 +59,13 @@ impl Store {
                 ca_file.unwrap_or(Path::new("(none)")).display()
             ))
         })?;
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(crate::support::tls::client_config(
-            roots,
-        ));
-        let (client, connection) =
-            config
-                .connect(tls)
-                .await
-                .map_err(|e| FleetError::Connect {
-                    store: name.clone(),
-                    detail: describe_pg_error(&e),
-                })?;
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
+            crate::support::tls::client_config(roots),
+        );
+        let (client, connection) = config.connect(tls).await.map_err(|e| FleetError::Connect {
+            store: name.clone(),
+            detail: describe_pg_error(&e),
+        })?;
         let watched = name.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -84,7 +80,10 @@ impl Store {
         &self.name
     }
 
-    pub(crate) fn sql(&self, context: &'static str) -> impl Fn(tokio_postgres::Error) -> FleetError + '_ {
+    pub(crate) fn sql(
+        &self,
+        context: &'static str,
+    ) -> impl Fn(tokio_postgres::Error) -> FleetError + '_ {
         move |e| FleetError::sql(&self.name, context, e)
     }
 
@@ -190,7 +189,10 @@ mod tests {
         };
         let text = e.to_string();
         assert!(!text.contains("hunter22secret"), "{text}");
-        assert!(text.contains("not a valid PostgreSQL connection string"), "{text}");
+        assert!(
+            text.contains("not a valid PostgreSQL connection string"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
