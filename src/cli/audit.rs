@@ -51,12 +51,15 @@ pub enum AuditCommand {
         format: Format,
     },
     /// The whole story of one call as a timeline.
+    /// `show DB CALL_ID`, or `show --postgres URL CALL_ID`.
     Show {
-        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
-        db: Option<PathBuf>,
+        /// The log file (without --postgres), else the call id.
+        #[arg(value_name = "DB")]
+        db: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
-        call_id: String,
+        #[arg(value_name = "CALL_ID")]
+        call_id: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -257,9 +260,17 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
             store,
             call_id,
             format,
-        } => match db {
-            Some(db) => show(&open(&db)?, &call_id, format),
-            None => {
+        } => match (&store.postgres, call_id) {
+            (None, Some(call_id)) => show(&open(&db)?, &call_id, format),
+            (None, None) => bail!("give the call id: gatehouse audit show DB CALL_ID"),
+            (Some(_), Some(_)) => {
+                bail!(
+                    "with --postgres give only the call id: gatehouse audit show --postgres URL CALL_ID"
+                )
+            }
+            (Some(_), None) => {
+                // With --postgres the one positional argument is the call id.
+                let call_id = db.display().to_string();
                 let story = super::fleet::query(
                     &store,
                     &EntryFilter {

@@ -285,6 +285,11 @@ async def test_three_gateways_one_store_survive_a_killed_gateway_and_a_database_
     lines = one.stdout.splitlines()
     assert lines[0].startswith("gateway_id,seq,")
     assert len(lines) == 1 + gw2.answered and all(line.startswith("gw-2,") for line in lines[1:])
+    call_id = pg.sql("SELECT call_id FROM entries WHERE gateway_id = 'gw-1' AND phase = 'call' ORDER BY seq LIMIT 1")
+    story = gatehouse_run(gatehouse, "audit", "show", "--postgres", pg.url(user="auditor"), call_id, "--format", "json", env=auditor)
+    assert story.returncode == 0, story.stderr
+    steps = [json.loads(line) for line in story.stdout.splitlines()]
+    assert [(s["gateway_id"], s["phase"], s["verdict"]) for s in steps] == [("gw-1", "call", "allow"), ("gw-1", "outcome", "ok")]
     stats = gatehouse_run(gatehouse, "audit", "stats", "--postgres", pg.url(user="auditor"), "--format", "json", env=auditor)
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["calls"] == gw1.answered + gw2.answered + gw3.answered + gw3.refused
