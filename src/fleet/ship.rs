@@ -236,6 +236,8 @@ impl Shipper {
                 .read_local(acked, self.settings.batch, checkpoint_id)
                 .await?;
             let full = batch.rows.len() as u64 == self.settings.batch;
+            // How far behind the shipper is as it looks: what this round is about to ship.
+            self.metrics.lag(local.last_seq.saturating_sub(acked));
             if let Some(last) = batch.rows.last() {
                 let last = last.seq.max(0) as u64;
                 self.ship_entries(&store, &batch.rows).await?;
@@ -247,7 +249,6 @@ impl Shipper {
                 self.ship_checkpoint(&store, checkpoint).await?;
                 checkpoint_id = checkpoint.0;
             }
-            self.metrics.lag(local.last_seq.saturating_sub(acked));
             // After every shipped batch (so `local_seq` never trails what the store holds: an
             // auditor may rely on it), and now and then while idle.
             let shipped_now = !batch.rows.is_empty();

@@ -513,7 +513,7 @@ impl FleetMetrics {
         self.shipped.inc_by(entries);
     }
 
-    /// Committed local entries the store has not acknowledged yet.
+    /// Committed local entries the store had not acknowledged when the shipper last looked.
     pub fn lag(&self, entries: u64) {
         self.lag.set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
@@ -536,7 +536,7 @@ impl FleetMetrics {
         );
         r.register(
             "fleet_lag_entries",
-            "Committed audit entries not yet acknowledged by the fleet's store",
+            "Committed audit entries not yet acknowledged by the fleet's store, as of the shipper's last look",
             self.lag.clone(),
         );
         r.register(
