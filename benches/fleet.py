@@ -115,7 +115,13 @@ def main():
             back = pg.sql("SELECT now()")
             wait_shipped(pg, work, names)
             count, seconds = shipped_rate(pg, names, back)
-            result[f"ship_{label}_gateway"] = {"entries": count, "seconds": round(seconds, 3), "entries_per_s": round(count / seconds) if seconds else None}
+            each = {}
+            for n in names:
+                c, s = shipped_rate(pg, [n], back)
+                each[n] = {"entries": c, "seconds": round(s, 3), "entries_per_s": round(c / s) if s else None}
+            # With three, the window runs from the first shipper's first batch to the last one's
+            # last: the shippers reconnect after backoffs of their own, so it is a lower bound.
+            result[f"ship_{label}_gateway"] = {"entries": count, "seconds": round(seconds, 3), "entries_per_s": round(count / seconds) if seconds else None, "each": each}
             for g in gateways:
                 g.stop()
 
