@@ -369,8 +369,29 @@ impl Shipper {
         Ok(result?)
     }
 
-    /// Inserts `rows` (consecutive seqs); rows the store already held are compared.
+    /// Inserts `rows` (consecutive seqs) in one transaction; rows the store already held are
+    /// compared, and a batch with a conflicting row leaves nothing of itself behind: the chain
+    /// in the store stops before the conflict.
     async fn ship_entries(&self, store: &Store, rows: &[RawRow]) -> Result<(), FleetError> {
+        store
+            .client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(store.sql("shipping entries"))?;
+        match self.insert_entries(store, rows).await {
+            Ok(()) => store
+                .client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(store.sql("shipping entries")),
+            Err(e) => {
+                let _ = store.client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn insert_entries(&self, store: &Store, rows: &[RawRow]) -> Result<(), FleetError> {
         const COLUMNS: usize = 16;
         let gw = &self.gateway_id;
         let mut sql = String::from(

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,49 @@ async def test_three_gateways_one_store_survive_a_killed_gateway_and_a_database_
     assert "FAILED gw-1: seq 4: entry 4 is missing (deleted)" in out, out
     assert f"FAILED gw-3: seq {last + 1}: entry {last + 1}: its content does not match its stored entry_hash" in out, out
     assert f"FAILED gw-3: the store holds entries up to seq {last + 1}, but gw-3 reported only {last}" in out, out
+
+
+async def test_a_conflicting_resend_is_an_alarm_never_an_overwrite(gatehouse, components, cache_dir, tmp_path, postgres):
+    """Two gateways configured with one id: what the store holds stays as it is, and the
+    shipper says so (error log line, `gatehouse_fleet_conflicts_total`)."""
+    pg = postgres
+    pg.sql("CREATE DATABASE audit", database="postgres")
+    # No `fleet init`: the first gateway applies the schema itself when its role may (here the
+    # database's owner); the second finds it there.
+    pg.sql(f"CREATE ROLE gwa LOGIN CREATEROLE PASSWORD '{GATEWAY_PASSWORD}'")
+    pg.sql("ALTER DATABASE audit OWNER TO gwa")
+    replica = Replica(gatehouse, components, cache_dir, tmp_path, "gw-a", pg)
+    try:
+        replica.start()
+        await replica.calls(2)
+        wait_until_shipped(pg, [replica])
+        assert pg.sql("SELECT version FROM gatehouse_schema") == "1"
+        # Another gateway's entry under gw-a's id, at the seq gw-a writes next.
+        nxt = len(local_rows(replica.audit)) + 1
+        pg.sql(f"INSERT INTO entries SELECT gateway_id, {nxt}, time, gen_random_uuid()::text, call_id, phase, caller, tool, component_digest, policy_revision, input, 'deny', reasons, obligations, metrics, entry_hash FROM entries WHERE gateway_id = 'gw-a' AND seq = 1")
+        await replica.calls(1)
+        deadline = time.monotonic() + 30
+        while "the store holds other content than the local log" not in "".join(replica.gateway.stderr_lines):
+            assert time.monotonic() < deadline, "".join(replica.gateway.stderr_lines)
+            time.sleep(0.2)
+        metrics = urllib.request.urlopen(replica.gateway.url.removesuffix("/mcp") + "/metrics", timeout=10).read().decode()
+        assert any(line.startswith("gatehouse_fleet_conflicts_total ") and float(line.split()[1]) >= 1 for line in metrics.splitlines()), metrics
+        # Left as it was, and nothing of gw-a's after it: its chain in the store stops there.
+        assert pg.sql(f"SELECT verdict FROM entries WHERE gateway_id = 'gw-a' AND seq = {nxt}") == "deny"
+        assert int(pg.sql("SELECT max(seq) FROM entries WHERE gateway_id = 'gw-a'")) == nxt
+        assert len(local_rows(replica.audit)) > nxt
+    finally:
+        replica.stop()
+
+    # A second log under the same id is refused at registration.
+    (tmp_path / "twin").mkdir()
+    twin = Replica(gatehouse, components, cache_dir, tmp_path / "twin", "gw-a", pg)
+    try:
+        twin.start()
+        deadline = time.monotonic() + 30
+        while "is registered with the log" not in "".join(twin.gateway.stderr_lines):
+            assert time.monotonic() < deadline, "".join(twin.gateway.stderr_lines)
+            time.sleep(0.2)
+    finally:
+        twin.stop()
+    assert int(pg.sql("SELECT max(seq) FROM entries WHERE gateway_id = 'gw-a'")) == nxt
