@@ -76,6 +76,16 @@ impl FleetSettings {
             return Ok(());
         }
         self.gateway_id()?;
+        let postgres = self.postgres.as_deref().unwrap_or_default();
+        // Never echo the string: it may hold the very password this refuses.
+        let parsed = postgres.parse::<tokio_postgres::Config>().map_err(|_| {
+            "postgres is not a valid PostgreSQL connection string or URL (postgres://USER@HOST:PORT/DATABASE)".to_owned()
+        })?;
+        if parsed.get_password().is_some() {
+            return Err(
+                "postgres holds a password: a config file is no place for it; give password = { env = \"VAR\" } or { file = \"path\" } (mode 0600) instead".into(),
+            );
+        }
         if !(1..=10_000).contains(&self.batch) {
             return Err(format!("batch = {} must be 1..=10000", self.batch));
         }
@@ -100,5 +110,63 @@ pub fn check_gateway_id(id: &str) -> Result<(), String> {
         Err(format!(
             "gateway_id {id:?} must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(postgres: &str) -> FleetSettings {
+        FleetSettings {
+            gateway_id: Some("gw-1".into()),
+            postgres: Some(postgres.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_config_file_is_refused_without_echoing_it() {
+        let err = with("postgres://gw1:hunter22secret@db/audit")
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("holds a password"), "{err}");
+        assert!(!err.contains("hunter22secret"), "{err}");
+        let err = with("host=db user=gw1 password=hunter22secret")
+            .validate()
+            .unwrap_err();
+        assert!(!err.contains("hunter22secret"), "{err}");
+        assert!(
+            with("postgres://gw1@db:5432/audit?sslmode=require")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn gateway_ids_are_what_the_schema_accepts() {
+        for good in ["gw-1", "a", "eu.west_2-gw"] {
+            assert!(check_gateway_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-gw", "gw 1", "gw/1", "ü", &"g".repeat(65)] {
+            assert!(check_gateway_id(bad).is_err(), "{bad}");
+        }
+        let mut missing = with("postgres://gw1@db/audit");
+        missing.gateway_id = None;
+        assert!(
+            missing
+                .validate()
+                .unwrap_err()
+                .contains("gateway_id is required")
+        );
+    }
+
+    #[test]
+    fn require_shipped_needs_a_store() {
+        let settings = FleetSettings {
+            require_shipped: true,
+            ..Default::default()
+        };
+        assert!(settings.validate().unwrap_err().contains("needs postgres"));
     }
 }
