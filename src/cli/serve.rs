@@ -491,6 +491,17 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
                  --audit-key-dir or --audit-key)\n"
             .to_owned(),
     });
+    if let (Some(postgres), Ok(id)) = (&config.fleet.postgres, config.fleet.gateway_id()) {
+        banner.push_str(&format!(
+            "  audit shipped to the fleet's store as {id}: {}{}\n",
+            crate::fleet::store::describe_conninfo(postgres),
+            if config.fleet.require_shipped {
+                " (require_shipped: an allowed call waits for its verdict to be shipped)"
+            } else {
+                ""
+            }
+        ));
+    }
     banner.push_str(&match &config.telemetry.otlp_endpoint {
         Some(endpoint) => format!("  traces: OTLP to {}\n", endpoint.traces_url()),
         None => "  traces: off ([telemetry] otlp_endpoint)\n".to_owned(),

@@ -163,6 +163,15 @@ impl Store {
     }
 }
 
+/// How a connection string is named in logs and the banner: `postgres user@host:port/database`,
+/// never its password.
+pub fn describe_conninfo(conninfo: &str) -> String {
+    conninfo.parse::<tokio_postgres::Config>().map_or_else(
+        |_| "postgres (invalid connection string)".into(),
+        |c| describe(&c),
+    )
+}
+
 /// `user@host:port/database` of a connection configuration.
 fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {

@@ -176,6 +176,15 @@ class Replica:
                     self.answered += 1
 
 
+def wait_for_line(gateway: HttpGateway, text: str, timeout=30.0) -> str:
+    """The gateway's stderr once it holds `text` (read by a thread of its own)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := "".join(gateway.stderr_lines)):
+        assert time.monotonic() < deadline, f"no {text!r} in:\n{log}"
+        time.sleep(0.1)
+    return log
+
+
 def wait_until_shipped(pg: Postgres, replicas, timeout=60.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -219,6 +228,8 @@ async def test_three_gateways_one_store_survive_a_killed_gateway_and_a_database_
     try:
         for r in replicas:
             r.start()
+        banner = wait_for_line(gw3.gateway, f"audit shipped to the fleet's store as gw-3: postgres gw3@127.0.0.1:{pg.port}/audit (require_shipped")
+        assert GATEWAY_PASSWORD not in banner
         for r in replicas:
             await r.calls(5)
 
@@ -348,10 +359,7 @@ async def test_a_conflicting_resend_is_an_alarm_never_an_overwrite(gatehouse, co
         nxt = len(local_rows(replica.audit)) + 1
         pg.sql(f"INSERT INTO entries SELECT gateway_id, {nxt}, time, gen_random_uuid()::text, call_id, phase, caller, tool, component_digest, policy_revision, input, 'deny', reasons, obligations, metrics, entry_hash FROM entries WHERE gateway_id = 'gw-a' AND seq = 1")
         await replica.calls(1)
-        deadline = time.monotonic() + 30
-        while "the store holds other content than the local log" not in "".join(replica.gateway.stderr_lines):
-            assert time.monotonic() < deadline, "".join(replica.gateway.stderr_lines)
-            time.sleep(0.2)
+        wait_for_line(replica.gateway, "the store holds other content than the local log")
         metrics = urllib.request.urlopen(replica.gateway.url.removesuffix("/mcp") + "/metrics", timeout=10).read().decode()
         assert any(line.startswith("gatehouse_fleet_conflicts_total ") and float(line.split()[1]) >= 1 for line in metrics.splitlines()), metrics
         # Left as it was, and nothing of gw-a's after it: its chain in the store stops there.
@@ -366,10 +374,7 @@ async def test_a_conflicting_resend_is_an_alarm_never_an_overwrite(gatehouse, co
     twin = Replica(gatehouse, components, cache_dir, tmp_path / "twin", "gw-a", pg)
     try:
         twin.start()
-        deadline = time.monotonic() + 30
-        while "is registered with the log" not in "".join(twin.gateway.stderr_lines):
-            assert time.monotonic() < deadline, "".join(twin.gateway.stderr_lines)
-            time.sleep(0.2)
+        wait_for_line(twin.gateway, "is registered with the log")
     finally:
         twin.stop()
     assert int(pg.sql("SELECT max(seq) FROM entries WHERE gateway_id = 'gw-a'")) == nxt
