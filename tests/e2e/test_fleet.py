@@ -191,7 +191,9 @@ def wait_until_shipped(pg: Postgres, replicas, timeout=60.0):
         pending = {}
         for r in replicas:
             local = len(local_rows(r.audit))
-            shipped = int(pg.sql(f"SELECT count(*) FROM entries WHERE gateway_id = '{r.id}'") or 0)
+            # The schema may still be on its way (a gateway applies it on first connect).
+            exists = pg.sql("SELECT to_regclass('entries') IS NOT NULL") == "t"
+            shipped = int(pg.sql(f"SELECT count(*) FROM entries WHERE gateway_id = '{r.id}'")) if exists else 0
             if shipped != local:
                 pending[r.id] = (shipped, local)
         if not pending:
