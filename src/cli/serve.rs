@@ -125,6 +125,7 @@ async fn serve(config: Config, args: ServeArgs, metrics: Metrics) -> anyhow::Res
     tokio::spawn(rotate_on_sigusr1(
         gateway.audit().clone(),
         config.audit.path(),
+        shipping.is_some(),
     )?);
     let result = serve_until_shutdown(&gateway, &config).await;
     match gateway.audit().close() {
@@ -254,14 +255,23 @@ fn reload_components_on_sighup(
 /// and writing goes on in a new file beside it, `<stem>.<UTC time>.db`, whose first entry
 /// records the sealed file's path, size and final checkpoint. Old files can then be shipped
 /// off the host and verified on their own.
+/// While the log is shipped to the fleet's store (`shipping`), a rotation is refused: the
+/// shipper follows one file, and a new log under the same gateway id would be a second chain.
 fn rotate_on_sigusr1(
     audit: crate::audit::AuditLog,
     configured: std::path::PathBuf,
+    shipping: bool,
 ) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut user1 = signal(SignalKind::user_defined1())?;
     Ok(async move {
         while user1.recv().await.is_some() {
+            if shipping {
+                tracing::error!(
+                    "SIGUSR1: not rotating the audit log: it is shipped to the fleet's store ([fleet] postgres), which keeps one chain per gateway id; still writing the same file"
+                );
+                continue;
+            }
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
             let stem = configured
                 .file_stem()

@@ -368,6 +368,11 @@ async def test_a_conflicting_resend_is_an_alarm_never_an_overwrite(gatehouse, co
         assert pg.sql(f"SELECT verdict FROM entries WHERE gateway_id = 'gw-a' AND seq = {nxt}") == "deny"
         assert int(pg.sql("SELECT max(seq) FROM entries WHERE gateway_id = 'gw-a'")) == nxt
         assert len(local_rows(replica.audit)) > nxt
+        # A shipped log is not rotated (the store keeps one chain per id); the gateway goes on.
+        replica.gateway.process.send_signal(signal.SIGUSR1)
+        wait_for_line(replica.gateway, "SIGUSR1: not rotating the audit log")
+        assert replica.gateway.process.poll() is None
+        assert sorted(p.name for p in replica.dir.glob("audit*.db")) == ["audit.db"]
     finally:
         replica.stop()
 
