@@ -343,12 +343,14 @@ impl Shipper {
             }
             let reader = opened.as_ref().expect("opened above");
             let read = || -> Result<(LocalState, Batch), crate::audit::AuditError> {
-                let last_seq = reader.last_seq()?;
                 let rows = if limit == 0 {
                     Vec::new()
                 } else {
                     reader.raw_after(after, limit)?
                 };
+                // Read after the rows, so it is never below the last of them: the heartbeat's
+                // `local_seq` may then be relied on not to trail what the store holds.
+                let last_seq = reader.last_seq()?;
                 let checkpoints = if limit == 0 {
                     Vec::new()
                 } else {
