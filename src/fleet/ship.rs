@@ -240,7 +240,9 @@ impl Shipper {
             self.metrics.lag(local.last_seq.saturating_sub(acked));
             if let Some(last) = batch.rows.last() {
                 let last = last.seq.max(0) as u64;
-                self.ship_entries(&store, &batch.rows).await?;
+                self.ship_entries(&store, &batch.rows, local.last_seq)
+                    .await?;
+                last_heartbeat = Some(Instant::now());
                 self.metrics.shipped(last - acked);
                 acked = last;
                 self.progress.send_modify(|p| p.acked = acked);
@@ -249,18 +251,9 @@ impl Shipper {
                 self.ship_checkpoint(&store, checkpoint).await?;
                 checkpoint_id = checkpoint.0;
             }
-            // After every shipped batch (so `local_seq` never trails what the store holds: an
-            // auditor may rely on it), and now and then while idle.
-            let shipped_now = !batch.rows.is_empty();
-            if shipped_now || last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
-                store
-                    .client
-                    .execute(
-                        "UPDATE gateways SET local_seq = $2, heartbeat = now() WHERE gateway_id = $1",
-                        &[gw, &(local.last_seq as i64)],
-                    )
-                    .await
-                    .map_err(store.sql("updating the gateway's heartbeat"))?;
+            // Every shipped batch updates it in its own transaction; now and then while idle.
+            if last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                heartbeat(&store, gw, local.last_seq).await?;
                 last_heartbeat = Some(Instant::now());
             }
             if full {
@@ -373,14 +366,24 @@ impl Shipper {
 
     /// Inserts `rows` (consecutive seqs) in one transaction; rows the store already held are
     /// compared, and a batch with a conflicting row leaves nothing of itself behind: the chain
-    /// in the store stops before the conflict.
-    async fn ship_entries(&self, store: &Store, rows: &[RawRow]) -> Result<(), FleetError> {
+    /// in the store stops before the conflict. The gateway's heartbeat (`local_seq`, read
+    /// after the rows) commits with them, so no reader sees a chain longer than `local_seq`.
+    async fn ship_entries(
+        &self,
+        store: &Store,
+        rows: &[RawRow],
+        local_seq: u64,
+    ) -> Result<(), FleetError> {
         store
             .client
             .batch_execute("BEGIN")
             .await
             .map_err(store.sql("shipping entries"))?;
-        match self.insert_entries(store, rows).await {
+        let shipped = match self.insert_entries(store, rows).await {
+            Ok(()) => heartbeat(store, &self.gateway_id, local_seq).await,
+            Err(e) => Err(e),
+        };
+        match shipped {
             Ok(()) => store
                 .client
                 .batch_execute("COMMIT")
@@ -521,6 +524,19 @@ impl Shipper {
         }
         Ok(())
     }
+}
+
+/// Records how far the gateway's local log is (`local_seq`) and that it is alive.
+async fn heartbeat(store: &Store, gateway_id: &str, local_seq: u64) -> Result<(), FleetError> {
+    store
+        .client
+        .execute(
+            "UPDATE gateways SET local_seq = $2, heartbeat = now() WHERE gateway_id = $1",
+            &[&gateway_id, &(local_seq as i64)],
+        )
+        .await
+        .map_err(store.sql("updating the gateway's heartbeat"))?;
+    Ok(())
 }
 
 /// What the local log says about itself.
