@@ -176,7 +176,18 @@ impl Shipper {
             if self.progress.is_closed() {
                 return;
             }
-            tokio::time::sleep(wait).await;
+            // A call waiting for its verdict (`require_shipped`) cuts the wait short, so a
+            // store that is back serves calls at once; still at most one attempt per
+            // MIN_BACKOFF, however many calls wait. A conflict does not go away by itself.
+            let conflict = matches!(error, FleetError::Conflict { .. });
+            let nudge = self.nudge.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = async {
+                    nudge.notified().await;
+                    tokio::time::sleep(MIN_BACKOFF).await;
+                }, if !conflict => {}
+            }
         }
     }
 
