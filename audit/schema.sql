@@ -30,7 +30,7 @@ CREATE TABLE entries (
     component_digest TEXT,
     policy_revision  TEXT,
     input            TEXT NOT NULL,          -- JSON, redacted values as {"redacted":"hmac-sha256:…"}
-    verdict          TEXT NOT NULL,          -- allow|deny, or ok|tool_error|trap|limit|denied|error
+    verdict          TEXT NOT NULL,          -- allow|deny|ask, approve|deny, or ok|tool_error|trap|limit|denied|error|input_required
     reasons          TEXT NOT NULL,          -- JSON array of strings
     obligations      TEXT NOT NULL,          -- JSON
     metrics          TEXT NOT NULL,          -- JSON: duration_us, fuel, memory, …

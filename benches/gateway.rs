@@ -72,6 +72,7 @@ fn no_host_access() -> CallHost {
         max_requests: 0,
         env: Vec::new(),
         config: Default::default(),
+        waited: Default::default(),
     }
 }
 

@@ -96,6 +96,7 @@ fn main() {
                 max_requests: 16,
                 env: Vec::new(),
                 config: Default::default(),
+                waited: Default::default(),
             };
             gateway
                 .runtime()

@@ -14,6 +14,15 @@ allow if access.granted
 # Who may call what (shared with the list phase).
 deny contains msg if some msg in access.denials
 
+# A person approves each call of the tools in approval.tools (glob patterns): the gateway asks
+# the person behind the MCP client (or an operator), and the call waits for the answer. `deny`
+# still comes first: a call the rules refuse is never put to anyone.
+ask contains msg if {
+	some pattern in object.get(data.approval, "tools", [])
+	glob.match(pattern, [], input.tool.name)
+	msg := sprintf("calls of %v need a person's approval (approval.tools)", [input.tool.name])
+}
+
 # --- argument constraints ----------------------------------------------------------------
 # Arguments are matched by name at any depth (`{"url": …}` and `{"req": {"url": …}}`), so
 # nesting an argument does not get it past the check. Messages name an argument by its JSON

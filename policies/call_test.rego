@@ -217,3 +217,24 @@ test_input_without_argument_nodes_is_denied if {
 	not allowed(doc)
 	denied_with(doc, "input.nodes.arguments is missing (the gateway derives it from input.arguments)")
 }
+
+# --- a person in the loop ----------------------------------------------------------------
+
+test_no_call_asks_with_the_shipped_data if {
+	count(call.ask) == 0 with input as fixtures.call_input with data.principals as fixtures.principals
+}
+
+test_a_tool_in_approval_tools_asks_a_person if {
+	asks := call.ask with input as fixtures.call_input
+		with data.principals as fixtures.principals
+		with data.components as fixtures.components
+		with data.approval as {"tools": ["files_*"]}
+	asks == {"calls of files_read_file need a person's approval (approval.tools)"}
+}
+
+test_a_denied_call_is_not_asked_about_because_deny_comes_first if {
+	# The gateway's precedence: a deny message denies, whatever `ask` says.
+	doc := fixtures.patch(fixtures.call_input, {"tool": {"name": "files_delete"}})
+	count(call.ask) == 1 with input as doc with data.approval as {"tools": ["files_*"]} with data.principals as {"alice": {"tools": ["files_read*"]}}
+	count(call.deny) > 0 with input as doc with data.approval as {"tools": ["files_*"]} with data.principals as {"alice": {"tools": ["files_read*"]}}
+}

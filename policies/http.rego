@@ -114,3 +114,11 @@ deny contains msg if {
 	not input.request.host in trusted_hosts
 	msg := sprintf("no request to %q from this session: it read %v, so only http.trusted_hosts may be contacted", [input.request.host, earlier_read])
 }
+
+# --- a person in the loop -------------------------------------------------------------------
+# Requests to the hosts in approval.hosts (exact, lower-case names) wait for a person's approval,
+# asked while the tool's request waits; every other rule still applies first.
+ask contains msg if {
+	input.request.host in object.get(data.approval, "hosts", [])
+	msg := sprintf("requests to %v need a person's approval (approval.hosts)", [input.request.host])
+}

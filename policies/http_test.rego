@@ -195,3 +195,16 @@ test_a_session_without_the_label_is_not_restricted if {
 	allowed(after([other], ["something_else"], {}))
 	allowed(request({}))
 }
+
+# --- a person in the loop ----------------------------------------------------------------
+
+test_no_request_asks_with_the_shipped_data if {
+	count(http.ask) == 0 with input as fixtures.http_input
+}
+
+test_a_request_to_a_host_in_approval_hosts_asks_a_person if {
+	host := fixtures.http_input.request.host
+	asks := http.ask with input as fixtures.http_input with data.approval as {"hosts": [host]}
+	asks == {sprintf("requests to %v need a person's approval (approval.hosts)", [host])}
+	count(http.ask) == 0 with input as fixtures.http_input with data.approval as {"hosts": ["other.example"]}
+}

@@ -4,7 +4,7 @@
 //! `Default`: `[audit]` to [`crate::audit`], `[supply_chain]` and the signature requirements to
 //! [`crate::supply`], `[http]` and `[[mounts]]` to [`crate::host`], `[policy]` to
 //! [`crate::policy`], `[auth]` to [`crate::auth`], `[cache]` to [`crate::runtime::cache`],
-//! `[metrics]` and `[telemetry]` to [`crate::telemetry`].
+//! `[metrics]` and `[telemetry]` to [`crate::telemetry`], `[approvals]` to [`crate::approval`].
 //! They are re-exported here, where [`Config`] combines them. This file owns only what belongs
 //! to no one module below it: the listener (`[server]`), the component list, the per-call
 //! `[limits]` that the gateway, the runtime and the transports share, the API keys, the `[env]`
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::approval::ApprovalSettings;
 pub use crate::audit::AuditLogConfig;
 pub use crate::auth::{ApiKeyConfig, AuthSettings, JwtSettings};
 pub use crate::fleet::FleetSettings;
@@ -49,6 +50,8 @@ pub struct Config {
     pub supply_chain: SupplyChainConfig,
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
+    /// Human approval of `ask` decisions: where questions wait, how long.
+    pub approvals: ApprovalSettings,
     /// Environment variables that may be granted to tools: by a component's `env` list, or
     /// per call by the policy's `env` obligation. A tool sees no other variable.
     pub env: std::collections::BTreeMap<String, String>,
@@ -316,10 +319,13 @@ impl Config {
         self.policy.data.iter_mut().for_each(resolve);
         for path in [
             &mut self.policy.dir,
+            &mut self.policy.bundle_ca,
+            &mut self.policy.bundle_state_dir,
             &mut self.audit.path,
             &mut self.audit.signing_key,
             &mut self.audit.key_dir,
             &mut self.audit.checkpoint_file,
+            &mut self.approvals.path,
             &mut self.supply_chain.pins,
             &mut self.supply_chain.ca_file,
         ]
@@ -486,6 +492,10 @@ mod tests {
         dir = "p"
         data = ["d.json"]
         evaluator = "compiled"
+        bundle_url = "https://policy.example/bundle.tar.gz"
+        bundle_poll_secs = 30
+        bundle_ca = "policy-ca.pem"
+        bundle_state_dir = "policy-state"
 
         [audit]
         path = "a.db"
@@ -514,6 +524,12 @@ mod tests {
         [telemetry]
         otlp_endpoint = "http://127.0.0.1:4318"
         max_queued_spans = 19
+
+        [approvals]
+        path = "approvals.db"
+        timeout_secs = 20
+        park_minutes = 21
+        max_minutes = 22
 
         [env]
         TOKEN = "t"

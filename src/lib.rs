@@ -13,6 +13,8 @@
 //! - [`gateway`]: the tools being served ([`gateway::catalog`]) and the pipeline every call
 //!   goes through ([`gateway::call`]): the only module that sequences policy, audit and runtime;
 //! - [`config`]: `gatehouse.toml`, combining the settings each module owns;
+//! - [`approval`]: a person in the loop — questions for `ask` decisions, their answers and the
+//!   grants they leave, kept in a file the command line shares;
 //! - [`runtime`]: wasmtime — engine, component loading, the compile cache, per-call stores;
 //! - [`host`]: our WASI host implementations (HTTP, files, sockets) that ask the policy about
 //!   every operation a tool makes, and the limits a store enforces;
@@ -35,9 +37,10 @@
 //! | module | may import |
 //! |---|---|
 //! | `cli` | every module below |
-//! | `mcp` | `gateway`, `config`, `auth`, `support`, `telemetry` |
-//! | `gateway` | `config`, `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
-//! | `config` | `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `mcp` | `gateway`, `config`, `approval`, `auth`, `support`, `telemetry` |
+//! | `gateway` | `config`, `approval`, `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `config` | `approval`, `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `approval` | `support` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
 //! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |
@@ -53,6 +56,8 @@
 //! `telemetry`'s metrics (without their endpoint and the traces), and `fuzzing`. That is what
 //! `fuzz/` links.
 
+#[cfg(feature = "full")]
+pub mod approval;
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "full")]

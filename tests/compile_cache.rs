@@ -114,6 +114,7 @@ fn assert_echo_answers(runtime: &Runtime, loaded: &LoadedComponent) {
         max_requests: 0,
         env: Vec::new(),
         config: Default::default(),
+        waited: Default::default(),
     };
     let params = [Val::String("checked bytes are run".into())];
     let tokio = tokio::runtime::Builder::new_current_thread()

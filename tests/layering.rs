@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mcp",
             "gateway",
             "config",
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -35,12 +36,20 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("fuzzing", &["mcp", "policy", "audit", "wit_json", "auth"]),
     (
         "mcp",
-        &["gateway", "config", "auth", "support", "telemetry"],
+        &[
+            "gateway",
+            "config",
+            "approval",
+            "auth",
+            "support",
+            "telemetry",
+        ],
     ),
     (
         "gateway",
         &[
             "config",
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -58,6 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "config",
         &[
+            "approval",
             "runtime",
             "host",
             "supply",
@@ -70,6 +80,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    // A person in the loop: questions, answers, grants, and their file.
+    ("approval", &["support"]),
     ("runtime", &["host", "supply", "wit_json", "support"]),
     (
         "host",

@@ -14,6 +14,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::signing::{CosignKey, cosign_key, key_bundle};
 use gatehouse::config::{
     ComponentConfig, Config, DriftAction, SignatureConfig, SupplyChainConfig, SupplyMode,
 };
@@ -27,41 +28,9 @@ use rcgen::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sigstore::crypto::{SigStoreSigner, SigningScheme};
 
 // ---------------------------------------------------------------------------------------------
-// Key-based signing (what `cosign sign-blob --key` produces).
-
-struct CosignKey {
-    signer: SigStoreSigner,
-    public_pem: String,
-}
-
-fn cosign_key() -> CosignKey {
-    let signer = SigningScheme::ECDSA_P256_SHA256_ASN1
-        .create_signer()
-        .expect("P-256 key generation");
-    let public_pem = signer
-        .to_sigstore_keypair()
-        .unwrap()
-        .public_key_to_pem()
-        .unwrap();
-    CosignKey { signer, public_pem }
-}
-
-/// A sigstore bundle with a message signature over `bytes` (as `cosign sign-blob --bundle`
-/// writes with `--new-bundle-format`; key-based bundles carry a public-key hint).
-fn key_bundle(key: &CosignKey, bytes: &[u8]) -> Value {
-    let signature = key.signer.sign(bytes).unwrap();
-    json!({
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": {"publicKey": {"hint": "test"}, "tlogEntries": []},
-        "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(Sha256::digest(bytes))},
-            "signature": B64.encode(signature),
-        },
-    })
-}
+// Key-based signing (what `cosign sign-blob --key` produces): `common::signing`.
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
@@ -89,10 +58,10 @@ fn verify_file(component: &Path, requirement: &Requirement) -> Result<Signer, St
     let bytes = std::fs::read(component).unwrap();
     let fetcher = Fetcher::new(&SupplyChainConfig::default(), None);
     let origin = Origin::File(component.to_owned());
-    let bundle_origin = Origin::bundle_of(&ComponentConfig::default(), &origin);
+    let bundle_origin = Origin::bundle_of(&ComponentConfig::default(), &origin, None);
     fetcher
-        .fetch_bundle(&bundle_origin)
-        .and_then(|bundle| signature::verify(&bytes, &bundle, requirement))
+        .fetch_bundles(&bundle_origin)
+        .and_then(|bundles| signature::verify_any(&bytes, &bundles, requirement))
         .map_err(|e| e.to_string())
 }
 

@@ -28,8 +28,22 @@ pub const ENTRY_FORMAT_VERSION: u64 = 1;
 pub const DECISION_PHASES: &[&str] = &[
     "list", "call", "http", "fs", "socket", "config", "result", "auth",
 ];
-/// Verdicts of `outcome` entries: how a call ended.
-pub const OUTCOME_VERDICTS: &[&str] = &["ok", "tool_error", "trap", "limit", "denied", "error"];
+/// Decision phases whose policy may ask a person (verdict `ask`, answered by an `approval`
+/// entry).
+pub const ASKING_PHASES: &[&str] = &["call", "http", "fs", "socket", "config"];
+/// Verdicts of `approval` entries: a person's (or a grant's) answer to an `ask`.
+pub const APPROVAL_VERDICTS: &[&str] = &["approve", "deny"];
+/// Verdicts of `outcome` entries: how a call ended (`input_required`: not run, waiting for
+/// the client to call again with a person's answer).
+pub const OUTCOME_VERDICTS: &[&str] = &[
+    "ok",
+    "tool_error",
+    "trap",
+    "limit",
+    "denied",
+    "error",
+    "input_required",
+];
 /// Verdicts of `lifecycle` entries (log opened, rotated, …).
 pub const LIFECYCLE_VERDICTS: &[&str] = &["ok", "error"];
 /// Verdicts of `supply` entries (component loads and tool-definition pins):
@@ -90,8 +104,12 @@ impl NewEntry {
     /// Refuses entries the log must not contain: unknown phase, a verdict that does not belong to
     /// the phase, a caller that is not an object.
     pub fn validate(&self) -> Result<(), AuditError> {
-        let allowed: &[&str] = if DECISION_PHASES.contains(&self.phase.as_str()) {
+        let allowed: &[&str] = if ASKING_PHASES.contains(&self.phase.as_str()) {
+            &["allow", "deny", "ask"]
+        } else if DECISION_PHASES.contains(&self.phase.as_str()) {
             &["allow", "deny"]
+        } else if self.phase == "approval" {
+            APPROVAL_VERDICTS
         } else if self.phase == "outcome" {
             OUTCOME_VERDICTS
         } else if self.phase == "lifecycle" {
@@ -104,7 +122,7 @@ impl NewEntry {
             return Err(AuditError::InvalidEntry {
                 field: "phase",
                 detail: format!(
-                    "{:?} is not one of list, call, http, fs, socket, config, result, auth, outcome, lifecycle, supply, log",
+                    "{:?} is not one of list, call, http, fs, socket, config, result, auth, approval, outcome, lifecycle, supply, log",
                     self.phase
                 ),
             });

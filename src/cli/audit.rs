@@ -562,6 +562,26 @@ fn detail(e: &Entry) -> String {
                 (true, false) => format!("[{context}] {message}"),
             }
         }
+        "approval" => {
+            // Who answered which question, and what the approval covers.
+            let question = s(&e.input, &["/question/id"]);
+            let by = s(&e.input, &["/answer/by/kind"]);
+            let name = s(&e.input, &["/answer/by/name"]);
+            let by = if name.is_empty() {
+                by
+            } else {
+                format!("{by} {name}")
+            };
+            let scope = match (
+                s(&e.input, &["/answer/scope/scope"]).as_str(),
+                s(&e.input, &["/answer/scope/minutes"]),
+            ) {
+                ("", _) => String::new(),
+                ("minutes", minutes) => format!(" for {minutes} min"),
+                (scope, _) => format!(" ({scope})"),
+            };
+            format!("{question} answered by {by}{scope}")
+        }
         "outcome" => e
             .metrics
             .as_object()
@@ -574,7 +594,10 @@ fn detail(e: &Entry) -> String {
             .unwrap_or_default(),
         _ => String::new(),
     };
-    let reasons = e.reasons.join("; ");
+    let mut reasons = e.reasons.join("; ");
+    if let Some(question) = e.obligations.pointer("/approval").and_then(Value::as_str) {
+        reasons = format!("asked {question}: {reasons}");
+    }
     match (about.is_empty(), reasons.is_empty()) {
         (true, _) => reasons,
         (false, true) => about,

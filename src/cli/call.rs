@@ -164,5 +164,10 @@ fn print_result(tool: &Tool, result: CallResult, format: OutputFormat) -> anyhow
             eprintln!("error: {reason}");
             Ok(ExitCode::from(1))
         }
+        // Only an MCP client that answers by calling again is asked this way.
+        CallResult::InputRequired { question, .. } => {
+            eprintln!("approval required: question {question} waits for an answer");
+            Ok(ExitCode::from(1))
+        }
     }
 }

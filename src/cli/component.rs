@@ -27,8 +27,9 @@ pub enum ComponentCommand {
     /// Accept the changed definition of a withheld tool (NAME is a tool or a component name);
     /// a running gateway picks the acceptance up from the pin file.
     Accept(AcceptArgs),
-    /// Publish a component to an OCI registry as a Wasm artifact (`application/wasm` layer);
-    /// prints the digest reference a gateway should pin.
+    /// Publish a component to an OCI registry as a Wasm artifact (`application/wasm` layer),
+    /// with its signature bundle attached as a referrer; prints the digest reference a gateway
+    /// should pin.
     Push(PushArgs),
 }
 
@@ -41,6 +42,9 @@ pub struct PushArgs {
     /// The gateway's config, for `[supply_chain]` (ca_file, oci_http_registries, timeout).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The signature bundle to attach (default: FILE.sigstore.json if it exists).
+    #[arg(long, value_name = "PATH")]
+    pub bundle: Option<PathBuf>,
 }
 
 /// The signature requirement, as flags.
@@ -130,6 +134,7 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     // Refuse what the gateway would refuse to load, before it is published.
     inspect::world(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a component: {e}", args.file.display()))?;
+    let bundle = push_bundle_file(&args)?;
     let supply = match &args.config {
         Some(file) => Config::load(file)?.supply_chain,
         None => SupplyChainConfig::default(),
@@ -137,16 +142,52 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let registries = Fetcher::new(&supply, None)
         .registries()
         .map_err(anyhow::Error::msg)?;
-    let manifest = registries
-        .push(&reference, &bytes)
+    let pushed = registries
+        .push(
+            &reference,
+            &bytes,
+            bundle.as_ref().map(|(_, bundle)| bundle.as_slice()),
+        )
         .map_err(|e| anyhow::anyhow!("{reference}: {e}"))?;
+    let pinned = reference.at_digest(&pushed.manifest_digest);
     println!("pushed {} to {reference}", args.file.display());
     println!(
         "  component digest: {}",
         crate::supply::sha256_digest(&bytes)
     );
-    println!("  pin it as:        {}", reference.at_digest(&manifest));
+    match (&bundle, &pushed.signature_referrer) {
+        (Some((path, _)), Some(referrer)) => println!(
+            "  signature bundle: {} attached as {referrer}",
+            path.display()
+        ),
+        _ => println!("  signature bundle: none (unsigned)"),
+    }
+    println!("  pin it as:        {pinned}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bundle `push` attaches: `--bundle`, which must exist, else FILE.sigstore.json if it
+/// does. It must be JSON; whether it verifies is the gateway's check, with its key.
+fn push_bundle_file(args: &PushArgs) -> anyhow::Result<Option<(PathBuf, Vec<u8>)>> {
+    let path = match &args.bundle {
+        Some(path) => path.clone(),
+        None => {
+            let mut sibling = args.file.as_os_str().to_owned();
+            sibling.push(".sigstore.json");
+            let sibling = PathBuf::from(sibling);
+            if !sibling.is_file() {
+                return Ok(None);
+            }
+            sibling
+        }
+    };
+    let bundle = std::fs::read(&path)
+        .with_context(|| format!("cannot read signature bundle {}", path.display()))?;
+    serde_json::from_slice::<serde_json::Value>(&bundle)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .with_context(|| format!("{} is not a sigstore bundle (JSON)", path.display()))?;
+    Ok(Some((path, bundle)))
 }
 
 fn fetch(path: &str, sha256: Option<&str>) -> anyhow::Result<(Origin, crate::supply::Fetched)> {
@@ -156,30 +197,40 @@ fn fetch(path: &str, sha256: Option<&str>) -> anyhow::Result<(Origin, crate::sup
     Ok((origin, fetched))
 }
 
+/// The origin of `fetched`'s signature bundle: `--bundle`, else beside it.
+fn bundle_origin(
+    origin: &Origin,
+    fetched: &crate::supply::Fetched,
+    args: &RequirementArgs,
+) -> Result<Origin, String> {
+    let component = crate::config::ComponentConfig {
+        bundle: args.bundle.clone(),
+        ..Default::default()
+    };
+    Origin::bundle_of(&component, origin, fetched.resolved.as_deref())
+}
+
 /// Checks the signature; `Ok(None)` when no requirement was given.
 fn check_signature(
     origin: &Origin,
-    bytes: &[u8],
+    fetched: &crate::supply::Fetched,
     args: &RequirementArgs,
 ) -> anyhow::Result<Option<Result<signature::Signer, signature::SignatureError>>> {
     let Some(requirement) = args.requirement() else {
         return Ok(None);
     };
     let requirement = requirement?;
-    let component = crate::config::ComponentConfig {
-        bundle: args.bundle.clone(),
-        ..Default::default()
-    };
-    let bundle_origin = Origin::bundle_of(&component, origin);
     let fetcher = Fetcher::new(&SupplyChainConfig::default(), None);
-    Ok(Some(fetcher.fetch_bundle(&bundle_origin).and_then(
-        |bundle| signature::verify(bytes, &bundle, &requirement),
-    )))
+    Ok(Some(
+        fetcher
+            .fetch_bundles(&bundle_origin(origin, fetched, args))
+            .and_then(|bundles| signature::verify_any(&fetched.bytes, &bundles, &requirement)),
+    ))
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (origin, fetched) = fetch(&args.path, args.sha256.as_deref())?;
-    match check_signature(&origin, &fetched.bytes, &args.requirement)? {
+    match check_signature(&origin, &fetched, &args.requirement)? {
         None => anyhow::bail!("give --key FILE, or --identity, --issuer and --trust-root"),
         Some(Ok(signer)) => {
             println!(
@@ -198,14 +249,8 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 fn inspect_component(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let (origin, fetched) = fetch(&args.path, None)?;
     let world = inspect::world(&fetched.bytes).map_err(anyhow::Error::msg)?;
-    let bundle_origin = Origin::bundle_of(
-        &crate::config::ComponentConfig {
-            bundle: args.requirement.bundle.clone(),
-            ..Default::default()
-        },
-        &origin,
-    );
-    let signature = match check_signature(&origin, &fetched.bytes, &args.requirement)? {
+    let bundle_origin = bundle_origin(&origin, &fetched, &args.requirement);
+    let signature = match check_signature(&origin, &fetched, &args.requirement)? {
         Some(Ok(signer)) => format!("verified: signed by {signer}"),
         Some(Err(error)) => format!("NOT verified: {error}"),
         None => match &bundle_origin {

@@ -1,12 +1,15 @@
 //! Command-line entry point: argument parsing and dispatch to the subcommands.
 
+mod approvals;
 pub mod audit;
 mod bench;
+mod bundle_feed;
 mod call;
 mod component;
 mod fleet;
 mod new;
 pub mod policy;
+mod progress;
 mod replay;
 mod serve;
 mod tools;
@@ -43,6 +46,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Query, verify and prove the audit log.
     Audit(audit::AuditArgs),
+    /// Answer the questions a running gateway asks when its policy says `ask`.
+    Approvals(approvals::ApprovalsArgs),
     /// Supply chain: verify a component's signature, inspect what it asks for, accept a
     /// changed tool definition.
     Component(component::ComponentArgs),
@@ -135,6 +140,7 @@ impl GovernanceArgs {
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::install();
     // The server logs its life; one-shot commands only speak up when something is wrong.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
@@ -150,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Call(args) => call::run(args),
         Command::Policy(args) => Ok(policy::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
+        Command::Approvals(args) => approvals::run(args),
         Command::Component(args) => component::run(args),
         Command::Bench(args) => bench::run(args),
         Command::New(args) => new::run(args),

@@ -1,4 +1,4 @@
-//! `gatehouse policy test`, `eval` and `replay`: the Rego workbench.
+//! `gatehouse policy test`, `eval`, `replay` and `build`: the Rego workbench.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 
+use crate::config::SupplyChainConfig;
 use crate::policy::test_runner::{self, TestOptions};
 use crate::policy::{
     BundleSource, DEFAULT_POLICY_DIR, Evaluator, Phase, PolicyOptions, PolicyStore,
 };
+use crate::supply::Fetcher;
+use crate::supply::oci::OciReference;
 
 /// Test and evaluate policy bundles.
 #[derive(Debug, Args)]
@@ -30,6 +33,30 @@ pub enum PolicyCommand {
     /// those that would change (allow→deny, deny→allow, other reasons), with counts by tool
     /// and caller. The log is opened read-only.
     Replay(super::replay::ReplayArgs),
+    /// Make the archive a fleet pulls (`[policy] bundle_url`): a reproducible .tar.gz of the
+    /// bundle, only if it compiles and its tests pass, signed when given a key.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The bundle directory.
+    pub dir: PathBuf,
+    /// The archive to write (e.g. bundle.tar.gz).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Cosign private key (PEM) to sign the archive with; the sigstore bundle is written to
+    /// OUTPUT.sigstore.json. An encrypted cosign key's password is read from COSIGN_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Also publish the archive (and its signature, attached as a referrer) to an OCI
+    /// registry: `oci://REGISTRY/REPOSITORY:TAG`.
+    #[arg(long, value_name = "REFERENCE")]
+    pub push: Option<String>,
+    /// The gateway's config, for `[supply_chain]` when pushing (ca_file, oci_http_registries,
+    /// timeout).
+    #[arg(long, value_name = "FILE", requires = "push")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +113,7 @@ pub fn run(args: PolicyArgs) -> ExitCode {
         PolicyCommand::Test(args) => test(args),
         PolicyCommand::Eval(args) => eval(args),
         PolicyCommand::Replay(args) => super::replay::run(args),
+        PolicyCommand::Build(args) => build(args),
     };
     match outcome {
         Ok(code) => code,
@@ -95,6 +123,88 @@ pub fn run(args: PolicyArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn build(args: BuildArgs) -> Result<ExitCode> {
+    // The gate a gateway applies before serving it: it parses, compiles and passes its tests.
+    let store = PolicyStore::load(&args.dir, &[], PolicyOptions::default()).with_context(|| {
+        format!(
+            "{}: not building a bundle that would be refused",
+            args.dir.display()
+        )
+    })?;
+    let files = BundleSource::files(&args.dir)?;
+    let archive = crate::supply::policy_bundle::pack(&files)?;
+    let signature = args
+        .key
+        .as_ref()
+        .map(|key| {
+            let pem = std::fs::read(key)
+                .with_context(|| format!("cannot read signing key {}", key.display()))?;
+            let password = String::from_utf8_lossy(&pem)
+                .contains("ENCRYPTED")
+                .then(|| std::env::var("COSIGN_PASSWORD").unwrap_or_default());
+            crate::supply::signature::sign_with_key(
+                &archive,
+                &pem,
+                password.as_deref().map(str::as_bytes),
+            )
+            .with_context(|| format!("cannot sign with {}", key.display()))
+        })
+        .transpose()?;
+    write_file(&args.output, &archive)?;
+    println!("built {}", args.output.display());
+    println!("  files:    {}", files.len());
+    println!(
+        "  revision: {} (what every verdict records)",
+        store.revision()
+    );
+    println!("  digest:   {}", crate::supply::sha256_digest(&archive));
+    if let Some(signature) = &signature {
+        let mut path = args.output.clone().into_os_string();
+        path.push(".sigstore.json");
+        let path = PathBuf::from(path);
+        write_file(&path, signature)?;
+        println!("  signed:   {}", path.display());
+    }
+    if let Some(reference) = &args.push {
+        let supply = match &args.config {
+            Some(file) => crate::config::Config::load(file)?.supply_chain,
+            None => SupplyChainConfig::default(),
+        };
+        let pushed = push(&supply, reference, &archive, signature.as_deref())?;
+        println!("  pushed:   {pushed}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes a built archive to `reference`, its signature attached; returns the digest
+/// reference (what a gateway can pin).
+fn push(
+    supply: &SupplyChainConfig,
+    reference: &str,
+    archive: &[u8],
+    signature: Option<&[u8]>,
+) -> Result<String> {
+    use crate::supply::policy_bundle::{BUNDLE_CONFIG, BUNDLE_LAYER};
+    let reference = OciReference::parse(reference).map_err(anyhow::Error::msg)?;
+    let registries = Fetcher::new(supply, None)
+        .registries()
+        .map_err(anyhow::Error::msg)?;
+    let pushed = registries
+        .push_artifact(&reference, archive, BUNDLE_LAYER, BUNDLE_CONFIG, signature)
+        .map_err(|e| anyhow::anyhow!("{reference}: {e}"))?;
+    let pinned = reference.at_digest(&pushed.manifest_digest);
+    Ok(pinned.to_string())
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn test(args: TestArgs) -> Result<ExitCode> {

@@ -241,11 +241,12 @@ fn write_report(out: &mut Vec<u8>, args: &ReplayArgs, report: &Report) -> std::i
     )?;
     writeln!(
         out,
-        "changed:   {} (allow→deny {}, deny→allow {}, reasons changed {}); unchanged {}",
+        "changed:   {} (allow→deny {}, deny→allow {}, reasons changed {}, ask changed {}); unchanged {}",
         changed.total(),
         changed.allow_to_deny,
         changed.deny_to_allow,
         changed.reasons_changed,
+        changed.ask_changed,
         report.unchanged
     )?;
     if report.redacted > 0 {
@@ -296,6 +297,13 @@ fn write_report(out: &mut Vec<u8>, args: &ReplayArgs, report: &Report) -> std::i
                     c.recorded_reasons.join("; "),
                     c.replayed_reasons.join("; ")
                 ),
+                replay::ChangeKind::AskChanged => format!(
+                    "was: {} {} — now: {} {}",
+                    c.recorded_verdict.as_str(),
+                    c.recorded_reasons.join("; "),
+                    c.replayed_verdict.as_str(),
+                    c.replayed_reasons.join("; ")
+                ),
             };
             let notes = c.notes();
             let detail = if notes.is_empty() {
@@ -334,7 +342,13 @@ fn write_report(out: &mut Vec<u8>, args: &ReplayArgs, report: &Report) -> std::i
         let key = format!("  {}", title.to_uppercase());
         write_table(
             out,
-            Some(&[&key, "ALLOW→DENY", "DENY→ALLOW", "REASONS CHANGED"]),
+            Some(&[
+                &key,
+                "ALLOW→DENY",
+                "DENY→ALLOW",
+                "REASONS CHANGED",
+                "ASK CHANGED",
+            ]),
             &count_rows(counts),
         )?;
     }
@@ -353,6 +367,7 @@ fn count_rows(counts: &std::collections::BTreeMap<String, ChangeCounts>) -> Vec<
                 c.allow_to_deny.to_string(),
                 c.deny_to_allow.to_string(),
                 c.reasons_changed.to_string(),
+                c.ask_changed.to_string(),
             ]
         })
         .collect()

@@ -76,8 +76,9 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     if config.components.is_empty() {
         anyhow::bail!("no components to serve: pass --component PATH or --config FILE");
     }
+    let feed = super::bundle_feed::subscribe(&mut config)?;
     let runtime = super::tokio_runtime()?;
-    let served = runtime.block_on(serve(config, args, metrics));
+    let served = runtime.block_on(serve(config, args, metrics, feed));
     // Outside the runtime: sending the last spans blocks.
     if let Some(traces) = traces {
         traces.shutdown();
@@ -86,15 +87,29 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Config, args: ServeArgs, metrics: Metrics) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    args: ServeArgs,
+    metrics: Metrics,
+    feed: Option<crate::supply::policy_bundle::Subscription>,
+) -> anyhow::Result<()> {
     let mut gateway = Gateway::from_config_measured(&config, metrics)?;
     let shipping = start_shipping(&config, &mut gateway)?;
     let gateway = Arc::new(gateway);
-    // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass.
-    let _watcher = gateway
-        .policy()
-        .watch()
-        .context("cannot watch the policy bundle for changes")?;
+    // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass. A
+    // fleet bundle changes by polling its URL, a local one by editing its directory.
+    let _watcher = match feed {
+        Some(feed) => {
+            super::bundle_feed::poll(feed, gateway.policy().clone(), &config);
+            None
+        }
+        None => Some(
+            gateway
+                .policy()
+                .watch()
+                .context("cannot watch the policy bundle for changes")?,
+        ),
+    };
     tokio::spawn(crate::policy::reload_on_sighup(gateway.policy().clone())?);
     // Components: a changed file, bundle or config (or SIGHUP) reloads them through the
     // supply-chain checks; a changed pin file releases tools an operator accepted.

@@ -4,7 +4,8 @@
 //! 1. build the policy input (caller, tool, component digest, arguments);
 //! 2. policy phase `call` → allow or deny, with reasons and limits; an allowed call must also
 //!    pass the rate and concurrency limits (`admission`);
-//! 3. commit the verdict to the audit log — no audit row, no call;
+//! 3. commit the verdict to the audit log — no audit row, no call; an `ask` verdict is then
+//!    answered by a person (`approve`) and the answer committed before anything runs;
 //! 4. run the function in a fresh instance inside the limits, every outgoing request, socket
 //!    and file operation decided and recorded as it happens (`inflight`);
 //! 5. policy phase `result` on what the tool returned (it may withhold or mask it);
@@ -23,9 +24,11 @@ use wasmtime::component::Val;
 
 use super::admission::Ticket;
 use super::answer::{RESULT_VALUE, mask_answer, mask_secrets, shape_result};
+use super::approve::{self, Asking};
 use super::inflight::{self, InFlight, LogObserver, Tally};
 use super::record::{CallRecord, now};
 use super::{Gateway, Session, Tool};
+use crate::approval::{Asker, Question, Resolution, Retry};
 use crate::audit::{NewEntry, PendingAppend};
 use crate::auth::Caller;
 use crate::host::CallHost;
@@ -56,6 +59,15 @@ pub enum CallResult {
     Unrecorded(String),
     /// The function was started but stopped: a trap or a limit.
     Failed(CallError),
+    /// The call was not run: a person must approve it, and the client answers by calling
+    /// again with the answer to `question` (MCP 2026-07-28's `input_required`).
+    InputRequired {
+        question: String,
+        /// What the person reads.
+        prompt: String,
+        /// The longest *approve for N minutes* they may give.
+        max_minutes: u32,
+    },
 }
 
 /// What a transport knows about a call besides who makes it, of which tool, with what.
@@ -68,6 +80,11 @@ pub struct CallContext {
     pub observer: Option<LogObserver>,
     /// The agent's trace (a W3C `traceparent`), which the call's span joins.
     pub trace_parent: Option<TraceParent>,
+    /// The person behind the client, when the client can be asked to approve (elicitation).
+    pub asker: Option<Arc<dyn Asker>>,
+    /// Set when the client answers questions by calling again instead (MCP 2026-07-28), with
+    /// its answer when this call is the retry.
+    pub retry: Option<Retry>,
 }
 
 /// A call's arguments as the policy sees them (the object, `{}` when absent), and the
@@ -263,11 +280,24 @@ impl Gateway {
         let deciding = trace::decision_span(&record.span, Phase::Call.as_str());
         let mut decision = self.policy.decide(Phase::Call, &input);
         record.remember(&mut decision, None, None);
-        let admission = decision.is_allowed().then(|| {
+        // An `ask` is a question: recorded with the verdict, answered once that is committed.
+        let question = decision.is_ask().then(|| {
+            let action = approve::call_action(&record.tool, &input, &decision.redact);
+            let phase = Phase::Call.as_str();
+            let mut question =
+                approve::question(&record, &caller.principal, phase, &input, action, &decision);
+            // A retry carries the answer to the question the first round asked.
+            if let Some((id, _)) = context.retry.as_ref().and_then(|r| r.answer.as_ref()) {
+                question.id.clone_from(id);
+            }
+            question
+        });
+        let admit = |decision: &Decision| {
             let rate = decision.limits.calls_per_minute;
             self.admission
                 .admit(&caller.principal, &tool.component.name, rate)
-        });
+        };
+        let mut admission = decision.is_allowed().then(|| admit(&decision));
         // Taken once: every decision made later in the call (http, fs, socket, result) carries
         // these fields; the full input then moves into the verdict's record.
         let shared_input = Arc::new(policy::input::shared_call_fields(&input));
@@ -275,7 +305,13 @@ impl Gateway {
         // 3. The verdict committed: no audit row, no call.
         let refusal = admission.as_ref().and_then(|a| a.as_ref().err());
         let allowed = decision.is_allowed() && refusal.is_none();
-        meter.verdict = if allowed { "allow" } else { "deny" };
+        meter.verdict = if allowed {
+            "allow"
+        } else if decision.is_ask() {
+            "ask"
+        } else {
+            "deny"
+        };
         trace::record_verdict(&deciding, meter.verdict);
         drop(deciding);
         self.metrics.decided(
@@ -284,7 +320,7 @@ impl Gateway {
             tool.name(),
             Duration::from_micros(decision.eval_micros),
         );
-        let verdict = verdict_entry(&record, input, &decision, refusal);
+        let verdict = verdict_entry(&record, input, &decision, refusal, question.as_ref());
         let committing = trace::commit_span(&record.span, "verdict", 1);
         let committed = self.sink.append(verdict).await;
         drop(committing);
@@ -306,6 +342,22 @@ impl Gateway {
             let ending = Ending::not_run(CallResult::Unrecorded(reason));
             return self.finish(&record, &decision, ending).await;
         }
+        if let Some(question) = question {
+            if let Err(result) = self
+                .answer_call(&record, &question, &context, &mut decision)
+                .await
+            {
+                return self
+                    .finish(&record, &decision, Ending::not_run(result))
+                    .await;
+            }
+            meter.verdict = if decision.is_allowed() {
+                "allow"
+            } else {
+                "deny"
+            };
+            admission = decision.is_allowed().then(|| admit(&decision));
+        }
         let cleared = match self.clear(&record, caller, &decision, admission, arguments.params) {
             Ok(cleared) => cleared,
             Err(result) => {
@@ -322,19 +374,66 @@ impl Gateway {
             .await
             .expect("the call semaphore is never closed");
         let ending = self
-            .execute(
-                &record,
-                tool,
-                &decision,
-                shared_input,
-                &cleared,
-                context.observer,
-            )
+            .execute(&record, tool, &decision, shared_input, &cleared, context)
             .await;
         meter.ran_for = ending.ran_for;
 
         // 6. The outcome committed behind everything the call recorded, then the answer.
         self.finish(&record, &decision, ending).await
+    }
+
+    /// Answers a call's question (asking the person behind the client, or an operator) and
+    /// records the answer: the decision becomes an allow, or a deny saying why. `Err` is the
+    /// answer when the call must not run because the answer could not be recorded.
+    async fn answer_call(
+        &self,
+        record: &CallRecord,
+        question: &Question,
+        context: &CallContext,
+        decision: &mut Decision,
+    ) -> Result<(), CallResult> {
+        let answer = match &context.retry {
+            Some(Retry {
+                answer: Some((_, reply)),
+            }) => self.approvals.answer_by_retry(question, reply.clone()),
+            Some(Retry { answer: None }) => match self.approvals.ask_by_retry(question) {
+                Resolution::Answered(answer) => answer,
+                Resolution::InputRequired => {
+                    tracing::info!(call_id = %record.call_id, question = %question.id, "approval asked of the client; waiting for its retry");
+                    return Err(CallResult::InputRequired {
+                        question: question.id.clone(),
+                        prompt: question.prompt(),
+                        max_minutes: self.approvals.settings().max_minutes,
+                    });
+                }
+            },
+            None => {
+                self.approvals
+                    .resolve(question, context.asker.as_deref())
+                    .await
+            }
+        };
+        tracing::info!(call_id = %record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), "call approval answered");
+        let entry = approve::answer_entry(record, question, &answer, decision.revision.clone());
+        if let Err(error) = self.sink.append(entry).await {
+            tracing::error!(call_id = %record.call_id, %error, "cannot record an approval; refusing the call");
+            return Err(CallResult::Unrecorded(format!(
+                "the audit log cannot record the approval of this call ({error}); calls are refused until it can"
+            )));
+        }
+        if answer.approved {
+            decision.approve();
+        } else {
+            let asked = std::mem::take(&mut decision.reasons);
+            decision.verdict = crate::policy::Verdict::Deny;
+            decision.reasons = answer.reason.into_iter().collect();
+            decision.reasons.extend(
+                asked
+                    .into_iter()
+                    .map(|m| format!("approval was asked because: {m}")),
+            );
+        }
+        Ok(())
     }
 
     /// Whether a call whose verdict is recorded may run: allowed, admitted, with arguments
@@ -372,7 +471,8 @@ impl Gateway {
     }
 
     /// Step 4 and 5: runs the function with every host request decided and recorded as it
-    /// happens, then lets the `result` phase decide on what it returned.
+    /// happens (heard by the context's observer, asked of its asker when the policy asks),
+    /// then lets the `result` phase decide on what it returned.
     async fn execute(
         &self,
         record: &CallRecord,
@@ -380,15 +480,28 @@ impl Gateway {
         decision: &Decision,
         shared_input: Arc<Map<String, Value>>,
         cleared: &Cleared,
-        observer: Option<LogObserver>,
+        context: CallContext,
     ) -> Ending {
         let function = tool.function();
-        let inflight = self.in_flight(record, shared_input.clone(), &decision.redact, observer);
+        let asking = Asking {
+            approvals: self.approvals.clone(),
+            asker: context.asker,
+            waited: Default::default(),
+        };
+        let waited = asking.waited.clone();
+        let inflight = self.in_flight(
+            record,
+            shared_input.clone(),
+            &decision.redact,
+            context.observer,
+            asking,
+        );
         let host = CallHost {
             guard: inflight.clone(),
             max_requests: cleared.limits.max_requests,
             env: self.catalog.env_for(&tool.component.name, &decision.env),
             config: self.catalog.settings_for(&tool.component.name),
+            waited,
         };
         let running = trace::run_span(&record.span, &tool.component.name);
         let started = Instant::now();
@@ -448,6 +561,7 @@ impl Gateway {
         shared_input: Arc<Map<String, Value>>,
         redact: &[String],
         observer: Option<LogObserver>,
+        asking: Asking,
     ) -> Arc<InFlight> {
         Arc::new(InFlight::new(
             self.policy.clone(),
@@ -457,6 +571,7 @@ impl Gateway {
             shared_input,
             redact.to_vec(),
             observer,
+            asking,
         ))
     }
 
@@ -465,11 +580,17 @@ impl Gateway {
     /// measuring and testing the host layer on its own (`benches/interception.rs`).
     pub fn guard_for(&self, caller: &Caller, tool: &Tool, arguments: Value) -> Arc<InFlight> {
         let (record, input) = open_call(caller, self.open_session(), tool, arguments, None);
+        let asking = Asking {
+            approvals: self.approvals.clone(),
+            asker: None,
+            waited: Default::default(),
+        };
         self.in_flight(
             &record,
             Arc::new(policy::input::shared_call_fields(&input)),
             &[],
             None,
+            asking,
         )
     }
 
@@ -677,6 +798,7 @@ fn verdict_entry(
     input: Value,
     decision: &Decision,
     refusal: Option<&CallError>,
+    question: Option<&Question>,
 ) -> NewEntry {
     let label = refusal.map_or(decision.verdict.as_str(), |_| "deny");
     let mut verdict = record.entry("call", label, input, decision.revision.clone());
@@ -685,6 +807,9 @@ fn verdict_entry(
     verdict.obligations = serde_json::json!({
         "limits": decision.limits, "redact": decision.redact, "env": decision.env,
     });
+    if let Some(question) = question {
+        verdict.obligations["approval"] = serde_json::json!(question.id);
+    }
     verdict.metrics = serde_json::json!({"eval_us": decision.eval_micros});
     verdict
 }
@@ -708,6 +833,9 @@ fn outcome_of(result: &CallResult) -> (&'static str, Option<String>) {
         CallResult::Denied { reasons } => Some(reasons.join("; ")),
         CallResult::Unrecorded(reason) => Some(reason.clone()),
         CallResult::UnknownTool(name) => Some(format!("unknown tool `{name}`")),
+        CallResult::InputRequired { question, .. } => Some(format!(
+            "waiting for the client's answer to question {question}"
+        )),
     };
     (outcome_label(result), detail)
 }
@@ -723,5 +851,6 @@ fn outcome_label(result: &CallResult) -> &'static str {
         CallResult::InvalidArguments(_) | CallResult::UnknownTool(_) => "error",
         // Refused like a denial, for the same queries; the reason names the audit log.
         CallResult::Denied { .. } | CallResult::Unrecorded(_) => "denied",
+        CallResult::InputRequired { .. } => "input_required",
     }
 }

@@ -21,6 +21,7 @@ use crate::policy::{self, Phase, PolicyStore};
 use crate::telemetry::Metrics;
 use crate::telemetry::trace::{self, HostTarget};
 
+use super::approve::{self, Asking};
 use super::record::{CallRecord, now};
 
 /// The guard of one running call.
@@ -36,6 +37,8 @@ pub struct InFlight {
     call_redact: Vec<String>,
     /// Who else hears the tool's log lines, if anyone.
     observer: Option<LogObserver>,
+    /// Who answers an `ask`, and the clock a wait for an answer stops.
+    asking: Asking,
     state: Mutex<State>,
 }
 
@@ -128,6 +131,7 @@ fn phase_of(request: &HostRequest) -> Phase {
 
 impl InFlight {
     /// `shared_input` are the call input's fields every later phase carries.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         policy: PolicyStore,
         audit: Arc<dyn AuditSink>,
@@ -136,6 +140,7 @@ impl InFlight {
         shared_input: Arc<Map<String, Value>>,
         call_redact: Vec<String>,
         observer: Option<LogObserver>,
+        asking: Asking,
     ) -> InFlight {
         InFlight {
             policy,
@@ -145,6 +150,7 @@ impl InFlight {
             shared_input,
             call_redact,
             observer,
+            asking,
             state: Mutex::new(State::default()),
         }
     }
@@ -204,7 +210,36 @@ impl InFlight {
         metrics: Value,
     ) -> HostVerdict {
         let label = if verdict.allowed { "allow" } else { "deny" };
-        log_verdict(&self.record.call_id, request, &input, &verdict);
+        self.record_as(
+            request,
+            input,
+            label,
+            &mut verdict,
+            revision,
+            redact,
+            metrics,
+            None,
+        );
+        verdict
+    }
+
+    /// Queues the record of a decision with verdict `label` (`ask` for a question, whose id
+    /// goes into its obligations); a record that cannot be queued denies `verdict`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_as(
+        &self,
+        request: &HostRequest,
+        input: Value,
+        label: &str,
+        verdict: &mut HostVerdict,
+        revision: String,
+        redact: &[String],
+        metrics: Value,
+        question: Option<&str>,
+    ) {
+        if question.is_none() {
+            log_verdict(&self.record.call_id, request, &input, verdict);
+        }
         let mut entry = self.record.entry(request.phase(), label, input, revision);
         entry.reasons = verdict.reasons.clone();
         entry.redact = self.call_redact.iter().chain(redact).cloned().collect();
@@ -213,20 +248,114 @@ impl InFlight {
             // The templates say which secret goes into which header; values never get here.
             entry.obligations = json!({"inject": verdict.inject});
         }
+        if let Some(question) = question {
+            entry.obligations["approval"] = json!(question);
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match self.audit.submit(entry) {
             Ok(pending) => state.pending.push(pending),
             Err(error) => {
                 tracing::error!(call_id = %self.record.call_id, %error, "cannot record an in-flight decision; denying it");
                 state.unrecorded.get_or_insert_with(|| error.to_string());
-                verdict = HostVerdict::deny(format!(
+                *verdict = HostVerdict::deny(format!(
                     "the audit log cannot record this {} decision ({error})",
                     request.phase()
                 ));
             }
         }
+        if question.is_none() {
+            state.tally.count(request, verdict.allowed);
+        }
+    }
+
+    /// An `ask` from the policy about `request`: the question recorded, put to a person
+    /// while the tool's request waits (its wall-clock limit stopped), the answer recorded.
+    /// The verdict is the answer's.
+    fn ask(
+        &self,
+        request: &HostRequest,
+        input: Value,
+        decision: crate::policy::Decision,
+        metrics: Value,
+    ) -> HostVerdict {
+        let principal = self.shared_input["caller"]["principal"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let question = approve::question(
+            &self.record,
+            &principal,
+            request.phase(),
+            &input,
+            request.summary(),
+            &decision,
+        );
+        let mut verdict = HostVerdict {
+            allowed: false,
+            reasons: decision.reasons.clone(),
+            inject: decision.inject.clone(),
+        };
+        self.record_as(
+            request,
+            input,
+            "ask",
+            &mut verdict,
+            decision.revision.clone(),
+            &decision.redact,
+            metrics,
+            Some(&question.id),
+        );
+        if self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unrecorded
+            .is_some()
+        {
+            return self.counted(request, verdict);
+        }
+        let paused = self.asking.waited.pause();
+        let (answer, waited) = approve::resolve_blocking(
+            &self.asking.approvals,
+            &question,
+            self.asking.asker.as_ref(),
+        );
+        drop(paused);
+        tracing::info!(call_id = %self.record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), waited_ms = waited.as_millis() as u64, "approval answered");
+        let entry = approve::answer_entry(&self.record, &question, &answer, decision.revision);
+        if !self.queue(entry) {
+            return self.counted(
+                request,
+                HostVerdict::deny("the audit log cannot record the approval of this request"),
+            );
+        }
+        let verdict = if answer.approved {
+            HostVerdict {
+                allowed: true,
+                reasons: Vec::new(),
+                inject: decision.inject,
+            }
+        } else {
+            let mut reasons: Vec<String> = answer.reason.into_iter().collect();
+            reasons.extend(
+                decision
+                    .reasons
+                    .iter()
+                    .map(|m| format!("approval was asked because: {m}")),
+            );
+            HostVerdict {
+                allowed: false,
+                reasons,
+                inject: Default::default(),
+            }
+        };
+        self.counted(request, verdict)
+    }
+
+    /// Counts `verdict`'s final answer in the call's tally.
+    fn counted(&self, request: &HostRequest, verdict: HostVerdict) -> HostVerdict {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.tally.count(request, verdict.allowed);
-        drop(state);
         verdict
     }
 
@@ -283,15 +412,23 @@ impl HostGuard for InFlight {
         let (operation, target) = request.subject();
         self.record
             .remember(&mut decision, Some(&operation), target.as_deref());
+        let metrics = json!({
+            "eval_us": decision.eval_micros,
+            "decide_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
+        if decision.is_ask() {
+            let eval = Duration::from_micros(decision.eval_micros);
+            let verdict = self.ask(&request, input, decision, metrics);
+            trace::record_verdict(&deciding, if verdict.allowed { "allow" } else { "deny" });
+            self.metrics
+                .decided(request.phase(), verdict.allowed, &self.record.tool, eval);
+            return verdict;
+        }
         let verdict = HostVerdict {
             allowed: decision.is_allowed(),
             reasons: decision.reasons.clone(),
             inject: decision.inject,
         };
-        let metrics = json!({
-            "eval_us": decision.eval_micros,
-            "decide_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        });
         let verdict = self.record(
             &request,
             input,

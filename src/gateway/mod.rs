@@ -13,6 +13,7 @@
 
 mod admission;
 mod answer;
+mod approve;
 pub mod call;
 pub mod catalog;
 mod inflight;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::approval::Approvals;
 use crate::audit::{AuditLog, AuditSink};
 use crate::auth::Caller;
 use crate::config::{ComponentConfig, Config, LimitsConfig};
@@ -80,6 +82,8 @@ pub struct Gateway {
     admission: Admission,
     /// The sessions of requests that come without one (MCP over HTTP from 2026-07-28 on).
     principal_sessions: PrincipalSessions,
+    /// Where `ask` decisions are answered.
+    approvals: Arc<Approvals>,
     metrics: Metrics,
     /// With `[fleet] require_shipped`: an allowed call runs only once its verdict is in the
     /// fleet's store.
@@ -173,7 +177,10 @@ impl Gateway {
         audit: AuditLog,
         metrics: Metrics,
     ) -> Result<Gateway, GatewayError> {
+        let approvals = Approvals::new(config.approvals.clone())
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
         let gateway = Gateway {
+            approvals,
             catalog: CatalogStore::new(
                 &config.supply_chain,
                 Fetcher::new(&config.supply_chain, config.cache.resolved_dir()),
@@ -290,6 +297,11 @@ impl Gateway {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Where `ask` decisions are answered.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
     }
 
     /// Records that a transport refused `caller`'s credential (phase `auth`, verdict `deny`)

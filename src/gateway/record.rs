@@ -48,6 +48,11 @@ impl CallRecord {
         }
     }
 
+    /// The digest of the component the call runs.
+    pub(crate) fn component_digest(&self) -> &str {
+        &self.component_digest
+    }
+
     /// An audit entry of this call. A decision's input keeps its session without the history
     /// (`session::for_audit`).
     pub(crate) fn entry(

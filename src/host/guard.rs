@@ -314,3 +314,57 @@ pub enum ToolLog {
 
 /// The guard of one call, shared by the call's store and its socket check.
 pub type SharedGuard = Arc<dyn HostGuard>;
+
+/// The time a call's guard spent waiting for a person to approve a request: the call's
+/// wall-clock limit does not run while a person reads (the runtime adds it to the deadline).
+/// A wait still going on counts too, so a deadline checked mid-wait moves with it; waits that
+/// overlap (two requests asked at once) count once.
+#[derive(Debug, Clone, Default)]
+pub struct WaitClock(Arc<std::sync::Mutex<Waits>>);
+
+#[derive(Debug, Default)]
+struct Waits {
+    done: std::time::Duration,
+    active: usize,
+    since: Option<std::time::Instant>,
+}
+
+/// A wait in progress; it ends when dropped.
+pub struct Paused(WaitClock);
+
+impl WaitClock {
+    fn waits(&self) -> std::sync::MutexGuard<'_, Waits> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the clock until the returned guard is dropped.
+    pub fn pause(&self) -> Paused {
+        let mut waits = self.waits();
+        if waits.active == 0 {
+            waits.since = Some(std::time::Instant::now());
+        }
+        waits.active += 1;
+        Paused(self.clone())
+    }
+
+    /// Every wait so far, the ones still going on included.
+    pub fn total(&self) -> std::time::Duration {
+        let waits = self.waits();
+        waits.done
+            + waits
+                .since
+                .map_or_else(Default::default, |since| since.elapsed())
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let mut waits = self.0.waits();
+        waits.active = waits.active.saturating_sub(1);
+        if waits.active == 0
+            && let Some(since) = waits.since.take()
+        {
+            waits.done += since.elapsed();
+        }
+    }
+}

@@ -58,6 +58,8 @@ pub struct CallHost {
     pub env: Vec<(String, String)>,
     /// The component's settings, read through `wasi:config/store`.
     pub config: Arc<ComponentSettings>,
+    /// Time the guard spent waiting for a person, which the call's deadline does not count.
+    pub waited: guard::WaitClock,
 }
 
 /// The data of one call's `Store`: WASI and wasi:http state plus the call's limits.

@@ -9,6 +9,8 @@
 pub mod jsonrpc;
 
 #[cfg(feature = "full")]
+mod elicit;
+#[cfg(feature = "full")]
 pub mod http;
 #[cfg(feature = "full")]
 pub mod logging;

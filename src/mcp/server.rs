@@ -12,6 +12,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::elicit;
 use super::logging::SessionLevel;
 use super::sessions::SESSION_HEADER;
 use crate::auth::{AuthenticatedPrincipal, Caller, ClientInfo, Transport};
@@ -155,6 +156,12 @@ pub fn to_mcp_result(result: CallResult) -> Result<CallToolResult, ErrorData> {
             CallToolResult::error(vec![ContentBlock::text(format!("denied by policy: {why}"))])
         }
         CallResult::Unrecorded(reason) => CallToolResult::error(vec![ContentBlock::text(reason)]),
+        // `call_tool` answers these itself; anywhere else a question cannot be shown.
+        CallResult::InputRequired { question, .. } => {
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "approval required: question {question} waits for an answer (`gatehouse approvals approve {question}`)"
+            ))])
+        }
         CallResult::UnknownTool(name) => {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{name}`"),
@@ -212,6 +219,13 @@ impl ServerHandler for McpServer {
             session: Some(session),
             observer: forwarder.as_ref().map(|f| f.observer.clone()),
             trace_parent: trace_parent(&context),
+            asker: elicit::asker_for(&context)
+                .map(|asker| Arc::new(asker) as Arc<dyn crate::approval::Asker>),
+            retry: elicit::retry_for(
+                &context,
+                &request,
+                self.gateway.approvals().settings().max_minutes,
+            ),
         };
         let result = self
             .gateway
@@ -219,6 +233,15 @@ impl ServerHandler for McpServer {
             .await;
         if let Some(forwarder) = forwarder {
             forwarder.flush().await;
+        }
+        if let CallResult::InputRequired {
+            question,
+            prompt,
+            max_minutes,
+        } = result
+        {
+            let asking = elicit::input_required(question, prompt, max_minutes);
+            return Ok(CallToolResponse::InputRequired(asking));
         }
         to_mcp_result(result).map(Into::into)
     }

@@ -58,10 +58,7 @@ impl BundleSource {
             return Err(PolicyError::NotADirectory(dir.to_path_buf()));
         }
 
-        let mut raw = Vec::new();
-        collect(dir, "", 0, &mut raw)?;
-        raw.sort_by(|a, b| a.0.cmp(&b.0));
-
+        let raw = BundleSource::files(dir)?;
         let mut hasher = Sha256::new();
         let mut files = Vec::new();
         let mut data = serde_json::Value::Object(Default::default());
@@ -104,6 +101,16 @@ impl BundleSource {
 
     /// The same bundle without the operator's extra data: what the bundle's own tests were
     /// written against.
+    /// The files that make up the bundle in `dir` (`.rego` anywhere, `data.json`/`.yaml` at
+    /// the top; hidden entries skipped), as (relative path, bytes), sorted by path: what its
+    /// revision hashes and what `gatehouse policy build` archives.
+    pub fn files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PolicyError> {
+        let mut raw = Vec::new();
+        collect(dir, "", 0, &mut raw)?;
+        raw.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(raw)
+    }
+
     pub fn without_extra_data(&self) -> BundleSource {
         BundleSource {
             data: self.bundle_data.clone(),
@@ -209,6 +216,13 @@ impl BundleSource {
                 declared.env |= has("env");
                 declared.inject |= has("inject");
                 declared.labels |= has("labels");
+                declared.ask |= has("ask");
+                if declared.ask && !phase.may_ask() {
+                    return Err(PolicyError::AskOutsideActions {
+                        file: file.clone(),
+                        package: components.join("."),
+                    });
+                }
                 if declared.inject && phase != Phase::Http {
                     return Err(PolicyError::InjectOutsideHttp {
                         file: file.clone(),
@@ -246,6 +260,7 @@ fn decision_module(phases: &BTreeMap<Phase, DeclaredRules>) -> String {
             ("env", declared.env),
             ("inject", declared.inject),
             ("labels", declared.labels),
+            ("ask", declared.ask),
         ] {
             if present {
                 module.push_str(&format!(
@@ -268,6 +283,7 @@ pub struct DeclaredRules {
     pub env: bool,
     pub inject: bool,
     pub labels: bool,
+    pub ask: bool,
 }
 
 /// A prepared engine and what its phase packages declare.

@@ -21,14 +21,18 @@ pub const POLICY_ERROR: &str = "policy error";
 pub enum Verdict {
     Allow,
     Deny,
+    /// A person decides (the `ask` rule): the action waits for their answer. Until one is
+    /// given it is not allowed, so code that does not know how to ask denies.
+    Ask,
 }
 
 impl Verdict {
-    /// `"allow"` or `"deny"`, as the audit log records it.
+    /// `"allow"`, `"deny"` or `"ask"`, as the audit log records it.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
             Verdict::Deny => "deny",
+            Verdict::Ask => "ask",
         }
     }
 }
@@ -111,7 +115,8 @@ pub struct Decision {
     pub verdict: Verdict,
     /// The value of the package's `allow` rule (`false` when undefined or broken).
     pub allow: bool,
-    /// Why the verdict is deny: the `deny` messages, or the policy error. Empty when allowed.
+    /// Why the verdict is deny: the `deny` messages, or the policy error; for `ask`, the `ask`
+    /// messages (what the person is told). Empty when allowed.
     pub reasons: Vec<String>,
     /// The `limits` obligation.
     pub limits: Limits,
@@ -135,9 +140,22 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// Whether the gateway may go ahead.
+    /// Whether the gateway may go ahead (an `ask` may not, until a person approves).
     pub fn is_allowed(&self) -> bool {
         self.verdict == Verdict::Allow
+    }
+
+    /// Whether a person must decide.
+    pub fn is_ask(&self) -> bool {
+        self.verdict == Verdict::Ask
+    }
+
+    /// Turns an `ask` into an allow: a person approved the action.
+    pub fn approve(&mut self) {
+        if self.verdict == Verdict::Ask {
+            self.verdict = Verdict::Allow;
+            self.reasons.clear();
+        }
     }
 
     /// A deny for a cause outside the rules' values (no package, evaluation error, bad input).
@@ -199,6 +217,7 @@ pub struct RuleValues {
     pub env: Option<Value>,
     pub inject: Option<Value>,
     pub labels: Option<Value>,
+    pub ask: Option<Value>,
 }
 
 impl RuleValues {
@@ -239,11 +258,20 @@ impl RuleValues {
         });
         let inject = obligation(self.inject.as_ref(), errors, |v| injection(v, &package));
         let labels = obligation(self.labels.as_ref(), errors, |v| labels(v, &package));
+        let ask = obligation(self.ask.as_ref(), errors, |v| {
+            strings(v, &format!("{package}.ask"))
+        });
 
-        let allowed = allow == Some(true) && deny.is_empty() && errors.is_empty();
+        // Precedence: a policy error or a `deny` message denies; else an `ask` message asks a
+        // person (whatever `allow` says); else `allow` decides.
+        let denied = !deny.is_empty() || !errors.is_empty();
+        let asked = !denied && !ask.is_empty();
+        let allowed = !denied && !asked && allow == Some(true);
         let mut reasons = std::mem::take(errors);
         reasons.extend(deny);
-        if !allowed && reasons.is_empty() {
+        if asked {
+            reasons = ask;
+        } else if !allowed && reasons.is_empty() {
             let why = if allow.is_none() {
                 "undefined"
             } else {
@@ -255,6 +283,8 @@ impl RuleValues {
             phase,
             verdict: if allowed {
                 Verdict::Allow
+            } else if asked {
+                Verdict::Ask
             } else {
                 Verdict::Deny
             },
@@ -271,8 +301,8 @@ impl RuleValues {
             limits,
             redact,
             env,
-            // Nothing is injected into a request that is not sent.
-            inject: if allowed {
+            // Nothing is injected into a request that is not sent (an asked one may be).
+            inject: if allowed || asked {
                 inject
             } else {
                 Injection::default()
@@ -529,6 +559,45 @@ mod tests {
             undefined.reasons,
             vec!["not allowed by gatehouse.call (allow is undefined)"]
         );
+    }
+
+    #[test]
+    fn deny_comes_before_ask_and_ask_before_allow() {
+        let asks = |allow: bool| RuleValues {
+            allow: Some(Value::Bool(allow)),
+            ask: Some(set(&["a person decides"])),
+            ..Default::default()
+        };
+        for allow in [true, false] {
+            let asked = decide(asks(allow));
+            assert_eq!(asked.verdict, Verdict::Ask);
+            assert!(!asked.is_allowed(), "an ask is not an allow until approved");
+            assert_eq!(asked.reasons, vec!["a person decides"]);
+        }
+        let denied = decide(RuleValues {
+            deny: Some(set(&["no"])),
+            ..asks(true)
+        });
+        assert_eq!(denied.verdict, Verdict::Deny);
+        assert_eq!(denied.reasons, vec!["no"]);
+        let broken = decide(RuleValues {
+            ask: Some(Value::from("not a set")),
+            ..asks(true)
+        });
+        assert_eq!(broken.verdict, Verdict::Deny);
+        assert!(
+            broken.reasons[0].starts_with(POLICY_ERROR),
+            "{:?}",
+            broken.reasons
+        );
+        let mut approved = decide(asks(false));
+        approved.approve();
+        assert!(approved.is_allowed() && approved.reasons.is_empty());
+        let quiet = decide(RuleValues {
+            ask: Some(set(&[])),
+            ..asks(true)
+        });
+        assert_eq!(quiet.verdict, Verdict::Allow);
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub enum PolicyError {
     )]
     InjectOutsideHttp { file: String, package: String },
 
+    #[error(
+        "{file}: package {package} declares an ask rule, but nobody can be asked about its decisions (ask is for call, http, fs, socket and config); use deny"
+    )]
+    AskOutsideActions { file: String, package: String },
+
     #[error("bundle defines no gatehouse.call package: every call would be denied")]
     MissingCallPackage,
 

@@ -40,6 +40,15 @@ impl Phase {
         Phase::Result,
     ];
 
+    /// Whether a person may be asked about this phase's decisions (`ask`): only where an action
+    /// waits for the answer. `list` answers at once, and a `result` is already computed.
+    pub fn may_ask(self) -> bool {
+        matches!(
+            self,
+            Phase::Call | Phase::Http | Phase::Fs | Phase::Socket | Phase::Config
+        )
+    }
+
     /// The lowercase name used in `input.phase` and in the package name.
     pub fn as_str(self) -> &'static str {
         match self {

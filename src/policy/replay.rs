@@ -58,6 +58,8 @@ pub enum ChangeKind {
     DenyToAllow,
     /// Denied both times, for other reasons.
     ReasonsChanged,
+    /// A person is asked on one side and not the other, or is asked other questions.
+    AskChanged,
 }
 
 impl ChangeKind {
@@ -67,6 +69,7 @@ impl ChangeKind {
             ChangeKind::AllowToDeny => "allow→deny",
             ChangeKind::DenyToAllow => "deny→allow",
             ChangeKind::ReasonsChanged => "reasons changed",
+            ChangeKind::AskChanged => "ask changed",
         }
     }
 }
@@ -118,6 +121,7 @@ pub struct ChangeCounts {
     pub allow_to_deny: u64,
     pub deny_to_allow: u64,
     pub reasons_changed: u64,
+    pub ask_changed: u64,
 }
 
 impl ChangeCounts {
@@ -126,6 +130,7 @@ impl ChangeCounts {
             ChangeKind::AllowToDeny => &mut self.allow_to_deny,
             ChangeKind::DenyToAllow => &mut self.deny_to_allow,
             ChangeKind::ReasonsChanged => &mut self.reasons_changed,
+            ChangeKind::AskChanged => &mut self.ask_changed,
         } += 1;
     }
 
@@ -133,10 +138,11 @@ impl ChangeCounts {
         self.allow_to_deny += other.allow_to_deny;
         self.deny_to_allow += other.deny_to_allow;
         self.reasons_changed += other.reasons_changed;
+        self.ask_changed += other.ask_changed;
     }
 
     pub fn total(&self) -> u64 {
-        self.allow_to_deny + self.deny_to_allow + self.reasons_changed
+        self.allow_to_deny + self.deny_to_allow + self.reasons_changed + self.ask_changed
     }
 }
 
@@ -371,6 +377,15 @@ enum Replayed {
 /// tools were shown and hidden, not the input each tool's decision had.
 const LISTING: &str = "list: a listing records which tools were shown, not each tool's input";
 
+/// Whether two sets of `deny` or `ask` messages are the same: the rules are sets, so order does
+/// not matter. Sorts `replayed`.
+fn same_messages(recorded: &[String], replayed: &mut [String]) -> bool {
+    let mut before = recorded.to_vec();
+    before.sort();
+    replayed.sort();
+    before == replayed
+}
+
 fn replay_one(store: &PolicyStore, recorded: &Recorded) -> Replayed {
     let Ok(phase) = recorded.phase.parse::<Phase>() else {
         return Replayed::Skipped(format!("{}: not a policy decision", recorded.phase));
@@ -386,9 +401,10 @@ fn replay_one(store: &PolicyStore, recorded: &Recorded) -> Replayed {
     let recorded_verdict = match recorded.verdict.as_str() {
         "allow" => Verdict::Allow,
         "deny" => Verdict::Deny,
+        "ask" => Verdict::Ask,
         other => {
             return Replayed::Skipped(format!(
-                "{phase}: verdict {other:?} is not a decision (allow or deny)"
+                "{phase}: verdict {other:?} is not a decision (allow, deny or ask)"
             ));
         }
     };
@@ -409,12 +425,12 @@ fn replay_one(store: &PolicyStore, recorded: &Recorded) -> Replayed {
         (Verdict::Allow, Verdict::Deny) => Some(ChangeKind::AllowToDeny),
         (Verdict::Deny, Verdict::Allow) => Some(ChangeKind::DenyToAllow),
         (Verdict::Deny, Verdict::Deny) => {
-            // `deny` is a set: the same messages in another order are the same reasons.
-            let mut before = recorded.reasons.clone();
-            before.sort();
-            replayed_reasons.sort();
-            (before != replayed_reasons).then_some(ChangeKind::ReasonsChanged)
+            (!same_messages(&recorded.reasons, &mut replayed_reasons))
+                .then_some(ChangeKind::ReasonsChanged)
         }
+        (Verdict::Ask, Verdict::Ask) => (!same_messages(&recorded.reasons, &mut replayed_reasons))
+            .then_some(ChangeKind::AskChanged),
+        (Verdict::Ask, _) | (_, Verdict::Ask) => Some(ChangeKind::AskChanged),
         (Verdict::Allow, Verdict::Allow) => None,
     };
     Replayed::Decided {

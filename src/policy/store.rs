@@ -190,6 +190,18 @@ impl PolicyStore {
         }
     }
 
+    /// Records a bundle refused before it reached [`PolicyStore::reload`] (it could not be
+    /// fetched, or its signature did not verify): logged and counted as a failed reload; the
+    /// current bundle keeps serving.
+    pub fn refused(&self, reason: &dyn std::fmt::Display) {
+        tracing::error!(
+            serving_revision = %self.revision(),
+            error = %reason,
+            "policy bundle rejected; the previous bundle keeps serving"
+        );
+        self.inner.options.metrics.reloaded(false);
+    }
+
     fn current(&self) -> Arc<ServingBundle> {
         self.inner
             .current
@@ -411,6 +423,7 @@ impl ServingBundle {
             env: value_of("env", declared.env),
             inject: value_of("inject", declared.inject),
             labels: value_of("labels", declared.labels),
+            ask: value_of("ask", declared.ask),
         };
         Ok(values.into_decision(phase, &self.revision, micros(start.elapsed())))
     }

@@ -154,7 +154,7 @@ impl CompileCache {
         sha256_hex: &str,
     ) -> wasmtime::Result<(Component, CompileSource)> {
         let Some(store) = &self.store else {
-            return Ok((Component::new(engine, bytes)?, CompileSource::Compiled));
+            return Ok((compile(engine, bytes)?, CompileSource::Compiled));
         };
         let name = self.entry_name(sha256_hex);
         let path = store.path.join(&name);
@@ -198,7 +198,7 @@ impl CompileCache {
                 path.display()
             ),
         }
-        let component = Component::new(engine, bytes)?;
+        let component = compile(engine, bytes)?;
         let artifact = component.serialize()?;
         let tag = mac(&store.key, sha256_hex, &self.engine_hash, &artifact);
         if let Err(error) = store.write_atomically(&name, &[MAGIC, &tag[..], &artifact]) {
@@ -210,6 +210,12 @@ impl CompileCache {
         }
         Ok((component, CompileSource::Compiled))
     }
+}
+
+/// Compiles a component, shown as a task in progress (compiling a large one takes seconds).
+fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    let _task = crate::support::progress::task("compiling component", None);
+    Component::new(engine, bytes)
 }
 
 /// Why an entry's bytes are not used.

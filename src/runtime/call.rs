@@ -109,6 +109,8 @@ impl Runtime {
         host: CallHost,
     ) -> Result<Option<Val>, CallError> {
         let started = Instant::now();
+        // A person approving one of the tool's requests stops the clock: the deadline moves.
+        let waited = host.waited.clone();
         let state = CallState::new(&self.host, CallLimiter::new(limits.memory_bytes), host)
             .map_err(|e| CallError::Instantiate {
                 message: e.to_string(),
@@ -122,8 +124,9 @@ impl Runtime {
         }
         let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
+        let waited_in_wasm = waited.clone();
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+            Ok(if Instant::now() >= deadline + waited_in_wasm.total() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
@@ -148,7 +151,23 @@ impl Runtime {
         };
         // The epoch callback stops wasm that runs past the deadline; this outer timeout also
         // covers time spent waiting in host calls (a slow HTTP response), where no wasm runs.
-        let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 4, run).await;
+        // It is re-armed while the deadline moves (a person approving a request).
+        let outcome = {
+            tokio::pin!(run);
+            loop {
+                let expires =
+                    tokio::time::Instant::from_std(deadline + waited.total() + EPOCH_TICK * 4);
+                match tokio::time::timeout_at(expires, &mut run).await {
+                    Ok(finished) => break Ok(finished),
+                    Err(elapsed)
+                        if deadline + waited.total() + EPOCH_TICK * 4 <= Instant::now() =>
+                    {
+                        break Err(elapsed);
+                    }
+                    Err(_moved) => {}
+                }
+            }
+        };
         let result = match outcome {
             Err(_elapsed) => Err(CallError::Timeout {
                 limit: limits.timeout,

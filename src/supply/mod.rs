@@ -4,11 +4,13 @@
 //! Loading a component goes through [`prepare`] before the runtime ever sees its bytes:
 //! fetch (file, URL or OCI registry, size-capped) → digest check → signature check. The bytes that were
 //! checked are the bytes that are compiled: nothing is re-read from disk in between.
-//! What is and is not verified is documented in `docs/SUPPLY-CHAIN.md`.
+//! What is and is not verified is documented in `docs/SUPPLY-CHAIN.md`. Policy bundles a fleet
+//! pulls go through the same fetch and signature checks ([`policy_bundle`]).
 
 pub mod inspect;
 pub mod oci;
 pub mod pins;
+pub mod policy_bundle;
 pub mod settings;
 pub mod signature;
 pub mod source;
@@ -102,15 +104,16 @@ pub fn prepare<'a>(
     };
     let unsigned_reason = match requirement {
         Some(requirement) => {
-            let bundle_origin = source::Origin::bundle_of(component, &origin);
+            let bundle_origin =
+                source::Origin::bundle_of(component, &origin, fetched.resolved.as_deref());
             let signer = fetcher
-                .fetch_bundle(&bundle_origin)
+                .fetch_bundles(&bundle_origin)
                 .map_err(|error| SupplyError::Signature {
                     location: location.clone(),
                     error,
                 })
-                .and_then(|bundle| {
-                    signature::verify(&fetched.bytes, &bundle, &requirement).map_err(|error| {
+                .and_then(|bundles| {
+                    signature::verify_any(&fetched.bytes, &bundles, &requirement).map_err(|error| {
                         SupplyError::Signature {
                             location: location.clone(),
                             error,

@@ -24,15 +24,31 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{
+    ImageIndexEntry, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciDescriptor,
+    OciImageIndex, OciImageManifest,
+};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use reqwest::header::HeaderValue;
 use sha2::{Digest, Sha256};
+
+use crate::support::progress;
 
 /// The media type of a Wasm component layer.
 pub const WASM_LAYER: &str = "application/wasm";
 /// The media type of a Wasm artifact's config.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
+/// The artifact type of a sigstore bundle stored as an OCI referrer, and its layer's media type
+/// (what `cosign` attaches with the new bundle format).
+pub const SIGSTORE_BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The config of an artifact that has none (OCI image spec "empty descriptor").
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+/// The most a signature bundle may be (they are a few kilobytes).
+const MAX_BUNDLE_BYTES: u64 = 1 << 20;
+/// The most signature bundles read for one component.
+pub const MAX_BUNDLES: usize = 8;
 /// The most a manifest may be (they are a few hundred bytes).
 const MAX_MANIFEST_BYTES: usize = 1 << 20;
 const MANIFEST_TYPES: [&str; 2] = [
@@ -93,6 +109,14 @@ impl OciReference {
         self.reference.digest().is_some()
     }
 
+    /// The tag under which a registry without the referrers API indexes this manifest's
+    /// referrers (`sha256-<hex>`), for a digest reference.
+    pub fn referrers_tag(&self) -> Option<String> {
+        self.reference
+            .digest()
+            .map(|digest| digest.replace(':', "-"))
+    }
+
     fn registry(&self) -> &str {
         self.reference.registry()
     }
@@ -143,114 +167,259 @@ impl Registries {
 
     /// Pulls the component `reference` names, no larger than `max_bytes`.
     pub fn pull(&self, reference: &OciReference, max_bytes: u64) -> Result<Pulled, String> {
+        self.pull_layer(reference, (WASM_LAYER, "component layer"), max_bytes, None)?
+            .ok_or_else(|| "the registry sent no manifest".into())
+    }
+
+    /// Pulls the one layer of media type `layer.0` (described as `layer.1` in messages and
+    /// progress) of the artifact `reference` names, no larger than `max_bytes`; `None` if its
+    /// manifest digest is `unless_manifest` (nothing changed since, for what is polled).
+    pub fn pull_layer(
+        &self,
+        reference: &OciReference,
+        (media_type, what): (&str, &str),
+        max_bytes: u64,
+        unless_manifest: Option<&str>,
+    ) -> Result<Option<Pulled>, String> {
         let client = self.client(reference)?;
         run(self.timeout, async {
             let image = &reference.reference;
-            let auth = RegistryAuth::Anonymous;
-            let (manifest_bytes, _) = client
-                .pull_manifest_raw(image, &auth, &MANIFEST_TYPES)
-                .await
-                .map_err(|e| format!("cannot fetch its manifest: {e}"))?;
-            if manifest_bytes.len() > MAX_MANIFEST_BYTES {
-                return Err(format!(
-                    "its manifest is {} bytes, over {MAX_MANIFEST_BYTES}",
-                    manifest_bytes.len()
-                ));
-            }
-            let manifest_digest = sha256(&manifest_bytes);
-            if let Some(pinned) = image.digest()
-                && pinned != manifest_digest
-            {
-                return Err(format!(
-                    "the registry sent a manifest whose digest is {manifest_digest}, not {pinned}; refusing it"
-                ));
+            let (manifest_bytes, manifest_digest) = pull_manifest(&client, image).await?;
+            if unless_manifest == Some(manifest_digest.as_str()) {
+                return Ok(None);
             }
             let manifest: OciImageManifest = serde_json::from_slice(&manifest_bytes)
                 .map_err(|e| format!("its manifest is not an OCI image manifest: {e}"))?;
-            let layer = wasm_layer(&manifest)?;
-            if u64::try_from(layer.size).map_or(true, |size| size > max_bytes) {
-                return Err(format!(
-                    "its component layer is {} bytes, over the limit of {max_bytes} (supply_chain.max_download_bytes)",
-                    layer.size
-                ));
-            }
-            let mut stream = client
-                .pull_blob_stream(image, layer)
-                .await
-                .map_err(|e| format!("cannot fetch its component layer: {e}"))?;
-            let mut bytes = Vec::new();
-            while let Some(chunk) = stream
-                .try_next()
-                .await
-                .map_err(|e| format!("cannot fetch its component layer: {e}"))?
-            {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() as u64 > max_bytes {
-                    return Err(format!(
-                        "its component layer is over the limit of {max_bytes} bytes (supply_chain.max_download_bytes)"
-                    ));
-                }
-            }
-            let actual = sha256(&bytes);
-            if actual != layer.digest {
-                return Err(format!(
-                    "its component layer's digest is {actual}, not the manifest's {}; refusing it",
-                    layer.digest
-                ));
-            }
-            Ok(Pulled {
+            let layer = single_layer(&manifest, media_type)?;
+            let bytes = pull_blob(&client, image, layer, max_bytes, what).await?;
+            Ok(Some(Pulled {
                 bytes,
                 manifest_digest,
-            })
+            }))
         })
     }
 
-    /// Publishes `component` at `reference` as a Wasm OCI artifact; returns the manifest's
-    /// digest.
-    pub fn push(&self, reference: &OciReference, component: &[u8]) -> Result<String, String> {
+    /// The sigstore bundles stored beside the manifest `subject` (a digest reference): the
+    /// referrers whose artifact type is [`SIGSTORE_BUNDLE`], found with the referrers API or,
+    /// on a registry without it (distribution 2.x), the referrers tag `sha256-<hex>`. At most
+    /// [`MAX_BUNDLES`] are read. Each referrer must name `subject` as its subject, whatever
+    /// index listed it. The bundles are not verified here: the signature check vouches for them.
+    pub fn signature_bundles(&self, subject: &OciReference) -> Result<Vec<Vec<u8>>, String> {
+        let client = self.client(subject)?;
+        let subject_digest = subject
+            .reference
+            .digest()
+            .ok_or_else(|| format!("{subject}: referrers are looked up by digest, not by tag"))?
+            .to_owned();
+        run(self.timeout, async {
+            let image = &subject.reference;
+            client
+                .store_auth_if_needed(image.resolve_registry(), &RegistryAuth::Anonymous)
+                .await;
+            let index = client
+                .pull_referrers(image, Some(SIGSTORE_BUNDLE))
+                .await
+                .map_err(|e| format!("cannot list its referrers: {e}"))?;
+            let mut bundles = Vec::new();
+            for entry in index
+                .manifests
+                .iter()
+                .filter(|entry| entry.artifact_type.as_deref() == Some(SIGSTORE_BUNDLE))
+                .take(MAX_BUNDLES)
+            {
+                let at = subject.at_digest(&entry.digest);
+                let (bytes, _) = pull_manifest(&client, &at.reference)
+                    .await
+                    .map_err(|e| format!("referrer {}: {e}", entry.digest))?;
+                let manifest: OciImageManifest = serde_json::from_slice(&bytes).map_err(|e| {
+                    format!(
+                        "referrer {} is not an OCI image manifest: {e}",
+                        entry.digest
+                    )
+                })?;
+                if manifest.subject.as_ref().map(|s| s.digest.as_str())
+                    != Some(subject_digest.as_str())
+                {
+                    tracing::warn!(referrer = %entry.digest, subject = %subject, "a listed referrer names another subject; ignored");
+                    continue;
+                }
+                let Some(layer) = manifest
+                    .layers
+                    .iter()
+                    .find(|layer| layer.media_type == SIGSTORE_BUNDLE)
+                else {
+                    continue;
+                };
+                bundles.push(
+                    pull_blob(&client, image, layer, MAX_BUNDLE_BYTES, "signature bundle").await?,
+                );
+            }
+            Ok(bundles)
+        })
+    }
+
+    /// Publishes `component` at `reference` as a Wasm OCI artifact, with its signature bundle
+    /// attached if given (see [`Registries::push_artifact`]).
+    pub fn push(
+        &self,
+        reference: &OciReference,
+        component: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<Pushed, String> {
+        self.push_artifact(reference, component, WASM_LAYER, WASM_CONFIG, signature)
+    }
+
+    /// Publishes `bytes` as an artifact of one `layer_type` layer and an empty (`{}`) config
+    /// of `config_type`, at the tag `reference` names. In this order, so that whoever follows
+    /// the tag never sees the artifact without its signature: the blobs, the manifest by its
+    /// digest, the signature bundle as a referrer of it (`attach`), then the tag.
+    pub fn push_artifact(
+        &self,
+        reference: &OciReference,
+        bytes: &[u8],
+        layer_type: &str,
+        config_type: &str,
+        signature: Option<&[u8]>,
+    ) -> Result<Pushed, String> {
+        if reference.is_digest() {
+            return Err("push to a tag (…:1.0); the digest is the registry's to give".into());
+        }
         let client = self.client(reference)?;
-        let layers = [ImageLayer::new(
-            component.to_vec(),
-            WASM_LAYER.to_owned(),
-            None,
-        )];
-        let config = Config::new(b"{}".to_vec(), WASM_CONFIG.to_owned(), None);
-        let manifest = OciImageManifest::build(&layers, &config, None);
+        let layer = ImageLayer::new(bytes.to_vec(), layer_type.to_owned(), None);
+        let config = Config::new(b"{}".to_vec(), config_type.to_owned(), None);
+        let manifest = OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| format!("cannot encode the manifest: {e}"))?;
+        let manifest_digest = sha256(&manifest_bytes);
+        let at = reference.at_digest(&manifest_digest);
         run(self.timeout, async {
             client
-                .push(
-                    &reference.reference,
-                    &layers,
-                    config,
-                    &RegistryAuth::Anonymous,
-                    Some(manifest.clone()),
-                )
+                .store_auth_if_needed(at.reference.resolve_registry(), &RegistryAuth::Anonymous)
+                .await;
+            for (data, digest) in [
+                (config.data.clone(), config.sha256_digest()),
+                (layer.data.clone(), layer.sha256_digest()),
+            ] {
+                client
+                    .push_blob(&at.reference, data, &digest)
+                    .await
+                    .map_err(|e| format!("cannot push: {e}"))?;
+            }
+            let manifest_type = HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
+            client
+                .push_manifest_raw(&at.reference, manifest_bytes.clone(), manifest_type.clone())
                 .await
-                .map_err(|e| format!("cannot push: {e}"))?;
-            // The digest of the manifest as the registry stores it, not as we would spell it.
-            let (stored, _) = client
-                .pull_manifest_raw(
-                    &reference.reference,
-                    &RegistryAuth::Anonymous,
-                    &MANIFEST_TYPES,
-                )
+                .map_err(|e| format!("cannot push the manifest: {e}"))?;
+            let signature_referrer = match signature {
+                Some(bundle) => Some(attach(&client, &at, manifest_bytes.len(), bundle).await?),
+                None => None,
+            };
+            client
+                .push_manifest_raw(&reference.reference, manifest_bytes, manifest_type)
                 .await
-                .map_err(|e| format!("pushed, but cannot read the manifest back: {e}"))?;
-            Ok(sha256(&stored))
+                .map_err(|e| format!("cannot tag the manifest: {e}"))?;
+            Ok(Pushed {
+                manifest_digest,
+                signature_referrer,
+            })
         })
     }
 }
 
-/// The one `application/wasm` layer of a manifest.
-fn wasm_layer(manifest: &OciImageManifest) -> Result<&OciDescriptor, String> {
-    let mut wasm = manifest
+/// What a push published.
+#[derive(Debug)]
+pub struct Pushed {
+    /// The manifest's digest: what a gateway pins.
+    pub manifest_digest: String,
+    /// The digest of the signature bundle's referrer manifest, if one was attached.
+    pub signature_referrer: Option<String>,
+}
+
+/// Stores `bundle` as a referrer of the manifest `subject` (a digest reference, `subject_size`
+/// bytes): an OCI artifact of type [`SIGSTORE_BUNDLE`] whose `subject` is that manifest, as
+/// `cosign` attaches bundles. Registries with the referrers API index it themselves; for the
+/// others (distribution 2.x) the referrers tag `sha256-<hex>` is updated too, an index the
+/// gateway (and cosign) falls back to. Returns the referrer's manifest digest.
+async fn attach(
+    client: &Client,
+    subject: &OciReference,
+    subject_size: usize,
+    bundle: &[u8],
+) -> Result<String, String> {
+    let image = &subject.reference;
+    let subject_digest = image
+        .digest()
+        .ok_or_else(|| format!("{subject}: a bundle is attached to a digest, not a tag"))?
+        .to_owned();
+    let empty = b"{}".to_vec();
+    let empty_digest = sha256(&empty);
+    let bundle_digest = sha256(bundle);
+    for (bytes, digest) in [(empty, &empty_digest), (bundle.to_vec(), &bundle_digest)] {
+        client
+            .push_blob(image, bytes, digest)
+            .await
+            .map_err(|e| format!("cannot push the signature bundle: {e}"))?;
+    }
+    let descriptor = |media_type: &str, digest: &str, size: usize| OciDescriptor {
+        media_type: media_type.to_owned(),
+        digest: digest.to_owned(),
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        ..Default::default()
+    };
+    let manifest = OciImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
+        config: descriptor(EMPTY_CONFIG, &empty_digest, 2),
+        layers: vec![descriptor(SIGSTORE_BUNDLE, &bundle_digest, bundle.len())],
+        subject: Some(descriptor(
+            OCI_IMAGE_MEDIA_TYPE,
+            &subject_digest,
+            subject_size,
+        )),
+        artifact_type: Some(SIGSTORE_BUNDLE.to_owned()),
+        annotations: None,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| format!("cannot encode the referrer manifest: {e}"))?;
+    let manifest_digest = sha256(&manifest_bytes);
+    client
+        .push_manifest_raw(
+            &subject.at_digest(&manifest_digest).reference,
+            manifest_bytes.clone(),
+            HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE),
+        )
+        .await
+        .map_err(|e| format!("cannot push the signature bundle's manifest: {e}"))?;
+    add_to_referrers_tag(
+        client,
+        subject,
+        &subject_digest,
+        ImageIndexEntry {
+            media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
+            digest: manifest_digest.clone(),
+            size: i64::try_from(manifest_bytes.len()).unwrap_or(i64::MAX),
+            platform: None,
+            annotations: None,
+            artifact_type: Some(SIGSTORE_BUNDLE.to_owned()),
+        },
+    )
+    .await?;
+    Ok(manifest_digest)
+}
+
+/// The one `media_type` layer of a manifest.
+fn single_layer<'a>(
+    manifest: &'a OciImageManifest,
+    media_type: &str,
+) -> Result<&'a OciDescriptor, String> {
+    let mut found = manifest
         .layers
         .iter()
-        .filter(|layer| layer.media_type == WASM_LAYER);
-    match (wasm.next(), wasm.next()) {
+        .filter(|layer| layer.media_type == media_type);
+    match (found.next(), found.next()) {
         (Some(layer), None) => Ok(layer),
         (None, _) => Err(format!(
-            "it is not a Wasm component artifact: no {WASM_LAYER} layer (layers: {})",
+            "it is not the artifact expected: no {media_type} layer (layers: {})",
             manifest
                 .layers
                 .iter()
@@ -259,9 +428,128 @@ fn wasm_layer(manifest: &OciImageManifest) -> Result<&OciDescriptor, String> {
                 .join(", ")
         )),
         (Some(_), Some(_)) => Err(format!(
-            "it has more than one {WASM_LAYER} layer; which one is the component is ambiguous"
+            "it has more than one {media_type} layer; which one to take is ambiguous"
         )),
     }
+}
+
+/// Fetches a manifest, size-capped; a digest reference must be the manifest bytes' SHA-256.
+/// Returns the bytes and their digest.
+async fn pull_manifest(client: &Client, image: &Reference) -> Result<(Vec<u8>, String), String> {
+    let (bytes, _) = client
+        .pull_manifest_raw(image, &RegistryAuth::Anonymous, &MANIFEST_TYPES)
+        .await
+        .map_err(|e| format!("cannot fetch its manifest: {e}"))?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "its manifest is {} bytes, over {MAX_MANIFEST_BYTES}",
+            bytes.len()
+        ));
+    }
+    let digest = sha256(&bytes);
+    if let Some(pinned) = image.digest()
+        && pinned != digest
+    {
+        return Err(format!(
+            "the registry sent a manifest whose digest is {digest}, not {pinned}; refusing it"
+        ));
+    }
+    Ok((bytes.to_vec(), digest))
+}
+
+/// Fetches the blob `layer` describes, no larger than `max_bytes` (declared and while it
+/// streams), refused unless its SHA-256 is the descriptor's digest.
+async fn pull_blob(
+    client: &Client,
+    image: &Reference,
+    layer: &OciDescriptor,
+    max_bytes: u64,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    if u64::try_from(layer.size).map_or(true, |size| size > max_bytes) {
+        return Err(format!(
+            "its {what} is {} bytes, over the limit of {max_bytes} (supply_chain.max_download_bytes)",
+            layer.size
+        ));
+    }
+    let mut stream = client
+        .pull_blob_stream(image, layer)
+        .await
+        .map_err(|e| format!("cannot fetch its {what}: {e}"))?;
+    let mut progress = progress::task(&format!("pulling {what}"), u64::try_from(layer.size).ok());
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| format!("cannot fetch its {what}: {e}"))?
+    {
+        bytes.extend_from_slice(&chunk);
+        progress.advance(chunk.len() as u64);
+        if bytes.len() as u64 > max_bytes {
+            return Err(format!(
+                "its {what} is over the limit of {max_bytes} bytes (supply_chain.max_download_bytes)"
+            ));
+        }
+    }
+    let actual = sha256(&bytes);
+    if actual != layer.digest {
+        return Err(format!(
+            "its {what}'s digest is {actual}, not the manifest's {}; refusing it",
+            layer.digest
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Adds `entry` to the referrers index under the tag `sha256-<hex>` of `subject_digest` (the
+/// OCI referrers tag schema), creating it if there is none.
+async fn add_to_referrers_tag(
+    client: &Client,
+    subject: &OciReference,
+    subject_digest: &str,
+    entry: ImageIndexEntry,
+) -> Result<(), String> {
+    let tag = Reference::with_tag(
+        subject.registry().to_owned(),
+        subject.reference.repository().to_owned(),
+        subject_digest.replace(':', "-"),
+    );
+    let mut index = match client
+        .pull_manifest_raw(
+            &tag,
+            &RegistryAuth::Anonymous,
+            &[OCI_IMAGE_INDEX_MEDIA_TYPE],
+        )
+        .await
+    {
+        Ok((bytes, _)) => serde_json::from_slice::<OciImageIndex>(&bytes)
+            .map_err(|e| format!("the referrers tag {tag} is not an OCI image index: {e}"))?,
+        Err(OciDistributionError::ImageManifestNotFoundError(_))
+        | Err(OciDistributionError::RegistryError { .. })
+        | Err(OciDistributionError::ServerError { code: 404, .. }) => OciImageIndex {
+            schema_version: 2,
+            media_type: Some(OCI_IMAGE_INDEX_MEDIA_TYPE.to_owned()),
+            manifests: Vec::new(),
+            artifact_type: None,
+            annotations: None,
+        },
+        Err(e) => return Err(format!("cannot read the referrers tag {tag}: {e}")),
+    };
+    if index.manifests.iter().any(|m| m.digest == entry.digest) {
+        return Ok(());
+    }
+    index.manifests.push(entry);
+    let bytes = serde_json::to_vec(&index)
+        .map_err(|e| format!("cannot encode the referrers index: {e}"))?;
+    client
+        .push_manifest_raw(
+            &tag,
+            bytes,
+            HeaderValue::from_static(OCI_IMAGE_INDEX_MEDIA_TYPE),
+        )
+        .await
+        .map_err(|e| format!("cannot update the referrers tag {tag}: {e}"))?;
+    Ok(())
 }
 
 /// Runs `work` on a thread of its own with a runtime of its own, within twice `timeout`.

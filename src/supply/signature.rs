@@ -92,6 +92,8 @@ pub enum SignatureError {
     Identity(String),
     #[error("keyless verification failed: {0}")]
     Keyless(String),
+    #[error("cannot sign with that key: {0}")]
+    SigningKey(String),
 }
 
 impl Requirement {
@@ -137,6 +139,66 @@ pub fn verify(
             issuer,
         } => verify_keyless(component, bundle, trust_root, identity, issuer),
     }
+}
+
+/// Signs `bytes` with a cosign private key (PEM: PKCS#8, or cosign's encrypted form with
+/// `password`) and returns a sigstore bundle with a message signature, the shape
+/// `cosign sign-blob --key … --new-bundle-format` writes and [`verify`] checks (no
+/// transparency-log entry: a key-signed bundle is trusted because of the key).
+pub fn sign_with_key(
+    bytes: &[u8],
+    private_pem: &[u8],
+    password: Option<&[u8]>,
+) -> Result<Vec<u8>, SignatureError> {
+    use sigstore::crypto::SigningScheme;
+    use sigstore::crypto::signing_key::SigStoreKeyPair;
+    let bad = |message: String| SignatureError::SigningKey(message);
+    let pair = match password {
+        Some(password) => SigStoreKeyPair::from_encrypted_pem(private_pem, password),
+        None => SigStoreKeyPair::from_pem(private_pem),
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    let signer = [
+        SigningScheme::ECDSA_P256_SHA256_ASN1,
+        SigningScheme::ECDSA_P384_SHA384_ASN1,
+        SigningScheme::ED25519,
+    ]
+    .iter()
+    .find_map(|scheme| pair.to_sigstore_signer(scheme).ok())
+    .ok_or_else(|| bad("not an ECDSA P-256/P-384 or Ed25519 key".into()))?;
+    let public = pair.public_key_to_pem().map_err(|e| bad(e.to_string()))?;
+    let signature = signer.sign(bytes).map_err(|e| bad(e.to_string()))?;
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "publicKey": {"hint": key_id(&public).map_err(bad)?},
+            "tlogEntries": [],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": BASE64.encode(Sha256::digest(bytes))},
+            "signature": BASE64.encode(signature),
+        },
+    });
+    Ok(bundle.to_string().into_bytes())
+}
+
+/// Checks the bundles found for a component (a registry may hold several): the first that
+/// verifies names the signer; if none does, the first one's error is the answer.
+pub fn verify_any(
+    component: &[u8],
+    bundles: &[Vec<u8>],
+    requirement: &Requirement,
+) -> Result<Signer, SignatureError> {
+    let mut first_error = None;
+    for bundle in bundles {
+        match verify(component, bundle, requirement) {
+            Ok(signer) => return Ok(signer),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| SignatureError::MalformedBundle("no bundle given".into())))
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, SignatureError> {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::oci::{OciReference, Registries};
+use super::oci::{OciReference, Registries, SIGSTORE_BUNDLE};
 use super::{ComponentSource, SignatureError, SupplyChainConfig, sha256_digest};
 
 /// Where some bytes come from.
@@ -61,10 +61,12 @@ impl Origin {
     }
 
     /// Where the component's signature bundle is: as configured, else beside the component
-    /// (`<path or URL>.sigstore.json`).
+    /// (`<path or URL>.sigstore.json`; for a registry, the bundles attached to the manifest
+    /// it resolved to, `resolved`).
     pub fn bundle_of<'a>(
         component: impl Into<ComponentSource<'a>>,
         origin: &Origin,
+        resolved: Option<&str>,
     ) -> Result<Origin, String> {
         if let Some(bundle) = component.into().bundle {
             return Origin::parse(bundle);
@@ -80,11 +82,15 @@ impl Origin {
                 url.set_path(&format!("{}.sigstore.json", url.path()));
                 Origin::Url(url)
             }
-            Origin::Oci(reference) => {
-                return Err(format!(
-                    "{reference}: a signature stored in the registry is not read yet; give the component's `bundle` (a path or an https:// URL)"
-                ));
-            }
+            Origin::Oci(reference) => match resolved {
+                Some(resolved) => Origin::Oci(OciReference::parse(resolved)?),
+                None if reference.is_digest() => origin.clone(),
+                None => {
+                    return Err(format!(
+                        "{reference}: the tag was not resolved, so its signature cannot be looked up"
+                    ));
+                }
+            },
         })
     }
 }
@@ -161,6 +167,17 @@ impl Fetcher {
             cache_dir: cache_dir.map(|d| d.join("downloads")),
             oci_http_registries: config.oci_http_registries.clone(),
         }
+    }
+
+    /// The same limits, trusting the PEM roots in `ca_file` instead (`None`: the system's).
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> Fetcher {
+        self.ca_file = ca_file;
+        self
+    }
+
+    /// The largest download it accepts, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// How this fetcher reaches OCI registries.
@@ -253,14 +270,19 @@ impl Fetcher {
         })
     }
 
-    /// A signature bundle's bytes (no digest: the signature check is what vouches for them).
-    pub fn fetch_bundle(&self, origin: &Result<Origin, String>) -> Result<Vec<u8>, SignatureError> {
+    /// The signature bundles found at `origin` (no digest: the signature check is what vouches
+    /// for them): the one file or URL, or for a registry manifest the sigstore bundles attached
+    /// to it. None found is [`SignatureError::MissingBundle`], naming where it looked.
+    pub fn fetch_bundles(
+        &self,
+        origin: &Result<Origin, String>,
+    ) -> Result<Vec<Vec<u8>>, SignatureError> {
         let origin = origin
             .as_ref()
             .map_err(|message| SignatureError::MalformedBundle(message.clone()))?;
         match origin {
             Origin::File(path) => match std::fs::read(path) {
-                Ok(bytes) => Ok(bytes),
+                Ok(bytes) => Ok(vec![bytes]),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Err(SignatureError::MissingBundle {
                         location: path.display().to_string(),
@@ -272,24 +294,36 @@ impl Fetcher {
                     source,
                 }),
             },
-            Origin::Url(url) => self.download(url).map_err(|message| {
-                if message.starts_with("HTTP 404") {
-                    SignatureError::MissingBundle {
+            Origin::Url(url) => match self.download(url) {
+                Ok(bytes) => Ok(vec![bytes]),
+                Err(message) if message.starts_with("HTTP 404") => {
+                    Err(SignatureError::MissingBundle {
                         location: url.to_string(),
-                    }
-                } else {
-                    SignatureError::Fetch {
-                        location: url.to_string(),
-                        message,
-                    }
+                    })
                 }
-            }),
-            Origin::Oci(reference) => Err(SignatureError::Fetch {
-                location: reference.to_string(),
-                message:
-                    "a signature bundle is read from a path or an https:// URL, not from a registry"
-                        .into(),
-            }),
+                Err(message) => Err(SignatureError::Fetch {
+                    location: url.to_string(),
+                    message,
+                }),
+            },
+            Origin::Oci(reference) => {
+                let bundles = self
+                    .registries()
+                    .and_then(|registries| registries.signature_bundles(reference))
+                    .map_err(|message| SignatureError::Fetch {
+                        location: reference.to_string(),
+                        message,
+                    })?;
+                if bundles.is_empty() {
+                    return Err(SignatureError::MissingBundle {
+                        location: format!(
+                            "{reference}: no referrer of artifact type {SIGSTORE_BUNDLE} (looked up with the referrers API, then the referrers tag {})",
+                            reference.referrers_tag().unwrap_or_default()
+                        ),
+                    });
+                }
+                Ok(bundles)
+            }
         }
     }
 
@@ -330,15 +364,28 @@ impl Fetcher {
     /// Downloads on a thread of its own: reqwest's blocking client must not run (or be
     /// dropped) on an async executor's thread, and loading is called from both contexts.
     fn download(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+        match self.download_if_changed(url, None)? {
+            Download::Body { bytes, .. } => Ok(bytes),
+            Download::NotModified => Err("HTTP 304 without a validator".into()),
+        }
+    }
+
+    /// Downloads `url` unless it still has the entity tag `etag` (a conditional GET with
+    /// `If-None-Match`, for what is polled), within the same limits as [`Fetcher::fetch`].
+    pub fn download_if_changed(
+        &self,
+        url: &reqwest::Url,
+        etag: Option<&str>,
+    ) -> Result<Download, String> {
         std::thread::scope(|scope| {
             scope
-                .spawn(|| self.download_here(url))
+                .spawn(|| self.download_here(url, etag))
                 .join()
                 .unwrap_or_else(|_| Err("the download thread panicked".into()))
         })
     }
 
-    fn download_here(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+    fn download_here(&self, url: &reqwest::Url, etag: Option<&str>) -> Result<Download, String> {
         check_url(url)?;
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(self.timeout)
@@ -362,11 +409,23 @@ impl Fetcher {
             }
         }
         let client = builder.build().map_err(|e| e.to_string())?;
-        let response = client.get(url.clone()).send().map_err(|e| format!("{e}"))?;
+        let mut request = client.get(url.clone());
+        if let Some(etag) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let response = request.send().map_err(|e| with_causes(&e))?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(Download::NotModified);
+        }
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
         }
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         if let Some(length) = response.content_length()
             && length > self.max_bytes
         {
@@ -386,8 +445,34 @@ impl Fetcher {
                 self.max_bytes
             ));
         }
-        Ok(bytes)
+        Ok(Download::Body { bytes, etag })
     }
+}
+
+/// What a conditional download got.
+#[derive(Debug)]
+pub enum Download {
+    /// The resource still has the entity tag that was given.
+    NotModified,
+    /// Its bytes, and its entity tag if the server sent one.
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
+}
+
+/// An error and its causes on one line (reqwest's own message leaves out why a request failed).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let next_text = next.to_string();
+        if !text.contains(&next_text) {
+            text = format!("{text}: {next_text}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// `sha256:<lowercase hex>`, whether or not the prefix was written.

@@ -4,6 +4,11 @@
 //! `scripts/build-components` and returns the path of `types.wasm`. Concurrent test
 //! processes are safe: the script holds a lock around its cargo build and docs step.
 
+#[allow(dead_code, reason = "only the OCI test binaries start a registry")]
+pub mod registry;
+#[allow(dead_code, reason = "only the supply-chain test binaries sign")]
+pub mod signing;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

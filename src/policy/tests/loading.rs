@@ -56,6 +56,19 @@ fn bundles_that_would_deny_or_confuse_are_rejected_at_load() {
         "{error}"
     );
 
+    let dir = bundle(&[
+        ("call.rego", ALLOW_ALL),
+        (
+            "result.rego",
+            "package gatehouse.result\n\nallow := true\n\nask contains \"look\"\n",
+        ),
+    ]);
+    let error = PolicyStore::load(dir.path(), &[], PolicyOptions::default()).unwrap_err();
+    assert!(
+        matches!(error, PolicyError::AskOutsideActions { .. }),
+        "{error}"
+    );
+
     let dir = bundle(&[("call.rego", ALLOW_ALL), ("data.json", "[1, 2]")]);
     let error = PolicyStore::load(dir.path(), &[], PolicyOptions::default()).unwrap_err();
     assert_eq!(

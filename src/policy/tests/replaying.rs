@@ -141,7 +141,7 @@ fn entries_without_a_policy_decision_are_skipped_with_the_reason() {
         skipped,
         [
             (
-                "call: verdict \"maybe\" is not a decision (allow or deny)",
+                "call: verdict \"maybe\" is not a decision (allow, deny or ask)",
                 1
             ),
             ("http: refused by the host before the policy was asked", 1),
