@@ -5,9 +5,10 @@ load from `gatehouse bench`.
 1. Throughput: each gateway builds a backlog while the database is down, then ships it when it
    is back; entries/s = entries / (last - first `shipped` time in the store), for one gateway
    and for three at once.
-2. What shipping costs a call: `gatehouse bench` against one gateway with shipping off and one
-   with shipping on, alternating in the same run (ratio of calls/s and of p50), and the largest
-   lag (`gatehouse_fleet_lag_entries`) seen while the shipping one is under that load.
+2. What shipping costs a call: `gatehouse bench` against one gateway with shipping off, one
+   with shipping on and one with `require_shipped`, taking turns in the same run (ratios of
+   calls/s and of p50 to off), and the largest lag (`gatehouse_fleet_lag_entries`) seen while
+   the shipping one is under that load.
 
 Usage: python benches/fleet.py --gatehouse target/release/gatehouse --component ECHO_WASM
        [--cache-dir DIR] [--calls 4000] [--clients 16] [--rounds 3]
@@ -35,7 +36,7 @@ from conftest import ALLOW_ALL_POLICY, HttpGateway  # noqa: E402
 from test_fleet import GATEWAY_PASSWORD, SUPERUSER_PASSWORD, Postgres  # noqa: E402
 
 
-def gateway(binary: Path, root: Path, name: str, component: Path, cache: Path, pg: Postgres | None) -> HttpGateway:
+def gateway(binary: Path, root: Path, name: str, component: Path, cache: Path, pg: Postgres | None, require_shipped=False) -> HttpGateway:
     directory = root / name
     directory.mkdir(exist_ok=True)
     config = directory / "gatehouse.toml"
@@ -43,7 +44,7 @@ def gateway(binary: Path, root: Path, name: str, component: Path, cache: Path, p
     if pg is not None:
         (directory / "pw").write_text(GATEWAY_PASSWORD)
         (directory / "pw").chmod(0o600)
-        text = f'[fleet]\ngateway_id = "{name}"\npostgres = "{pg.url(user="gw")}"\npassword = {{ file = "pw" }}\n'
+        text = f'[fleet]\ngateway_id = "{name}"\npostgres = "{pg.url(user="gw")}"\npassword = {{ file = "pw" }}\nrequire_shipped = {str(require_shipped).lower()}\n'
     config.write_text(text)
     args = ["serve", "--config", str(config), "--cache-dir", str(cache), "--audit", str(directory / "audit.db"),
             "--audit-key-dir", str(directory / "keys"), "--policies", str(ALLOW_ALL_POLICY), "--component", str(component)]
@@ -128,7 +129,8 @@ def main():
         # 2. The cost of shipping for a call, same run, alternating.
         off = gateway(a.gatehouse, work, "off", a.component, cache, None)
         on = gateway(a.gatehouse, work, "on", a.component, cache, pg)
-        started += [off, on]
+        required = gateway(a.gatehouse, work, "required", a.component, cache, pg, require_shipped=True)
+        started += [off, on, required]
         lag = {"max": 0}
         stop = threading.Event()
 
@@ -141,7 +143,7 @@ def main():
                             lag["max"] = max(lag["max"], int(float(line.split()[1])))
                 time.sleep(0.05)
 
-        rounds = {"off": [], "on": []}
+        rounds = {"off": [], "on": [], "required": []}
         for _ in range(a.rounds):
             rounds["off"].append(bench(a.gatehouse, off.url, a.calls, a.clients))
             sampler = threading.Thread(target=sample)
@@ -150,12 +152,16 @@ def main():
             stop.set()
             sampler.join()
             stop.clear()
+            rounds["required"].append(bench(a.gatehouse, required.url, a.calls, a.clients))
         med = {k: {m: statistics.median(r[m] for r in v) for m in ("calls_per_s", "p50_ms", "p99_ms")} for k, v in rounds.items()}
         result["per_call"] = {
             "off": med["off"],
             "on": med["on"],
             "calls_per_s_ratio_on_off": round(med["on"]["calls_per_s"] / med["off"]["calls_per_s"], 3),
             "p50_ratio_on_off": round(med["on"]["p50_ms"] / med["off"]["p50_ms"], 3),
+            "required": med["required"],
+            "calls_per_s_ratio_required_off": round(med["required"]["calls_per_s"] / med["off"]["calls_per_s"], 3),
+            "p50_ratio_required_off": round(med["required"]["p50_ms"] / med["off"]["p50_ms"], 3),
             "max_lag_entries_under_load": lag["max"],
             "calls": a.calls,
             "clients": a.clients,
