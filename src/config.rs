@@ -23,6 +23,7 @@ use serde::Deserialize;
 pub use crate::approval::ApprovalSettings;
 pub use crate::audit::AuditLogConfig;
 pub use crate::auth::{ApiKeyConfig, AuthSettings, JwtSettings};
+pub use crate::fleet::FleetSettings;
 pub use crate::host::config::ComponentSettings;
 pub use crate::host::fs::MountConfig;
 pub use crate::host::http::HttpConfig;
@@ -61,6 +62,8 @@ pub struct Config {
     /// Credentials the gateway holds for tools and injects into the requests the policy
     /// allows (`[secrets.NAME] env = "VAR"` or `file = "path"`); never given to a tool.
     pub secrets: SecretsConfig,
+    /// `[fleet]`: this gateway's id and the PostgreSQL store its audit log is shipped to.
+    pub fleet: FleetSettings,
 }
 
 /// How the gateway listens.
@@ -310,6 +313,12 @@ impl Config {
         for file in self.secrets.values_mut().filter_map(|s| s.file.as_mut()) {
             resolve(file);
         }
+        if let Some(file) = self.fleet.password.as_mut().and_then(|s| s.file.as_mut()) {
+            resolve(file);
+        }
+        if let Some(file) = &mut self.fleet.ca_file {
+            resolve(file);
+        }
         // Unset paths keep their defaults in the working directory, where the operator runs us.
         self.policy.data.iter_mut().for_each(resolve);
         for path in [
@@ -538,6 +547,16 @@ mod tests {
 
         [secrets.saas]
         file = "secrets/saas"
+
+        [fleet]
+        gateway_id = "gw-1"
+        postgres = "postgres://gw1@db.example:5432/audit?sslmode=require"
+        password = { file = "secrets/pg" }
+        ca_file = "pg-ca.pem"
+        require_shipped = true
+        ship_timeout_ms = 500
+        batch = 100
+        poll_ms = 50
     "#;
 
     /// A config as text (`Debug`), with the directory it was loaded from written `$DIR`.
@@ -601,6 +620,8 @@ mod tests {
             "[metrics]",
             "[telemetry]",
             "[ui]",
+            "[fleet]",
+            "[fleet.password]",
         ] {
             std::fs::write(&file, format!("{section}\nmisspelt = 1\n")).unwrap();
             let err = Config::load(&file).unwrap_err().to_string();

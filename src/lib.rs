@@ -21,6 +21,8 @@
 //! - [`supply`]: where a component comes from, its digest pins, signatures, definition drift;
 //! - [`policy`]: Rego decisions (regorus), the input documents of each phase, bundles, reload,
 //!   the `policy test` runner and decision replay;
+//! - [`fleet`]: the fleet's shared audit store (PostgreSQL): shipping each gateway's log
+//!   there, verifying and querying every gateway's chain;
 //! - [`audit`]: the append-only, signed, Merkle-tree audit log, its reader and verifier;
 //! - [`wit_json`]: WIT types ↔ JSON Schema, JSON ↔ component values, WAVE text;
 //! - [`support`]: plumbing several layers share (file trust, URL credential masking, file
@@ -38,14 +40,15 @@
 //! |---|---|
 //! | `cli` | every module below |
 //! | `mcp` | `gateway`, `config`, `approval`, `ui`, `auth`, `support`, `telemetry` |
-//! | `gateway` | `config`, `approval`, `runtime`, `host`, `supply`, `policy`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
-//! | `config` | `approval`, `ui`, `runtime`, `host`, `supply`, `policy`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `gateway` | `config`, `approval`, `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `wit_json`, `auth`, `secrets`, `support`, `telemetry` |
+//! | `config` | `approval`, `ui`, `runtime`, `host`, `supply`, `policy`, `fleet`, `audit`, `auth`, `secrets`, `support`, `telemetry` |
 //! | `ui` | `approval`, `audit`, `auth`, `support` |
 //! | `approval` | `support` |
 //! | `runtime` | `host`, `supply`, `wit_json`, `support` |
 //! | `host` | `policy`, `audit`, `wit_json`, `secrets`, `support` |
 //! | `supply` | `audit`, `wit_json`, `support` |
 //! | `policy` | `auth`, `wit_json`, `secrets`, `support`, `telemetry` |
+//! | `fleet` | `audit`, `secrets`, `support`, `telemetry` |
 //! | `audit` | `support`, `telemetry` |
 //! | `auth` | `support` |
 //! | `secrets` | `support` |
@@ -64,6 +67,8 @@ pub mod auth;
 pub mod cli;
 #[cfg(feature = "full")]
 pub mod config;
+#[cfg(feature = "full")]
+pub mod fleet;
 pub mod fuzzing;
 #[cfg(feature = "full")]
 pub mod gateway;

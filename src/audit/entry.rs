@@ -228,9 +228,10 @@ fn exact_integer(n: &serde_json::Number) -> Option<bool> {
 }
 
 /// The stored column values of an entry, each JSON column as canonical text: exactly what the
-/// canonical bytes are built from, on write and on verify.
+/// canonical bytes are built from, on write and on verify (in the file, and in the fleet's
+/// PostgreSQL store, which keeps the same columns byte for byte).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EntryColumns {
+pub struct EntryColumns {
     pub decision_id: String,
     pub call_id: Option<String>,
     pub phase: String,
@@ -246,7 +247,14 @@ pub(crate) struct EntryColumns {
 }
 
 impl EntryColumns {
-    pub fn fields(&self) -> CanonicalFields<'_> {
+    /// The entry's canonical bytes (RFC 8785), whose leaf hash is its `entry_hash`.
+    pub fn canonical(&self, seq: u64, time: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        self.fields().write_canonical(seq, time, &mut out);
+        out
+    }
+
+    pub(crate) fn fields(&self) -> CanonicalFields<'_> {
         CanonicalFields {
             decision_id: &self.decision_id,
             call_id: self.call_id.as_deref(),

@@ -36,7 +36,7 @@ pub use blocks::ENTRIES_PER_BLOCK;
 pub(crate) use blocks::principal_of;
 pub use checkpoint::{Checkpoint, SignedCheckpoint, parse_checkpoint_file, read_checkpoint_file};
 pub(crate) use entry::PreparedEntry;
-pub use entry::{Appended, Entry, NewEntry, format_time, parse_time};
+pub use entry::{Appended, Entry, EntryColumns, NewEntry, format_time, parse_time};
 pub use error::AuditError;
 pub use note::{NoteSigner, NoteVerifier, public_key_path};
 pub use reader::{AuditReader, ConsistencyProof, Count, EntryFilter, InclusionProof, Stats};
@@ -47,8 +47,11 @@ pub use state::{
     CHECKPOINT_KEY, CHECKPOINT_KEY_NAME, CHECKPOINT_PUBLIC_KEY, REDACTION_KEY, StateDir,
     default_key_dir,
 };
-pub use store::{APPLICATION_ID, LogMeta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
-pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
+pub use store::{
+    APPLICATION_ID, CanonicalRow, ENTRY_COLUMNS, LogMeta, OLDEST_SCHEMA_VERSION, RawRow,
+    SCHEMA_VERSION, StoredCheckpoint,
+};
+pub use verify::{Problem, Verifier, VerifyOptions, VerifyReport, verify};
 pub use views::{
     Activity, ActivityBucket, CallStory, CallSummary, StoryStep, describe, parse_time_bound,
     principal,

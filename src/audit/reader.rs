@@ -427,8 +427,30 @@ impl AuditReader {
             .collect()
     }
 
-    pub(crate) fn stored_checkpoints(&self) -> Result<Vec<StoredCheckpoint>, AuditError> {
-        store::load_checkpoints(&self.conn, &self.path)
+    /// Up to `limit` entries after `after_seq`, in seq order, exactly as stored: what a copy
+    /// of the log elsewhere (the fleet's store) is made of.
+    pub fn raw_after(&self, after_seq: u64, limit: u64) -> Result<Vec<RawRow>, AuditError> {
+        let mut rows = Vec::new();
+        let filter = EntryFilter {
+            after_seq: Some(after_seq),
+            limit: Some(limit),
+            ..Default::default()
+        };
+        self.for_each_raw(&filter, |row| {
+            rows.push(row);
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Stored checkpoints with their ids and columns, as [`crate::audit::verify()`] reads them.
+    pub fn stored_checkpoints(&self) -> Result<Vec<StoredCheckpoint>, AuditError> {
+        self.checkpoints_after(i64::MIN)
+    }
+
+    /// The stored checkpoints written after the one with id `after_id`.
+    pub fn checkpoints_after(&self, after_id: i64) -> Result<Vec<StoredCheckpoint>, AuditError> {
+        store::load_checkpoints(&self.conn, &self.path, after_id)
     }
 
     /// Proves entry `seq` is in the tree of `checkpoint` (default: the latest stored checkpoint).

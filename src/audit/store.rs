@@ -266,14 +266,14 @@ fn create_schema(conn: &Connection, path: &Path, origin: &str) -> Result<LogMeta
 }
 
 /// Column list matching [`raw_row`] (and the writer's insert).
-pub(crate) const ENTRY_COLUMNS: &str = "seq, time, decision_id, call_id, phase, caller, tool, component_digest, \
+pub const ENTRY_COLUMNS: &str = "seq, time, decision_id, call_id, phase, caller, tool, component_digest, \
      policy_revision, input, verdict, reasons, obligations, metrics, entry_hash";
 /// How many names [`ENTRY_COLUMNS`] lists.
 pub(crate) const ENTRY_COLUMN_COUNT: usize = 15;
 
-/// One `entries` row exactly as stored.
+/// One `entries` row exactly as stored (what the fleet shipper copies to PostgreSQL).
 #[derive(Debug, Clone)]
-pub(crate) struct RawRow {
+pub struct RawRow {
     pub seq: i64,
     pub time: String,
     pub columns: EntryColumns,
@@ -342,7 +342,7 @@ impl RawRow {
 
 /// One row reduced to what verification needs: its canonical bytes, rebuilt straight from the
 /// row's borrowed columns (no per-column allocation), and the stored hash.
-pub(crate) struct CanonicalRow {
+pub struct CanonicalRow {
     pub seq: i64,
     pub time: String,
     pub canonical: Vec<u8>,
@@ -415,18 +415,33 @@ pub(crate) fn for_each_canonical(
     Ok(())
 }
 
-/// All stored checkpoints in insertion order, each with its parsed note (or why it is unreadable).
-pub(crate) type StoredCheckpoint = (i64, u64, Vec<u8>, Result<SignedCheckpoint, String>);
+impl CanonicalRow {
+    /// The row of a stored entry's columns (from another store than the file).
+    pub fn new(seq: i64, time: String, columns: &EntryColumns, entry_hash: Vec<u8>) -> Self {
+        let canonical = columns.canonical(seq.max(0) as u64, &time);
+        Self {
+            seq,
+            time,
+            canonical,
+            entry_hash,
+        }
+    }
+}
+
+/// All stored checkpoints in insertion order, each with its parsed note (or why it is unreadable):
+/// (id, tree_size column, root_hash column, the parsed note).
+pub type StoredCheckpoint = (i64, u64, Vec<u8>, Result<SignedCheckpoint, String>);
 
 pub(crate) fn load_checkpoints(
     conn: &Connection,
     path: &Path,
+    after_id: i64,
 ) -> Result<Vec<StoredCheckpoint>, AuditError> {
     let mut stmt = conn
-        .prepare("SELECT id, tree_size, root_hash, note FROM checkpoints ORDER BY id")
+        .prepare("SELECT id, tree_size, root_hash, note FROM checkpoints WHERE id > ?1 ORDER BY id")
         .map_err(|e| AuditError::sqlite(path, "reading checkpoints", e))?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map([after_id], |r| {
             let note: String = r.get(3)?;
             Ok((
                 r.get::<_, i64>(0)?,

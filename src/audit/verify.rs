@@ -13,7 +13,7 @@ use super::entry::parse_time;
 use super::merkle::{CompactRange, Hash, hash_leaf};
 use super::note::NoteVerifier;
 use super::reader::AuditReader;
-use super::store::{CanonicalRow, for_each_canonical};
+use super::store::{CanonicalRow, StoredCheckpoint, for_each_canonical};
 
 /// What to check the log against, besides itself.
 #[derive(Debug, Default)]
@@ -98,93 +98,28 @@ struct Target {
 
 /// Verifies the log behind `reader`.
 pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyReport, AuditError> {
-    let origin = reader.meta().origin.clone();
-    let mut warnings = Vec::new();
-    let mut targets = Vec::new();
-
-    let stored = reader.stored_checkpoints()?;
-    let mut signed = 0;
-    let mut previous_size = 0u64;
-    for (id, size_col, root_col, parsed) in &stored {
-        let label = format!("stored checkpoint #{id}");
-        let (cp, failure) = match parsed {
-            Err(e) => (None, Some(format!("{label} is malformed: {e}"))),
-            Ok(cp) => {
-                let c = &cp.checkpoint;
-                let failure = if c.origin != origin {
-                    Some(format!(
-                        "{label} has origin {:?}, the log is {origin:?}",
-                        c.origin
-                    ))
-                } else if c.size != *size_col || c.root[..] != root_col[..] {
-                    Some(format!(
-                        "{label}: its columns (size {size_col}) disagree with its signed note (size {})",
-                        c.size
-                    ))
-                } else if c.size < previous_size {
-                    Some(format!(
-                        "{label} (size {}) is smaller than the one before it ({previous_size})",
-                        c.size
-                    ))
-                } else {
-                    signature_failure(&label, cp, options.pubkey.as_ref())
-                };
-                previous_size = previous_size.max(c.size);
-                signed += cp.is_signed() as usize;
-                (Some(c.clone()), failure)
-            }
-        };
-        targets.push(Target {
-            label,
-            size: cp.as_ref().map_or(*size_col, |c| c.size),
-            root: cp.map_or([0; 32], |c| c.root),
-            failure: failure.map(|f| (Doubt::Attestation, f)),
-        });
-    }
-    let last_checkpoint_size = targets.iter().map(|t| t.size).max().unwrap_or(0);
-
-    let mut external_count = 0;
-    if let Some((path, external)) = &options.external {
-        external_count = external.len();
-        for (i, cp) in external.iter().enumerate() {
-            let label = format!("checkpoint {} of {}", i + 1, path.display());
-            let failure = if cp.checkpoint.origin != origin {
-                Some(format!(
-                    "{label} has origin {:?}, the log is {origin:?}",
-                    cp.checkpoint.origin
-                ))
-            } else {
-                signature_failure(&label, cp, options.pubkey.as_ref())
-            };
-            targets.push(Target {
-                label,
-                size: cp.checkpoint.size,
-                root: cp.checkpoint.root,
-                failure: failure.map(|f| (Doubt::Attestation, f)),
-            });
-        }
-    }
-    targets.sort_by_key(|t| t.size);
-
+    let verifier = Verifier::new(
+        reader.meta().origin.clone(),
+        reader.stored_checkpoints()?,
+        options,
+    );
     // Recompute every leaf and the tree, comparing roots as each checkpoint's size is reached.
     // The rows are read on this thread and replayed on another (reading and hashing overlap).
-    let replay = Replay::new(targets);
     // The `entry_blocks` rows the entries call for (schema version 2 on), derived as they are read.
     let mut blocks = reader
         .meta()
         .has_entry_blocks()
         .then(BlockDerivation::default);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<CanonicalRow>>(8);
-    let (replay, read_result) = std::thread::scope(|scope| {
+    let (verifier, read_result) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            let mut replay = replay;
-            replay.check_targets();
+            let mut verifier = verifier;
             for batch in rx {
                 for row in batch {
-                    replay.row(row)?;
+                    verifier.row(row);
                 }
             }
-            Ok::<Replay, AuditError>(replay)
+            verifier
         });
         let mut batch = Vec::with_capacity(BATCH);
         let read_result = for_each_canonical(&reader.conn, reader.path(), blocks.as_mut(), |row| {
@@ -202,29 +137,13 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
             let _ = tx.send(batch);
         }
         drop(tx);
-        let replay = worker.join().unwrap_or_else(|_| {
-            Err(AuditError::Invalid(
-                "the verification worker panicked".into(),
-            ))
-        });
-        (replay, read_result)
+        let verifier = worker
+            .join()
+            .map_err(|_| AuditError::Invalid("the verification worker panicked".into()));
+        (verifier, read_result)
     });
-    let Replay {
-        mut targets,
-        range,
-        next_target,
-        mut problems,
-        mut more_problems,
-        ..
-    } = replay?;
+    let mut verifier = verifier?;
     read_result?;
-    let mut push = |problems: &mut Vec<Problem>, p: Problem| {
-        if problems.len() < MAX_PROBLEMS {
-            problems.push(p);
-        } else {
-            more_problems += 1;
-        }
-    };
     if let Some(derived) = blocks {
         let (missing, extra) = derived
             .compare(&reader.conn)
@@ -244,94 +163,215 @@ pub fn verify(reader: &AuditReader, options: &VerifyOptions) -> Result<VerifyRep
                     "entry_blocks does not list {kind} {key:?} in block {block} (entries {first}..={last}): queries for it would miss entries there (the table was edited)"
                 )
             };
-            push(
-                &mut problems,
-                Problem {
-                    seq: Some(first),
-                    what,
-                },
+            verifier.problem(first, what);
+        }
+    }
+    Ok(verifier.finish(reader.path().to_owned()))
+}
+
+/// The checks of `audit verify` over any store of one log's entries: the file (by [`verify()`]),
+/// or one gateway's chain in the fleet's PostgreSQL store. Built from the log's origin and its
+/// stored checkpoints, fed every entry in seq order ([`Verifier::row`]), then
+/// [`Verifier::finish`]ed into the report. Store-specific checks add their findings with
+/// [`Verifier::problem`].
+pub struct Verifier {
+    origin: String,
+    replay: Replay,
+    last_checkpoint_size: u64,
+    stored: usize,
+    signed: usize,
+    external: Option<usize>,
+    signatures_checked: bool,
+}
+
+impl Verifier {
+    /// Starts a verification of the log `origin` whose store holds the checkpoints `stored`.
+    pub fn new(origin: String, stored: Vec<StoredCheckpoint>, options: &VerifyOptions) -> Self {
+        let mut targets = Vec::new();
+        let mut signed = 0;
+        let mut previous_size = 0u64;
+        for (id, size_col, root_col, parsed) in &stored {
+            let label = format!("stored checkpoint #{id}");
+            let (cp, failure) = match parsed {
+                Err(e) => (None, Some(format!("{label} is malformed: {e}"))),
+                Ok(cp) => {
+                    let c = &cp.checkpoint;
+                    let failure = if c.origin != origin {
+                        Some(format!(
+                            "{label} has origin {:?}, the log is {origin:?}",
+                            c.origin
+                        ))
+                    } else if c.size != *size_col || c.root[..] != root_col[..] {
+                        Some(format!(
+                            "{label}: its columns (size {size_col}) disagree with its signed note (size {})",
+                            c.size
+                        ))
+                    } else if c.size < previous_size {
+                        Some(format!(
+                            "{label} (size {}) is smaller than the one before it ({previous_size})",
+                            c.size
+                        ))
+                    } else {
+                        signature_failure(&label, cp, options.pubkey.as_ref())
+                    };
+                    previous_size = previous_size.max(c.size);
+                    signed += cp.is_signed() as usize;
+                    (Some(c.clone()), failure)
+                }
+            };
+            targets.push(Target {
+                label,
+                size: cp.as_ref().map_or(*size_col, |c| c.size),
+                root: cp.map_or([0; 32], |c| c.root),
+                failure: failure.map(|f| (Doubt::Attestation, f)),
+            });
+        }
+        let last_checkpoint_size = targets.iter().map(|t| t.size).max().unwrap_or(0);
+
+        if let Some((path, external)) = &options.external {
+            for (i, cp) in external.iter().enumerate() {
+                let label = format!("checkpoint {} of {}", i + 1, path.display());
+                let failure = if cp.checkpoint.origin != origin {
+                    Some(format!(
+                        "{label} has origin {:?}, the log is {origin:?}",
+                        cp.checkpoint.origin
+                    ))
+                } else {
+                    signature_failure(&label, cp, options.pubkey.as_ref())
+                };
+                targets.push(Target {
+                    label,
+                    size: cp.checkpoint.size,
+                    root: cp.checkpoint.root,
+                    failure: failure.map(|f| (Doubt::Attestation, f)),
+                });
+            }
+        }
+        targets.sort_by_key(|t| t.size);
+        let mut replay = Replay::new(targets);
+        replay.check_targets();
+        Verifier {
+            origin,
+            replay,
+            last_checkpoint_size,
+            stored: stored.len(),
+            signed,
+            external: options.external.as_ref().map(|(_, e)| e.len()),
+            signatures_checked: options.pubkey.is_some(),
+        }
+    }
+
+    /// The next entry, in the order the store returns them by seq.
+    pub fn row(&mut self, row: CanonicalRow) {
+        self.replay.row(row);
+    }
+
+    /// A finding of a check only one store can make, naming the first entry it puts in doubt.
+    pub fn problem(&mut self, seq: u64, what: String) {
+        self.replay.problem(seq, what);
+    }
+
+    /// The report, once every entry was fed; `location` names the store in it.
+    pub fn finish(self, location: PathBuf) -> VerifyReport {
+        let Verifier {
+            origin,
+            replay,
+            last_checkpoint_size,
+            stored,
+            signed,
+            external,
+            signatures_checked,
+        } = self;
+        let Replay {
+            mut targets,
+            range,
+            next_target,
+            mut problems,
+            mut more_problems,
+            ..
+        } = replay;
+        let entries = range.size();
+
+        // Checkpoints beyond the end: the tail was cut off.
+        for t in &mut targets[next_target..] {
+            if t.failure.is_none() {
+                t.failure = Some((
+                    Doubt::Exact(entries + 1),
+                    format!(
+                        "{} attests {} entries but the log holds only {entries}: entries {}..={} are missing (the tail was truncated)",
+                        t.label,
+                        t.size,
+                        entries + 1,
+                        t.size
+                    ),
+                ));
+            }
+        }
+        // A failed checkpoint puts in doubt the entries after the last checkpoint that vouched.
+        let row_problems: Vec<u64> = problems.iter().filter_map(|p| p.seq).collect();
+        let mut vouched = 0u64;
+        for t in &targets {
+            let Some((doubt, what)) = &t.failure else {
+                vouched = vouched.max(t.size);
+                continue;
+            };
+            let range_start = (vouched + 1).min(t.size.max(1));
+            let seq = match doubt {
+                Doubt::Exact(seq) => *seq,
+                Doubt::Root => row_problems
+                    .iter()
+                    .copied()
+                    .filter(|s| (range_start..=t.size).contains(s))
+                    .min()
+                    .unwrap_or(range_start),
+                Doubt::Attestation => range_start,
+            };
+            if problems.len() < MAX_PROBLEMS {
+                problems.push(Problem {
+                    seq: Some(seq),
+                    what: what.clone(),
+                });
+            } else {
+                more_problems += 1;
+            }
+        }
+        problems.sort_by_key(|p| p.seq.unwrap_or(u64::MAX));
+
+        let mut warnings = Vec::new();
+        if !signatures_checked {
+            warnings.push(
+                "SIGNATURES NOT CHECKED: no key given (--pubkey, --key-dir) or found in the state directory. Without the log's public key anyone able to write the file can rebuild it consistently.".into(),
             );
         }
-    }
-    let entries = range.size();
-
-    // Checkpoints beyond the end: the tail was cut off.
-    for t in &mut targets[next_target..] {
-        if t.failure.is_none() {
-            t.failure = Some((
-                Doubt::Exact(entries + 1),
-                format!(
-                    "{} attests {} entries but the log holds only {entries}: entries {}..={} are missing (the tail was truncated)",
-                    t.label,
-                    t.size,
-                    entries + 1,
-                    t.size
-                ),
+        let unsigned = stored - signed;
+        if unsigned > 0 {
+            warnings.push(format!(
+                "{unsigned} of {stored} stored checkpoints are UNSIGNED (no signing key configured when they were written): they prove internal consistency only."
             ));
         }
+        if external.is_none() {
+            warnings.push(
+                "No external checkpoint file given (--checkpoint): removing the newest entries together with their checkpoints cannot be detected.".into(),
+            );
+        }
+        let uncovered =
+            (entries > last_checkpoint_size).then_some((last_checkpoint_size + 1, entries));
+        VerifyReport {
+            path: location,
+            origin,
+            entries,
+            root: hex::encode(range.root()),
+            checkpoints: stored,
+            signed_checkpoints: signed,
+            signatures_checked,
+            external_checkpoints: external.unwrap_or(0),
+            last_checkpoint_size,
+            uncovered,
+            warnings,
+            problems,
+            more_problems,
+        }
     }
-    // A failed checkpoint puts in doubt the entries after the last checkpoint that vouched.
-    let row_problems: Vec<u64> = problems.iter().filter_map(|p| p.seq).collect();
-    let mut vouched = 0u64;
-    for t in &targets {
-        let Some((doubt, what)) = &t.failure else {
-            vouched = vouched.max(t.size);
-            continue;
-        };
-        let range_start = (vouched + 1).min(t.size.max(1));
-        let seq = match doubt {
-            Doubt::Exact(seq) => *seq,
-            Doubt::Root => row_problems
-                .iter()
-                .copied()
-                .filter(|s| (range_start..=t.size).contains(s))
-                .min()
-                .unwrap_or(range_start),
-            Doubt::Attestation => range_start,
-        };
-        push(
-            &mut problems,
-            Problem {
-                seq: Some(seq),
-                what: what.clone(),
-            },
-        );
-    }
-    problems.sort_by_key(|p| p.seq.unwrap_or(u64::MAX));
-
-    if options.pubkey.is_none() {
-        warnings.push(
-            "SIGNATURES NOT CHECKED: no key given (--pubkey, --key-dir) or found in the state directory. Without the log's public key anyone able to write the file can rebuild it consistently.".into(),
-        );
-    }
-    let unsigned = stored.len() - signed;
-    if unsigned > 0 {
-        warnings.push(format!(
-            "{unsigned} of {} stored checkpoints are UNSIGNED (no signing key configured when they were written): they prove internal consistency only.",
-            stored.len()
-        ));
-    }
-    if options.external.is_none() {
-        warnings.push(
-            "No external checkpoint file given (--checkpoint): removing the newest entries together with their checkpoints cannot be detected.".into(),
-        );
-    }
-    let uncovered = (entries > last_checkpoint_size).then_some((last_checkpoint_size + 1, entries));
-    Ok(VerifyReport {
-        path: reader.path().to_owned(),
-        origin,
-        entries,
-        root: hex::encode(range.root()),
-        checkpoints: stored.len(),
-        signed_checkpoints: signed,
-        signatures_checked: options.pubkey.is_some(),
-        external_checkpoints: external_count,
-        last_checkpoint_size,
-        uncovered,
-        warnings,
-        problems,
-        more_problems,
-    })
 }
 
 /// Rows per batch handed from the reading thread to the replaying one.
@@ -375,7 +415,7 @@ impl Replay {
         }
     }
 
-    fn row(&mut self, row: CanonicalRow) -> Result<(), AuditError> {
+    fn row(&mut self, row: CanonicalRow) {
         let seq = row.seq;
         let expected = self.expected_seq;
         if seq != expected {
@@ -427,7 +467,6 @@ impl Replay {
         self.range.append(leaf);
         self.check_targets();
         self.expected_seq = seq + 1;
-        Ok(())
     }
 
     /// Compares the tree with every checkpoint of exactly its current size (the root is only

@@ -771,7 +771,7 @@ impl Writer {
     /// between commit and file write, or a new file) are appended.
     fn sync_checkpoint_file(&mut self) -> Result<(), AuditError> {
         let in_file = read_checkpoint_file(&self.checkpoint_path)?;
-        let stored = store::load_checkpoints(&self.conn, &self.path)?;
+        let stored = store::load_checkpoints(&self.conn, &self.path, i64::MIN)?;
         let file_error = |detail: String| AuditError::CheckpointFile {
             path: self.checkpoint_path.clone(),
             detail,

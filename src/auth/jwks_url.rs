@@ -16,8 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
+use crate::support::tls;
+#[cfg(test)]
+use crate::support::tls::pinned_roots;
 
 use super::jwks::{CurrentKeys, KeySet, parse_jwks};
 use super::jwt::JwtConfigError;
@@ -226,24 +227,11 @@ impl Fetcher {
 /// An https-only client that follows no redirect, trusting the WebPKI roots or only the
 /// certificates of `ca_file`.
 fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, JwtConfigError> {
-    let roots = match ca_file {
-        None => rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        },
-        Some(path) => pinned_roots(path).map_err(|detail| JwtConfigError::CaFile {
-            path: path.to_owned(),
-            detail,
-        })?,
-    };
-    // The provider is named explicitly: with more than one rustls provider compiled into the
-    // binary, relying on a process default would panic.
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let roots = tls::roots(ca_file).map_err(|detail| JwtConfigError::CaFile {
+        path: ca_file.unwrap_or(Path::new("(none)")).to_owned(),
+        detail,
+    })?;
+    let tls = tls::client_config(roots);
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .https_only(true)
@@ -256,21 +244,6 @@ fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, JwtConfigError> {
             path: ca_file.unwrap_or(Path::new("(none)")).to_owned(),
             detail: error_chain(&e),
         })
-}
-
-fn pinned_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(&pem) {
-        let certificate = certificate.map_err(|e| format!("not PEM certificates: {e}"))?;
-        roots
-            .add(certificate)
-            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err("it holds no PEM certificate".to_owned());
-    }
-    Ok(roots)
 }
 
 /// An error and its causes, `: `-joined: reqwest's own text alone says only "error sending

@@ -33,9 +33,12 @@ pub enum AuditCommand {
         #[arg(long, default_value = "gatehouse-audit")]
         name: String,
     },
-    /// List entries matching filters.
+    /// List entries matching filters (of a log file, or with --postgres across the fleet).
     Query {
-        db: PathBuf,
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(flatten)]
         filter: FilterArgs,
         /// At most this many entries (the oldest matching ones, unless --newest).
@@ -48,9 +51,15 @@ pub enum AuditCommand {
         format: Format,
     },
     /// The whole story of one call as a timeline.
+    /// `show DB CALL_ID`, or `show --postgres URL CALL_ID`.
     Show {
+        /// The log file (without --postgres), else the call id.
+        #[arg(value_name = "DB")]
         db: PathBuf,
-        call_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_name = "CALL_ID")]
+        call_id: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -70,7 +79,10 @@ pub enum AuditCommand {
     },
     /// Calls, denials by reason, top tools and callers.
     Stats {
-        db: PathBuf,
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// RFC 3339 time or relative (30m, 1h, 7d).
         #[arg(long)]
         since: Option<String>,
@@ -78,8 +90,16 @@ pub enum AuditCommand {
         format: Format,
     },
     /// Recompute the log and check it against its checkpoints; exit 1 if anything is wrong.
+    /// With --postgres: every gateway's chain in the fleet's store, and each replica's lag.
     Verify {
-        db: PathBuf,
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// With --postgres: the checkpoint key of one gateway (`gw-1=FILE`; repeat for each);
+        /// --pubkey and --key-dir give the key of every other gateway.
+        #[arg(long, value_name = "GATEWAY=FILE", requires = "postgres")]
+        gateway_key: Vec<String>,
         /// The log's public checkpoint key (from `audit keygen`): require valid signatures.
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
@@ -122,6 +142,21 @@ pub enum AuditCommand {
         #[command(flatten)]
         filter: FilterArgs,
     },
+}
+
+/// The fleet's PostgreSQL store, for the commands that read it instead of a file.
+#[derive(Debug, Args, Default)]
+pub struct StoreArgs {
+    /// Read the fleet's PostgreSQL store (a libpq URL; the password from PGPASSWORD or the URL)
+    /// instead of a log file.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// With --postgres: only this gateway's entries.
+    #[arg(long, value_name = "ID", requires = "postgres")]
+    pub gateway: Option<String>,
+    /// With --postgres: PEM file of the CA of the server's certificate (sslmode=require etc.).
+    #[arg(long, value_name = "FILE", requires = "postgres")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Filters shared by `query` and `export`.
@@ -198,16 +233,23 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Keygen { out, name } => keygen(&out, &name),
         AuditCommand::Query {
             db,
+            store,
             filter,
             limit,
             newest,
             format,
         } => {
-            let reader = open(&db)?;
             let mut f = filter.to_filter(now)?;
             f.limit = limit;
             f.newest_first = newest;
-            let mut entries = reader.query(&f)?;
+            let Some(db) = db else {
+                let mut found = super::fleet::query(&store, &f)?;
+                if newest {
+                    found.reverse();
+                }
+                return print_fleet_entries(&found, format);
+            };
+            let mut entries = open(&db)?.query(&f)?;
             if newest {
                 entries.reverse();
             }
@@ -215,9 +257,33 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Show {
             db,
+            store,
             call_id,
             format,
-        } => show(&open(&db)?, &call_id, format),
+        } => match (&store.postgres, call_id) {
+            (None, Some(call_id)) => show(&open(&db)?, &call_id, format),
+            (None, None) => bail!("give the call id: gatehouse audit show DB CALL_ID"),
+            (Some(_), Some(_)) => {
+                bail!(
+                    "with --postgres give only the call id: gatehouse audit show --postgres URL CALL_ID"
+                )
+            }
+            (Some(_), None) => {
+                // With --postgres the one positional argument is the call id.
+                let call_id = db.display().to_string();
+                let story = super::fleet::query(
+                    &store,
+                    &EntryFilter {
+                        call_id: Some(call_id.clone()),
+                        ..Default::default()
+                    },
+                )?;
+                if story.is_empty() {
+                    bail!("no entries for call {call_id:?} in the fleet's store");
+                }
+                print_fleet_entries(&story, format)
+            }
+        },
         AuditCommand::Tail {
             db,
             follow,
@@ -231,19 +297,46 @@ fn dispatch(command: AuditCommand) -> Result<ExitCode> {
             Duration::from_millis(interval_ms),
             format,
         ),
-        AuditCommand::Stats { db, since, format } => {
+        AuditCommand::Stats {
+            db,
+            store,
+            since,
+            format,
+        } => {
             let since = since.map(|s| parse_time_arg(&s, now)).transpose()?;
-            stats(&open(&db)?, since.as_deref(), format)
+            match db {
+                Some(db) => {
+                    let reader = open(&db)?;
+                    let s = reader.stats(since.as_deref())?;
+                    print_stats(&s, &reader.path().display().to_string(), format)
+                }
+                None => {
+                    let (s, name) = super::fleet::stats(&store, since.as_deref())?;
+                    print_stats(&s, &name, format)
+                }
+            }
         }
         AuditCommand::Verify {
             db,
+            store,
+            gateway_key,
             pubkey,
             checkpoint,
             key_dir,
             json,
         } => {
             let key = find_key(pubkey, key_dir)?;
-            verify_cmd(&db, key.as_ref(), checkpoint.as_deref(), json)
+            match db {
+                Some(db) => verify_cmd(&db, key.as_ref(), checkpoint.as_deref(), json),
+                None => {
+                    if checkpoint.is_some() {
+                        bail!(
+                            "--checkpoint checks one log file; verify each gateway's local log with it"
+                        );
+                    }
+                    super::fleet::verify(&store, key.map(|k| k.verifier), &gateway_key, json)
+                }
+            }
         }
         AuditCommand::Checkpoint { db } => {
             let latest = open(&db)?.checkpoints()?.pop().with_context(|| {
@@ -392,22 +485,53 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
 }
 
 fn print_entries(entries: &[Entry], format: Format, header: bool) -> Result<ExitCode> {
+    let rows: Vec<(Option<&str>, &Entry)> = entries.iter().map(|e| (None, e)).collect();
+    print_rows(&rows, format, header)
+}
+
+/// Entries of the fleet's store: each with the gateway that recorded it as the first column.
+fn print_fleet_entries(
+    entries: &[crate::fleet::query::FleetEntry],
+    format: Format,
+) -> Result<ExitCode> {
+    let rows: Vec<(Option<&str>, &Entry)> = entries
+        .iter()
+        .map(|e| (Some(e.gateway_id.as_str()), &e.entry))
+        .collect();
+    print_rows(&rows, format, true)
+}
+
+/// Entries, each with its gateway id when they come from the fleet's store.
+fn print_rows(
+    entries: &[(Option<&str>, &Entry)],
+    format: Format,
+    header: bool,
+) -> Result<ExitCode> {
+    let fleet = entries.iter().any(|(gateway, _)| gateway.is_some());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {
         Format::Json => {
-            for e in entries {
-                writeln!(out, "{}", entry_json(e))?;
+            for (gateway, e) in entries {
+                match gateway {
+                    None => writeln!(out, "{}", entry_json(e))?,
+                    Some(gateway) => {
+                        let mut value = serde_json::to_value(e)?;
+                        value["gateway_id"] = Value::String(gateway.to_string());
+                        writeln!(out, "{value}")?;
+                    }
+                }
             }
         }
         Format::Csv => {
             if header {
                 writeln!(
                     out,
-                    "seq,time,decision_id,call_id,phase,principal,transport,client,tool,component_digest,policy_revision,verdict,reasons,input,obligations,metrics,entry_hash"
+                    "{}seq,time,decision_id,call_id,phase,principal,transport,client,tool,component_digest,policy_revision,verdict,reasons,input,obligations,metrics,entry_hash",
+                    if fleet { "gateway_id," } else { "" }
                 )?;
             }
-            for e in entries {
+            for (gateway, e) in entries {
                 let opt = |o: &Option<String>| o.clone().unwrap_or_default();
                 let get = |k: &str| e.caller.get(k).map(plain).unwrap_or_default();
                 let fields = [
@@ -429,34 +553,41 @@ fn print_entries(entries: &[Entry], format: Format, header: bool) -> Result<Exit
                     e.metrics.to_string(),
                     hex::encode(e.entry_hash),
                 ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                let line: Vec<String> = gateway
+                    .filter(|_| fleet)
+                    .map(str::to_owned)
+                    .iter()
+                    .chain(fields.iter())
+                    .map(|f| csv_field(f))
+                    .collect();
                 writeln!(out, "{}", line.join(","))?;
             }
         }
         Format::Table => {
             let rows: Vec<Vec<String>> = entries
                 .iter()
-                .map(|e| {
-                    vec![
-                        e.seq.to_string(),
-                        e.time.clone(),
-                        e.phase.clone(),
-                        e.verdict.clone(),
-                        caller_text(&e.caller),
-                        e.tool.clone().unwrap_or_else(|| "-".into()),
-                        e.call_id.clone().unwrap_or_else(|| "-".into()),
-                        truncate(&describe(e), 100),
-                    ]
+                .map(|(gateway, e)| {
+                    let first = gateway.filter(|_| fleet).map(str::to_owned);
+                    first
+                        .into_iter()
+                        .chain([
+                            e.seq.to_string(),
+                            e.time.clone(),
+                            e.phase.clone(),
+                            e.verdict.clone(),
+                            caller_text(&e.caller),
+                            e.tool.clone().unwrap_or_else(|| "-".into()),
+                            e.call_id.clone().unwrap_or_else(|| "-".into()),
+                            truncate(&describe(e), 100),
+                        ])
+                        .collect()
                 })
                 .collect();
             let headers = [
-                "SEQ", "TIME", "PHASE", "VERDICT", "CALLER", "TOOL", "CALL", "DETAIL",
+                "GATEWAY", "SEQ", "TIME", "PHASE", "VERDICT", "CALLER", "TOOL", "CALL", "DETAIL",
             ];
-            write_table(
-                &mut out,
-                if header { Some(&headers[..]) } else { None },
-                &rows,
-            )?;
+            let headers = if fleet { &headers[..] } else { &headers[1..] };
+            write_table(&mut out, if header { Some(headers) } else { None }, &rows)?;
         }
     }
     out.flush()?;
@@ -590,15 +721,15 @@ fn tail(
     }
 }
 
-fn stats(reader: &AuditReader, since: Option<&str>, format: Format) -> Result<ExitCode> {
-    let s = reader.stats(since)?;
+/// Prints statistics of the log (or store) named `source`.
+fn print_stats(s: &crate::audit::Stats, source: &str, format: Format) -> Result<ExitCode> {
     if format == Format::Json {
         say!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    writeln!(out, "log:      {}", reader.path().display())?;
+    writeln!(out, "log:      {source}")?;
     writeln!(
         out,
         "period:   {} .. {}",

@@ -6,6 +6,7 @@ mod bench;
 mod bundle_feed;
 mod call;
 mod component;
+mod fleet;
 mod new;
 pub mod policy;
 mod progress;
@@ -54,6 +55,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Start a tool project (Rust, Python or JavaScript) that builds and serves as it is.
     New(new::NewArgs),
+    /// The fleet's shared audit store (PostgreSQL): create its schema, see each replica.
+    Fleet(fleet::FleetArgs),
 }
 
 /// How components reach the host; shared by `serve` and `call`.
@@ -157,6 +160,7 @@ pub fn main() -> ExitCode {
         Command::Component(args) => component::run(args),
         Command::Bench(args) => bench::run(args),
         Command::New(args) => new::run(args),
+        Command::Fleet(args) => fleet::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -92,7 +93,9 @@ async fn serve(
     metrics: Metrics,
     feed: Option<crate::supply::policy_bundle::Subscription>,
 ) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::from_config_measured(&config, metrics)?);
+    let mut gateway = Gateway::from_config_measured(&config, metrics)?;
+    let shipping = start_shipping(&config, &mut gateway)?;
+    let gateway = Arc::new(gateway);
     // Hot reload: a changed bundle is swapped in only if it compiles and its tests pass. A
     // fleet bundle changes by polling its URL, a local one by editing its directory.
     let _watcher = match feed {
@@ -137,6 +140,7 @@ async fn serve(
     tokio::spawn(rotate_on_sigusr1(
         gateway.audit().clone(),
         config.audit.path(),
+        shipping.is_some(),
     )?);
     let result = serve_until_shutdown(&gateway, &config).await;
     match gateway.audit().close() {
@@ -146,7 +150,39 @@ async fn serve(
         ),
         Err(error) => tracing::error!(%error, "closing the audit log failed"),
     }
+    // The final entries and checkpoint leave with the gateway when the store is reachable;
+    // otherwise the next start ships them.
+    if let Some(gate) = shipping
+        && !gate.drain(Duration::from_secs(5)).await
+    {
+        tracing::warn!(
+            acknowledged = gate.acknowledged(),
+            "the fleet's store did not take the last audit entries before shutdown; they are shipped at the next start"
+        );
+    }
     result
+}
+
+/// Starts shipping the audit log to the fleet's store when `[fleet] postgres` is set (and
+/// makes the gateway wait for it under `require_shipped`).
+fn start_shipping(
+    config: &Config,
+    gateway: &mut Gateway,
+) -> anyhow::Result<Option<crate::fleet::ShipGate>> {
+    if !config.fleet.enabled() {
+        config.fleet.validate().map_err(anyhow::Error::msg)?;
+        return Ok(None);
+    }
+    let gate = crate::fleet::Shipper::start(
+        &config.fleet,
+        gateway.audit().path(),
+        gateway.audit().signing_key().map(|k| k.verifier.clone()),
+        gateway.metrics().fleet(),
+    )?;
+    if config.fleet.require_shipped {
+        gateway.require_shipped(gate.clone());
+    }
+    Ok(Some(gate))
 }
 
 /// Re-reads the configuration and reloads the components from it.
@@ -234,14 +270,23 @@ fn reload_components_on_sighup(
 /// and writing goes on in a new file beside it, `<stem>.<UTC time>.db`, whose first entry
 /// records the sealed file's path, size and final checkpoint. Old files can then be shipped
 /// off the host and verified on their own.
+/// While the log is shipped to the fleet's store (`shipping`), a rotation is refused: the
+/// shipper follows one file, and a new log under the same gateway id would be a second chain.
 fn rotate_on_sigusr1(
     audit: crate::audit::AuditLog,
     configured: std::path::PathBuf,
+    shipping: bool,
 ) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut user1 = signal(SignalKind::user_defined1())?;
     Ok(async move {
         while user1.recv().await.is_some() {
+            if shipping {
+                tracing::error!(
+                    "SIGUSR1: not rotating the audit log: it is shipped to the fleet's store ([fleet] postgres), which keeps one chain per gateway id; still writing the same file"
+                );
+                continue;
+            }
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
             let stem = configured
                 .file_stem()
@@ -508,6 +553,17 @@ fn print_banner(gateway: &Gateway, config: &Config, listening: &str) {
                  --audit-key-dir or --audit-key)\n"
             .to_owned(),
     });
+    if let (Some(postgres), Ok(id)) = (&config.fleet.postgres, config.fleet.gateway_id()) {
+        banner.push_str(&format!(
+            "  audit shipped to the fleet's store as {id}: {}{}\n",
+            crate::fleet::store::describe_conninfo(postgres),
+            if config.fleet.require_shipped {
+                " (require_shipped: an allowed call waits for its verdict to be shipped)"
+            } else {
+                ""
+            }
+        ));
+    }
     banner.push_str(&match &config.telemetry.otlp_endpoint {
         Some(endpoint) => format!("  traces: OTLP to {}\n", endpoint.traces_url()),
         None => "  traces: off ([telemetry] otlp_endpoint)\n".to_owned(),

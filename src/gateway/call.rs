@@ -324,11 +324,23 @@ impl Gateway {
         let committing = trace::commit_span(&record.span, "verdict", 1);
         let committed = self.sink.append(verdict).await;
         drop(committing);
-        if let Err(error) = committed {
-            tracing::error!(call_id = %record.call_id, %error, "cannot record the call verdict; refusing the call");
-            return CallResult::Unrecorded(format!(
-                "the audit log cannot record this call ({error}); calls are refused until it can"
-            ));
+        let appended = match committed {
+            Ok(appended) => appended,
+            Err(error) => {
+                tracing::error!(call_id = %record.call_id, %error, "cannot record the call verdict; refusing the call");
+                return CallResult::Unrecorded(format!(
+                    "the audit log cannot record this call ({error}); calls are refused until it can"
+                ));
+            }
+        };
+        // `require_shipped`: no allowed call runs before its verdict is in the fleet's store.
+        if allowed
+            && let Some(gate) = &self.ship_gate
+            && let Err(reason) = gate.shipped(appended.seq).await
+        {
+            tracing::error!(call_id = %record.call_id, %reason, "refusing the call: its verdict is not shipped");
+            let ending = Ending::not_run(CallResult::Unrecorded(reason));
+            return self.finish(&record, &decision, ending).await;
         }
         if let Some(question) = question {
             if let Err(result) = self

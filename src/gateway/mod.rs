@@ -85,6 +85,9 @@ pub struct Gateway {
     /// Where `ask` decisions are answered.
     approvals: Arc<Approvals>,
     metrics: Metrics,
+    /// With `[fleet] require_shipped`: an allowed call runs only once its verdict is in the
+    /// fleet's store.
+    ship_gate: Option<crate::fleet::ShipGate>,
 }
 
 impl Gateway {
@@ -125,6 +128,13 @@ impl Gateway {
         let gateway = Gateway::assemble(runtime, config, policy, audit, metrics)?;
         gateway.grant_env(&config.env, &config.components)?;
         Ok(gateway)
+    }
+
+    /// Fail closed on the fleet's store (`[fleet] require_shipped`): from now on an allowed
+    /// call runs only once `gate` says its verdict was shipped, and is refused (recorded as
+    /// denied, with the reason) when that does not happen in time.
+    pub fn require_shipped(&mut self, gate: crate::fleet::ShipGate) {
+        self.ship_gate = Some(gate);
     }
 
     /// The runtime a configuration describes, without its secrets (for `gatehouse tools`,
@@ -189,6 +199,7 @@ impl Gateway {
             sink: Arc::new(audit.clone()),
             audit,
             metrics,
+            ship_gate: None,
         };
         match gateway.catalog.load(&gateway.runtime, &config.components) {
             Ok(()) => {

@@ -47,6 +47,25 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
+impl SecretSource {
+    /// The value, read the way every secret is (an environment variable, or a private file
+    /// without its trailing line break); `name` says which setting it is in errors. Also used
+    /// for credentials the gateway itself needs (the fleet's database password).
+    pub fn read(&self, name: &str) -> Result<Vec<u8>, SecretsError> {
+        let raw = match (&self.env, &self.file) {
+            (Some(variable), None) => std::env::var(variable)
+                .map_err(|_| SecretsError::MissingEnv {
+                    name: name.to_owned(),
+                    variable: variable.clone(),
+                })?
+                .into_bytes(),
+            (None, Some(path)) => read_private_file(name, path)?,
+            _ => return Err(SecretsError::Source(name.to_owned())),
+        };
+        Ok(trim_line_break(raw))
+    }
+}
+
 /// The `[secrets]` section: secret names and their sources.
 pub type SecretsConfig = BTreeMap<String, SecretSource>;
 
@@ -140,18 +159,7 @@ impl Secrets {
     pub fn load(config: &SecretsConfig) -> Result<Secrets, SecretsError> {
         let mut entries = Vec::with_capacity(config.len());
         for (name, source) in config {
-            let raw = match (&source.env, &source.file) {
-                (Some(variable), None) => {
-                    std::env::var(variable).map_err(|_| SecretsError::MissingEnv {
-                        name: name.clone(),
-                        variable: variable.clone(),
-                    })?
-                }
-                .into_bytes(),
-                (None, Some(path)) => read_private_file(name, path)?,
-                _ => return Err(SecretsError::Source(name.clone())),
-            };
-            entries.push(Entry::new(name, trim_line_break(raw))?);
+            entries.push(Entry::new(name, source.read(name)?)?);
         }
         Ok(Secrets { entries })
     }

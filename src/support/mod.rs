@@ -8,6 +8,8 @@ pub mod fs_trust;
 #[cfg(feature = "full")]
 pub mod logging;
 pub mod progress;
+#[cfg(feature = "full")]
+pub mod tls;
 pub mod userinfo;
 #[cfg(feature = "full")]
 pub mod watch;

@@ -134,6 +134,7 @@ struct Inner {
     audit: AuditMetrics,
     policy: PolicyMetrics,
     traces: TraceMetrics,
+    fleet: FleetMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -191,6 +192,7 @@ impl Metrics {
             audit,
             policy,
             traces: TraceMetrics::default(),
+            fleet: FleetMetrics::default(),
         };
         inner.register();
         Metrics {
@@ -201,6 +203,11 @@ impl Metrics {
     /// The audit writer's part ([`crate::audit`] hands it to its writer thread).
     pub fn audit(&self) -> AuditMetrics {
         self.inner.audit.clone()
+    }
+
+    /// The fleet shipper's part.
+    pub fn fleet(&self) -> FleetMetrics {
+        self.inner.fleet.clone()
     }
 
     /// The policy store's part.
@@ -399,6 +406,7 @@ impl Inner {
         self.policy.register(r);
         self.audit.register(r);
         self.traces.register(r);
+        self.fleet.register(r);
     }
 }
 
@@ -485,6 +493,61 @@ impl AuditMetrics {
             "audit_entries_since_checkpoint",
             "Committed audit entries no signed checkpoint covers yet",
             self.since_checkpoint.clone(),
+        );
+    }
+}
+
+/// What the fleet shipper records (entries copied to the shared PostgreSQL store). The default
+/// records into series no registry exposes.
+#[derive(Clone, Debug, Default)]
+pub struct FleetMetrics {
+    shipped: Counter,
+    lag: Gauge,
+    conflicts: Counter,
+    failures: Counter,
+}
+
+impl FleetMetrics {
+    /// `entries` more entries are acknowledged by the store.
+    pub fn shipped(&self, entries: u64) {
+        self.shipped.inc_by(entries);
+    }
+
+    /// Committed local entries the store had not acknowledged when the shipper last looked.
+    pub fn lag(&self, entries: u64) {
+        self.lag.set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// The store holds an entry or checkpoint of this gateway that differs from the local one.
+    pub fn conflict(&self) {
+        self.conflicts.inc();
+    }
+
+    /// A connection or a batch failed (it is retried).
+    pub fn failed(&self) {
+        self.failures.inc();
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "fleet_shipped_entries",
+            "Audit entries the fleet's PostgreSQL store acknowledged",
+            self.shipped.clone(),
+        );
+        r.register(
+            "fleet_lag_entries",
+            "Committed audit entries not yet acknowledged by the fleet's store, as of the shipper's last look",
+            self.lag.clone(),
+        );
+        r.register(
+            "fleet_conflicts",
+            "Entries or checkpoints the fleet's store holds with other content than the local log (an alarm)",
+            self.conflicts.clone(),
+        );
+        r.register(
+            "fleet_failures",
+            "Failed connections or batches to the fleet's store (retried)",
+            self.failures.clone(),
         );
     }
 }

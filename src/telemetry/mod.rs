@@ -15,5 +15,5 @@ mod settings;
 #[cfg(feature = "full")]
 pub mod trace;
 
-pub use metrics::{AuditMetrics, Metrics, PolicyMetrics, TraceMetrics, UNKNOWN_TOOL};
+pub use metrics::{AuditMetrics, FleetMetrics, Metrics, PolicyMetrics, TraceMetrics, UNKNOWN_TOOL};
 pub use settings::{MAX_QUEUED_SPANS, MetricsSettings, OtlpEndpoint, TelemetrySettings};
