@@ -8,39 +8,20 @@ from __future__ import annotations
 import pytest
 from mcp import Client, MCPError
 
-from conftest import audit_rows, client_for, free_port, http_gateway, scrape, serve_args, value
+from conftest import REPO, audit_rows, client_for, free_port, http_gateway, scrape, serve_args, value
 
 pytestmark = pytest.mark.anyio
 
-CALL_POLICY = """package gatehouse.call
-
-default allow := false
-
-allow if input.tool.name != "echo_fetch"
-
-deny contains "echo_fetch is not for anyone" if input.tool.name == "echo_fetch"
-"""
-
-LIST_POLICY = """package gatehouse.list
-
-allow := true
-"""
+# Every tool but echo_fetch, denied with the reason "echo_fetch is not for anyone".
+DENY_ECHO_FETCH = REPO / "tests" / "policies" / "deny-echo-fetch"
 
 MADE_UP = "made-up-tool-5e1d"
-
-
-def bundle(tmp_path):
-    path = tmp_path / "policies"
-    path.mkdir()
-    (path / "call.rego").write_text(CALL_POLICY)
-    (path / "list.rego").write_text(LIST_POLICY)
-    return path
 
 
 async def test_counts_after_a_known_sequence_of_calls(gatehouse, components, cache_dir, tmp_path):
     audit = tmp_path / "audit" / "audit.db"
     audit.parent.mkdir()
-    args = serve_args(components, cache_dir, names=("echo", "misbehave"), policies=bundle(tmp_path), audit=audit)
+    args = serve_args(components, cache_dir, names=("echo", "misbehave"), policies=DENY_ECHO_FETCH, audit=audit)
     with http_gateway(gatehouse, args) as gateway:
         async with Client(gateway.url, read_timeout_seconds=60) as client:
             listed = (await client.list_tools()).tools
@@ -90,7 +71,7 @@ async def test_a_gateway_on_stdio_is_scraped_on_its_own_listener(gatehouse, comp
     port = free_port()
     config = tmp_path / "gatehouse.toml"
     config.write_text(f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
-    args = serve_args(components, cache_dir, "--config", str(config), names=("echo",), policies=bundle(tmp_path))
+    args = serve_args(components, cache_dir, "--config", str(config), names=("echo",), policies=DENY_ECHO_FETCH)
     async with client_for("stdio", gatehouse, args) as client:
         echoed = await client.call_tool("echo_echo", {"message": "hi"})
         assert not echoed.is_error

@@ -34,19 +34,8 @@ ARTIFACTS = REPO / "target" / "e2e-artifacts" / "ui"
 KEYS = {"alice": "alice-audit-key-0d7e", "agent": "agent-key-5c21", "mallory": "mallory-key-9f02"}
 SCRIPT = "<script>window.__pwned=1</script>"
 
-CALL_POLICY = """package gatehouse.call
-
-default allow := false
-
-allow if input.tool.name != "echo_fetch"
-
-deny contains "echo_fetch is not for anyone" if input.tool.name == "echo_fetch"
-"""
-
-LIST_POLICY = """package gatehouse.list
-
-allow := true
-"""
+# Every tool but echo_fetch, denied with the reason "echo_fetch is not for anyone".
+DENY_ECHO_FETCH = REPO / "tests" / "policies" / "deny-echo-fetch"
 
 
 def config(tmp_path: Path) -> Path:
@@ -56,14 +45,6 @@ def config(tmp_path: Path) -> Path:
         for p, k in KEYS.items())
     # A checkpoint every 4 entries: the integrity page has a signed one to show.
     path.write_text(keys + '[server]\nallow_anonymous = false\n[audit]\ncheckpoint_every = 4\n[ui]\nauditors = ["alice"]\n')
-    return path
-
-
-def policies(tmp_path: Path) -> Path:
-    path = tmp_path / "policies"
-    path.mkdir()
-    (path / "call.rego").write_text(CALL_POLICY)
-    (path / "list.rego").write_text(LIST_POLICY)
     return path
 
 
@@ -99,7 +80,7 @@ def browser():
 def audited(tmp_path_factory, gatehouse, components, cache_dir):
     """A gateway whose log holds a known sequence of calls by `agent`."""
     tmp = tmp_path_factory.mktemp("ui")
-    args = serve_args(components, cache_dir, "--config", str(config(tmp)), names=("echo",), policies=policies(tmp))
+    args = serve_args(components, cache_dir, "--config", str(config(tmp)), names=("echo",), policies=DENY_ECHO_FETCH)
     with http_gateway(gatehouse, args) as gateway:
         gateway.base = gateway.url.removesuffix("/mcp")
         yield gateway
@@ -334,10 +315,7 @@ def test_an_operator_answers_a_waiting_question_on_the_approvals_page(gatehouse,
         "".join(f'[[api_keys]]\nprincipal = "{p}"\nkey_sha256 = "{hashlib.sha256(k.encode()).hexdigest()}"\n' for p, k in keys.items())
         + f'[server]\nallow_anonymous = false\n[approvals]\npath = "{tmp_path / "approvals.db"}"\n'
         + '[ui]\nauditors = ["alice"]\noperators = ["olga"]\n')
-    bundle = tmp_path / "policies"
-    bundle.mkdir()
-    (bundle / "list.rego").write_text(LIST_POLICY)
-    (bundle / "call.rego").write_text('package gatehouse.call\n\nallow := true\n\nask contains "echo calls need a person" if input.tool.name == "echo_echo"\n')
+    bundle = REPO / "tests" / "policies" / "ask-echo"
     args = serve_args(components, cache_dir, "--config", str(tmp_path / "gatehouse.toml"), names=("echo",), policies=bundle)
 
     async def call(gateway):

@@ -1,0 +1,3 @@
+package gatehouse.list
+
+allow := true
