@@ -25,6 +25,8 @@ mod sink;
 mod state;
 mod store;
 mod verify;
+// What the command line and the web view show of entries (they build only with `full`).
+#[cfg(feature = "full")]
 mod views;
 mod writer;
 
@@ -52,6 +54,7 @@ pub use store::{
     SCHEMA_VERSION, StoredCheckpoint,
 };
 pub use verify::{Problem, Verifier, VerifyOptions, VerifyReport, verify};
+#[cfg(feature = "full")]
 pub use views::{
     Activity, ActivityBucket, CallStory, CallSummary, StoryStep, describe, parse_time_bound,
     principal,
