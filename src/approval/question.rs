@@ -157,6 +157,17 @@ impl Responder {
         }
     }
 
+    /// `client`, `operator`, `grant`, `timeout` or `nobody`: a bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Responder::Client => "client",
+            Responder::Operator(_) => "operator",
+            Responder::Grant(_) => "grant",
+            Responder::Timeout => "timeout",
+            Responder::Nobody => "nobody",
+        }
+    }
+
     pub fn from_text(text: &str) -> Responder {
         match text.split_once(':') {
             Some(("operator", name)) => Responder::Operator(name.to_owned()),

@@ -392,6 +392,7 @@ impl Gateway {
         context: &CallContext,
         decision: &mut Decision,
     ) -> Result<(), CallResult> {
+        let asked = Instant::now();
         let answer = match &context.retry {
             Some(Retry {
                 answer: Some((_, reply)),
@@ -414,6 +415,12 @@ impl Gateway {
             }
         };
         tracing::info!(call_id = %record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), "call approval answered");
+        self.metrics.approval_answered(
+            Phase::Call.as_str(),
+            answer.label(),
+            answer.by.kind(),
+            asked.elapsed(),
+        );
         let entry = approve::answer_entry(record, question, &answer, decision.revision.clone());
         if let Err(error) = self.sink.append(entry).await {
             tracing::error!(call_id = %record.call_id, %error, "cannot record an approval; refusing the call");

@@ -322,6 +322,8 @@ impl InFlight {
         );
         drop(paused);
         tracing::info!(call_id = %self.record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), waited_ms = waited.as_millis() as u64, "approval answered");
+        self.metrics
+            .approval_answered(request.phase(), answer.label(), answer.by.kind(), waited);
         let entry = approve::answer_entry(&self.record, &question, &answer, decision.revision);
         if !self.queue(entry) {
             return self.counted(

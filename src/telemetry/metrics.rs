@@ -52,6 +52,12 @@ fn commit_seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
 }
 
+/// A person's answer to an approval question: 10 ms (a grant, an operator already there) to
+/// about 22 min (the longest configured waits are longer, and land in +Inf).
+fn approval_seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 18))
+}
+
 /// Entries per audit transaction: 1 to 4096, the writer's largest batch.
 fn batch_entries() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 13))
@@ -74,6 +80,13 @@ struct DecisionLabels {
 struct DenialLabels {
     phase: &'static str,
     tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApprovalLabels {
+    phase: &'static str,
+    answer: &'static str,
+    by: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -131,6 +144,8 @@ struct Inner {
     limits: Family<KindLabel, Counter>,
     traps: Counter,
     rate_limited: Counter,
+    approvals: Family<ApprovalLabels, Counter>,
+    approval_seconds: Histogram,
     audit: AuditMetrics,
     policy: PolicyMetrics,
     traces: TraceMetrics,
@@ -189,6 +204,8 @@ impl Metrics {
             limits: Family::default(),
             traps: Counter::default(),
             rate_limited: Counter::default(),
+            approvals: Family::default(),
+            approval_seconds: approval_seconds(),
             audit,
             policy,
             traces: TraceMetrics::default(),
@@ -304,6 +321,22 @@ impl Metrics {
         self.inner.rate_limited.inc();
     }
 
+    /// Counts the answer to an approval question of `phase`: `approve` or `deny`, given `by`
+    /// the client, an operator, a grant, a timeout or nobody, after a wait of `waited`.
+    pub fn approval_answered(
+        &self,
+        phase: &'static str,
+        answer: &'static str,
+        by: &'static str,
+        waited: Duration,
+    ) {
+        self.inner
+            .approvals
+            .get_or_create(&ApprovalLabels { phase, answer, by })
+            .inc();
+        self.inner.approval_seconds.observe(waited.as_secs_f64());
+    }
+
     /// Counts a tool that trapped.
     pub fn trapped(&self) {
         self.inner.traps.inc();
@@ -398,6 +431,17 @@ impl Inner {
             self.limits.clone(),
         );
         r.register("traps", "Tool calls that trapped", self.traps.clone());
+        r.register(
+            "approvals",
+            "Answers to the questions a policy's ask put, by phase, answer and who gave it",
+            self.approvals.clone(),
+        );
+        r.register_with_unit(
+            "approval_wait",
+            "Time an action waited for its approval question's answer",
+            Unit::Seconds,
+            self.approval_seconds.clone(),
+        );
         r.register(
             "rate_limited_calls",
             "Calls refused by a per-principal rate limit",
@@ -710,6 +754,21 @@ mod tests {
             !text.contains("sha256:aa"),
             "the old revision is gone:\n{text}"
         );
+    }
+
+    #[test]
+    fn approvals_are_counted_by_phase_answer_and_who_answered() {
+        let metrics = Metrics::new();
+        metrics.approval_answered("call", "approve", "client", Duration::from_secs(3));
+        metrics.approval_answered("http", "deny", "timeout", Duration::from_secs(120));
+        let text = metrics.encode();
+        for line in [
+            r#"gatehouse_approvals_total{phase="call",answer="approve",by="client"} 1"#,
+            r#"gatehouse_approvals_total{phase="http",answer="deny",by="timeout"} 1"#,
+            "gatehouse_approval_wait_seconds_count 2",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]
