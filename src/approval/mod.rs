@@ -41,7 +41,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use binding::Binding;
-pub use question::{Answer, Question, QuestionStatus, Responder, Scope, StoredQuestion};
+pub use question::{
+    Answer, NO_QUESTION, Question, QuestionStatus, Responder, Scope, StoredQuestion,
+};
 pub use settings::{ApprovalSettings, DEFAULT_APPROVALS_FILE};
 pub use store::{ApprovalError, ApprovalStore};
 
@@ -195,6 +197,12 @@ impl Approvals {
         question: &Question,
         answer: Result<ClientAnswer, String>,
     ) -> Answer {
+        if question.id == NO_QUESTION {
+            let why = answer
+                .err()
+                .unwrap_or_else(|| "no question has that id".into());
+            return Answer::denied(Responder::Nobody, format!("the retry was refused: {why}"));
+        }
         let store = match self.store() {
             Ok(store) => store,
             Err(error) => return Answer::unavailable(error),

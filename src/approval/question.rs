@@ -7,6 +7,10 @@ use serde::Serialize;
 
 use super::Binding;
 
+/// The id a client's retry is taken to answer when what it sent back is not a question id:
+/// no question has it (an id is the first 16 hex digits of a UUID v4, whose 13th is `4`).
+pub const NO_QUESTION: &str = "q-0000000000000000";
+
 /// One `ask` decision waiting for a person.
 #[derive(Debug, Clone)]
 pub struct Question {
@@ -53,6 +57,17 @@ impl Question {
             messages,
             binding,
         }
+    }
+
+    /// Whether `text` has the shape of a question id (`q-` and 16 lower-case hex digits): a
+    /// client echoes ids back, so one that does not is refused before it is used or logged.
+    pub fn is_id(text: &str) -> bool {
+        text.strip_prefix("q-").is_some_and(|hex| {
+            hex.len() == 16
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
     }
 
     /// The text the person reads: who wants to do what, and why the policy asks.
@@ -285,6 +300,23 @@ mod tests {
         );
         for scope in [Scope::Once, Scope::Session, Scope::Minutes(7)] {
             assert_eq!(scope.to_text().parse(), Ok(scope));
+        }
+    }
+
+    #[test]
+    fn only_the_shape_of_an_id_this_gateway_makes_is_an_id() {
+        let binding = Binding("0".repeat(64));
+        let question = Question::new("c", "s", "p", "t", "call", "a".into(), vec![], binding);
+        assert!(Question::is_id(&question.id), "{}", question.id);
+        for bad in [
+            "",
+            "q-",
+            "q-0123456789abcdeF",
+            "q-0123456789abcdef0",
+            "x-0123456789abcdef",
+            "q-0123456789abcde\n",
+        ] {
+            assert!(!Question::is_id(bad), "{bad:?}");
         }
     }
 

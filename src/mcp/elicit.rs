@@ -21,7 +21,7 @@ use rmcp::service::RequestContext;
 use rmcp::{Peer, RoleServer};
 use serde_json::json;
 
-use crate::approval::{Asker, ClientAnswer, Retry, Scope};
+use crate::approval::{Asker, ClientAnswer, NO_QUESTION, Question, Retry, Scope};
 
 /// The choices of the approval form, as sent (`const`) and shown (`title`).
 const CHOICES: [(&str, &str); 4] = [
@@ -73,6 +73,11 @@ pub fn retry_for(
         return None;
     }
     let answer = request.request_state.as_ref().map(|question| {
+        if !Question::is_id(question) {
+            // Never used as a key nor written anywhere: a question no gateway asked.
+            let refused = Err("its requestState is not a question this gateway asked".to_owned());
+            return (NO_QUESTION.to_owned(), refused);
+        }
         let reply = request
             .input_responses
             .as_ref()

@@ -200,8 +200,10 @@ async def test_an_answer_sent_back_for_another_action_is_refused(gatehouse, gate
         yes = {key: {"action": "accept", "content": {"decision": "approve_once"}}}
         swapped = await client.session.call_tool("echo_echo", {"message": "rm -rf /"}, input_responses=yes, request_state=asked.request_state)
         assert swapped.is_error and "asked about another action" in text(swapped), text(swapped)
-        forged = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state="q-0000000000000000")
+        forged = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state="q-1234567890abcdef")
         assert forged.is_error and "not waiting for an answer" in text(forged), text(forged)
+        junk = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state="q-1\n2026 INFO forged log line")
+        assert junk.is_error and "not a question this gateway asked" in text(junk), text(junk)
         honest = await client.session.call_tool("echo_echo", {"message": "harmless"}, input_responses=yes, request_state=asked.request_state)
         assert not honest.is_error, text(honest)
 
