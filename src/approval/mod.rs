@@ -41,9 +41,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use binding::Binding;
-pub use question::{
-    Answer, NO_QUESTION, Question, QuestionStatus, Responder, Scope, StoredQuestion,
-};
+pub use question::{Answer, Question, QuestionStatus, Responder, Scope, StoredQuestion};
 pub use settings::{ApprovalSettings, DEFAULT_APPROVALS_FILE};
 pub use store::{ApprovalError, ApprovalStore};
 
@@ -69,13 +67,20 @@ pub trait Asker: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<ClientAnswer, String>> + Send + 'a>>;
 }
 
-/// A call from a client that answers questions by calling again (MCP 2026-07-28): its answer
-/// to a question, when this call is the retry.
-#[derive(Debug, Clone, Default)]
-pub struct Retry {
-    /// The question's id (the `requestState` echoed back) and what the client answered (or
-    /// why its answer could not be read).
-    pub answer: Option<(String, Result<ClientAnswer, String>)>,
+/// A call from a client that answers questions by calling again (MCP 2026-07-28).
+#[derive(Debug, Clone)]
+pub enum Retry {
+    /// A first call: a question is put by answering `input_required`.
+    Ask,
+    /// A retry with the answer to question `question` (the `requestState` echoed back), or why
+    /// the answer could not be read.
+    Answer {
+        question: String,
+        reply: Result<ClientAnswer, String>,
+    },
+    /// A retry whose `requestState` is no question id: it is denied, and what was sent back
+    /// is used nowhere (no key, no log, no record).
+    Refused(String),
 }
 
 /// What became of a question put to a client that answers by calling again.
@@ -197,12 +202,6 @@ impl Approvals {
         question: &Question,
         answer: Result<ClientAnswer, String>,
     ) -> Answer {
-        if question.id == NO_QUESTION {
-            let why = answer
-                .err()
-                .unwrap_or_else(|| "no question has that id".into());
-            return Answer::denied(Responder::Nobody, format!("the retry was refused: {why}"));
-        }
         let store = match self.store() {
             Ok(store) => store,
             Err(error) => return Answer::unavailable(error),

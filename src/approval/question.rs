@@ -7,10 +7,6 @@ use serde::Serialize;
 
 use super::Binding;
 
-/// The id a client's retry is taken to answer when what it sent back is not a question id:
-/// no question has it (an id is the first 16 hex digits of a UUID v4, whose 13th is `4`).
-pub const NO_QUESTION: &str = "q-0000000000000000";
-
 /// One `ask` decision waiting for a person.
 #[derive(Debug, Clone)]
 pub struct Question {

@@ -28,7 +28,7 @@ use super::approve::{self, Asking};
 use super::inflight::{self, InFlight, LogObserver, Tally};
 use super::record::{CallRecord, now};
 use super::{Gateway, Session, Tool};
-use crate::approval::{Asker, Question, Resolution, Retry};
+use crate::approval::{Answer, Asker, Question, Resolution, Responder, Retry};
 use crate::audit::{NewEntry, PendingAppend};
 use crate::auth::Caller;
 use crate::host::CallHost;
@@ -287,7 +287,7 @@ impl Gateway {
             let mut question =
                 approve::question(&record, &caller.principal, phase, &input, action, &decision);
             // A retry carries the answer to the question the first round asked.
-            if let Some((id, _)) = context.retry.as_ref().and_then(|r| r.answer.as_ref()) {
+            if let Some(Retry::Answer { question: id, .. }) = &context.retry {
                 question.id.clone_from(id);
             }
             question
@@ -394,10 +394,11 @@ impl Gateway {
     ) -> Result<(), CallResult> {
         let asked = Instant::now();
         let answer = match &context.retry {
-            Some(Retry {
-                answer: Some((_, reply)),
-            }) => self.approvals.answer_by_retry(question, reply.clone()),
-            Some(Retry { answer: None }) => match self.approvals.ask_by_retry(question) {
+            Some(Retry::Answer { reply, .. }) => {
+                self.approvals.answer_by_retry(question, reply.clone())
+            }
+            Some(Retry::Refused(reason)) => Answer::denied(Responder::Nobody, reason.clone()),
+            Some(Retry::Ask) => match self.approvals.ask_by_retry(question) {
                 Resolution::Answered(answer) => answer,
                 Resolution::InputRequired => {
                     tracing::info!(call_id = %record.call_id, question = %question.id, "approval asked of the client; waiting for its retry");

@@ -21,7 +21,7 @@ use rmcp::service::RequestContext;
 use rmcp::{Peer, RoleServer};
 use serde_json::json;
 
-use crate::approval::{Asker, ClientAnswer, NO_QUESTION, Question, Retry, Scope};
+use crate::approval::{Asker, ClientAnswer, Question, Retry, Scope};
 
 /// The choices of the approval form, as sent (`const`) and shown (`title`).
 const CHOICES: [(&str, &str); 4] = [
@@ -72,26 +72,28 @@ pub fn retry_for(
     if !modern(context) || !elicits_forms(context.client_capabilities()) {
         return None;
     }
-    let answer = request.request_state.as_ref().map(|question| {
-        if !Question::is_id(question) {
-            // Never used as a key nor written anywhere: a question no gateway asked.
-            let refused = Err("its requestState is not a question this gateway asked".to_owned());
-            return (NO_QUESTION.to_owned(), refused);
-        }
-        let reply = request
-            .input_responses
-            .as_ref()
-            .and_then(|responses| responses.get(INPUT_KEY))
-            .ok_or_else(|| format!("the retry has no {INPUT_KEY} answer"))
-            .and_then(|value| {
-                serde_json::from_value::<ElicitResult>(value.clone()).map_err(|e| {
-                    format!("the {INPUT_KEY} answer is not an elicitation result: {e}")
-                })
-            })
-            .and_then(|result| read_result(&result, max_minutes));
-        (question.clone(), reply)
-    });
-    Some(Retry { answer })
+    let Some(question) = &request.request_state else {
+        return Some(Retry::Ask);
+    };
+    if !Question::is_id(question) {
+        return Some(Retry::Refused(
+            "the retry was refused: its requestState is not a question this gateway asked".into(),
+        ));
+    }
+    let reply = request
+        .input_responses
+        .as_ref()
+        .and_then(|responses| responses.get(INPUT_KEY))
+        .ok_or_else(|| format!("the retry has no {INPUT_KEY} answer"))
+        .and_then(|value| {
+            serde_json::from_value::<ElicitResult>(value.clone())
+                .map_err(|e| format!("the {INPUT_KEY} answer is not an elicitation result: {e}"))
+        })
+        .and_then(|result| read_result(&result, max_minutes));
+    Some(Retry::Answer {
+        question: question.clone(),
+        reply,
+    })
 }
 
 /// The `input_required` result that asks `prompt` and names `question` as the state the
