@@ -429,18 +429,7 @@ impl Gateway {
                 "the audit log cannot record the approval of this call ({error}); calls are refused until it can"
             )));
         }
-        if answer.approved {
-            decision.approve();
-        } else {
-            let asked = std::mem::take(&mut decision.reasons);
-            decision.verdict = crate::policy::Verdict::Deny;
-            decision.reasons = answer.reason.into_iter().collect();
-            decision.reasons.extend(
-                asked
-                    .into_iter()
-                    .map(|m| format!("approval was asked because: {m}")),
-            );
-        }
+        decision.answer(answer.approved, answer.reason);
         Ok(())
     }
 

@@ -324,32 +324,20 @@ impl InFlight {
         tracing::info!(call_id = %self.record.call_id, question = %question.id, approved = answer.approved, by = %answer.by.to_text(), waited_ms = waited.as_millis() as u64, "approval answered");
         self.metrics
             .approval_answered(request.phase(), answer.label(), answer.by.kind(), waited);
-        let entry = approve::answer_entry(&self.record, &question, &answer, decision.revision);
+        let entry =
+            approve::answer_entry(&self.record, &question, &answer, decision.revision.clone());
         if !self.queue(entry) {
             return self.counted(
                 request,
                 HostVerdict::deny("the audit log cannot record the approval of this request"),
             );
         }
-        let verdict = if answer.approved {
-            HostVerdict {
-                allowed: true,
-                reasons: Vec::new(),
-                inject: decision.inject,
-            }
-        } else {
-            let mut reasons: Vec<String> = answer.reason.into_iter().collect();
-            reasons.extend(
-                decision
-                    .reasons
-                    .iter()
-                    .map(|m| format!("approval was asked because: {m}")),
-            );
-            HostVerdict {
-                allowed: false,
-                reasons,
-                inject: Default::default(),
-            }
+        let mut decision = decision;
+        decision.answer(answer.approved, answer.reason);
+        let verdict = HostVerdict {
+            allowed: decision.is_allowed(),
+            reasons: decision.reasons,
+            inject: decision.inject,
         };
         self.counted(request, verdict)
     }

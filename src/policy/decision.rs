@@ -150,11 +150,24 @@ impl Decision {
         self.verdict == Verdict::Ask
     }
 
-    /// Turns an `ask` into an allow: a person approved the action.
-    pub fn approve(&mut self) {
-        if self.verdict == Verdict::Ask {
+    /// Settles an `ask` with a person's answer: an allow when they approved, else a deny whose
+    /// reasons are `refusal` (why not) and then the `ask` messages (why they were asked).
+    pub fn answer(&mut self, approved: bool, refusal: Option<String>) {
+        if self.verdict != Verdict::Ask {
+            return;
+        }
+        let asked = std::mem::take(&mut self.reasons);
+        if approved {
             self.verdict = Verdict::Allow;
-            self.reasons.clear();
+        } else {
+            self.verdict = Verdict::Deny;
+            self.inject = Injection::default();
+            self.reasons = refusal.into_iter().collect();
+            self.reasons.extend(
+                asked
+                    .into_iter()
+                    .map(|m| format!("approval was asked because: {m}")),
+            );
         }
     }
 
@@ -591,8 +604,15 @@ mod tests {
             broken.reasons
         );
         let mut approved = decide(asks(false));
-        approved.approve();
+        approved.answer(true, None);
         assert!(approved.is_allowed() && approved.reasons.is_empty());
+        let mut refused = decide(asks(true));
+        refused.answer(false, Some("declined".into()));
+        assert_eq!(refused.verdict, Verdict::Deny);
+        assert_eq!(
+            refused.reasons,
+            vec!["declined", "approval was asked because: a person decides"]
+        );
         let quiet = decide(RuleValues {
             ask: Some(set(&[])),
             ..asks(true)
